@@ -1,0 +1,103 @@
+//! The single-writer `.lock` file, compatible with the reference: created exclusively, holding
+//! the owner's pid; a lock whose pid is not alive is stale and taken over.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use super::error::{display_join, Error, Result};
+
+pub const LOCK_FILE: &str = ".lock";
+
+#[derive(Debug)]
+pub struct LockHandle {
+    _file: File,
+    path: PathBuf,
+}
+
+/// `parseInt(text, 10)`: optional leading whitespace and sign, then digits.
+fn parse_pid(text: &str) -> Option<i64> {
+    let t = text.trim_start();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let end = digits.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+    let n: i64 = digits[..end].parse().ok()?;
+    Some(if neg { -n } else { n })
+}
+
+/// Whether a process with this pid exists. A process we may not signal still exists.
+fn is_alive(pid: i64) -> bool {
+    if pid <= 0 || pid > i32::MAX as i64 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+pub fn acquire(dir: &Path, dir_display: &str) -> Result<LockHandle> {
+    let path = dir.join(LOCK_FILE);
+    let shown = display_join(dir_display, LOCK_FILE);
+    for _ in 0..100 {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut file) => {
+                file.write_all(std::process::id().to_string().as_bytes()).map_err(|e| Error::io(&shown, e))?;
+                return Ok(LockHandle { _file: file, path });
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(&shown, e)),
+        }
+        let content = match fs::read_to_string(&path) {
+            Ok(c) => c,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&shown, e)),
+        };
+        if let Some(pid) = parse_pid(&content) {
+            if is_alive(pid) {
+                return Err(Error::Locked { pid, lock_path: shown });
+            }
+        }
+        let _ = fs::remove_file(&path);
+    }
+    Err(Error::Invalid(format!("Could not acquire {shown}: it keeps reappearing")))
+}
+
+pub fn release(handle: LockHandle) {
+    let LockHandle { _file, path } = handle;
+    drop(_file);
+    let _ = fs::remove_file(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_like_parse_int() {
+        assert_eq!(parse_pid(" 123abc"), Some(123));
+        assert_eq!(parse_pid("-5"), Some(-5));
+        assert_eq!(parse_pid("abc"), None);
+        assert_eq!(parse_pid(""), None);
+    }
+
+    #[test]
+    fn excludes_live_owner_and_takes_stale_lock() {
+        let dir = std::env::temp_dir().join(format!("opslog-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_file(dir.join(LOCK_FILE));
+        let h = acquire(&dir, "d").unwrap();
+        let e = acquire(&dir, "d").unwrap_err().to_string();
+        assert_eq!(e, format!("Store is locked by process {}. If this is stale, delete d/.lock", std::process::id()));
+        release(h);
+        std::fs::write(dir.join(LOCK_FILE), "999999999").unwrap();
+        let h = acquire(&dir, "d").unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join(LOCK_FILE)).unwrap(), std::process::id().to_string());
+        release(h);
+        std::fs::write(dir.join(LOCK_FILE), "junk").unwrap();
+        release(acquire(&dir, "d").unwrap());
+        assert!(!dir.join(LOCK_FILE).exists());
+    }
+}

@@ -1,0 +1,14 @@
+//! The storage engine: pure Rust, no napi types, tested with `cargo test`.
+
+pub mod archive;
+pub mod delta;
+pub mod error;
+pub mod fsutil;
+pub mod json;
+pub mod lock;
+pub mod manifest;
+pub mod op;
+pub mod records;
+pub mod snapshot;
+pub mod time;
+pub mod wal;

@@ -1,0 +1,207 @@
+//! One operation of the log: its JSON line format, parsing and validation (`validateOp`).
+
+use super::json::{self, Kind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Set,
+    Delete,
+}
+
+/// An operation with every value as canonical JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op {
+    pub ts: String,
+    pub kind: OpKind,
+    /// The id as a JSON string token (quotes included), so any JavaScript string survives.
+    pub id: String,
+    /// `None` for a create; otherwise the full previous record or, with `delta`, a patch.
+    pub prev: Option<String>,
+    pub data: Option<String>,
+    pub delta: bool,
+    pub agent: Option<String>,
+    pub clock: Option<u64>,
+}
+
+impl Op {
+    /// The op's line, without the trailing newline, keys in the reference's order.
+    pub fn encode(&self) -> String {
+        let data_len = self.data.as_ref().map_or(0, String::len);
+        let prev_len = self.prev.as_ref().map_or(4, String::len);
+        let mut out = String::with_capacity(64 + self.id.len() + prev_len + data_len);
+        out.push_str("{\"ts\":\"");
+        out.push_str(&self.ts);
+        out.push_str(match self.kind {
+            OpKind::Set => "\",\"op\":\"set\",\"id\":",
+            OpKind::Delete => "\",\"op\":\"delete\",\"id\":",
+        });
+        out.push_str(&self.id);
+        out.push_str(",\"prev\":");
+        out.push_str(self.prev.as_deref().unwrap_or("null"));
+        if let Some(data) = &self.data {
+            out.push_str(",\"data\":");
+            out.push_str(data);
+        }
+        if let Some(agent) = &self.agent {
+            out.push_str(",\"agent\":");
+            out.push_str(&json::quote(agent));
+        }
+        if let Some(clock) = self.clock {
+            out.push_str(&format!(",\"clock\":{clock}"));
+        }
+        if self.delta {
+            out.push_str(",\"encoding\":\"delta\"");
+        }
+        out.push('}');
+        out
+    }
+
+    /// Parses and validates one line of an op file, with `validateOp`'s rules and messages.
+    pub fn parse(line: &str) -> Result<Op, String> {
+        let kind = json::kind_of(line.trim_start());
+        if kind != Kind::Object {
+            json::validate(line).map_err(|e| e.to_string())?;
+            return Err("Invalid operation: not an object".into());
+        }
+        let members = json::object_members_dedup(line).map_err(|e| e.to_string())?;
+        // Keys in canonical form so `"\u0074s"` counts as `ts`, as JSON.parse would see it.
+        let mut fields: Vec<(String, &str)> = Vec::with_capacity(members.len());
+        for m in &members {
+            let key = json::canonicalize(m.key).map_err(|e| e.to_string())?.into_owned();
+            fields.push((key, m.value));
+        }
+        let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        let string_field = |name: &str| -> Option<String> {
+            get(name).filter(|v| json::kind_of(v) == Kind::String).and_then(|v| json::decode_string(v).ok())
+        };
+
+        let ts = string_field("\"ts\"").filter(|s| !s.is_empty());
+        let ts = ts.ok_or("Invalid operation: ts must be a non-empty string")?;
+        let op = get("\"op\"");
+        let kind = match op.map(|v| (json::kind_of(v), v)) {
+            Some((Kind::String, v)) if json::decode_string(v).as_deref() == Ok("set") => OpKind::Set,
+            Some((Kind::String, v)) if json::decode_string(v).as_deref() == Ok("delete") => OpKind::Delete,
+            Some((Kind::String, v)) => {
+                let got = json::decode_string(v).unwrap_or_default();
+                return Err(format!("Invalid operation: op must be \"set\" or \"delete\", got \"{got}\""));
+            }
+            other => {
+                let got = other.map_or("undefined".to_string(), |(_, v)| v.to_string());
+                return Err(format!("Invalid operation: op must be \"set\" or \"delete\", got \"{got}\""));
+            }
+        };
+        let id = get("\"id\"").filter(|v| json::kind_of(v) == Kind::String && *v != "\"\"");
+        let id = id.ok_or("Invalid operation: id must be a non-empty string")?;
+        let id = json::canonicalize(id).map_err(|e| e.to_string())?.into_owned();
+        let prev = get("\"prev\"").ok_or("Invalid operation: missing prev")?;
+        let prev = match json::kind_of(prev) {
+            Kind::Null => None,
+            Kind::Object => Some(json::canonicalize(prev).map_err(|e| e.to_string())?.into_owned()),
+            _ => return Err("Invalid operation: prev must be an object or null".into()),
+        };
+        let data = get("\"data\"");
+        if kind == OpKind::Set && data.is_none_or(|d| json::kind_of(d) == Kind::Null) {
+            return Err("Invalid operation: set op must have non-null data".into());
+        }
+        if kind == OpKind::Delete && prev.is_none() {
+            return Err("Invalid operation: delete op must have non-null prev".into());
+        }
+        if kind == OpKind::Delete && data.is_some() {
+            return Err("Invalid operation: delete op must not have data field".into());
+        }
+        let data = match data {
+            Some(d) => Some(json::canonicalize(d).map_err(|e| e.to_string())?.into_owned()),
+            None => None,
+        };
+        let delta = match get("\"encoding\"") {
+            None => false,
+            Some("\"delta\"") => true,
+            Some("\"full\"") => false,
+            Some(other) => {
+                let got = if json::kind_of(other) == Kind::String {
+                    json::decode_string(other).unwrap_or_default()
+                } else {
+                    other.to_string()
+                };
+                return Err(format!("Invalid operation: encoding must be \"full\" or \"delta\", got \"{got}\""));
+            }
+        };
+        let agent = match get("\"agent\"") {
+            None => None,
+            Some(_) => {
+                let a = string_field("\"agent\"").filter(|s| !s.is_empty());
+                Some(a.ok_or("Invalid operation: agent must be a non-empty string")?)
+            }
+        };
+        let clock = match get("\"clock\"") {
+            None => None,
+            Some(raw) => {
+                let bad = || "Invalid operation: clock must be a non-negative integer".to_string();
+                if json::kind_of(raw) != Kind::Number {
+                    return Err(bad());
+                }
+                let v: f64 = raw.parse().map_err(|_| bad())?;
+                if !v.is_finite() || v.fract() != 0.0 || v < 0.0 || v > u64::MAX as f64 {
+                    return Err(bad());
+                }
+                Some(v as u64)
+            }
+        };
+        Ok(Op { ts, kind, id, prev, data, delta, agent, clock })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_in_reference_key_order() {
+        let op = Op {
+            ts: "2026-11-24T10:42:12.136Z".into(),
+            kind: OpKind::Set,
+            id: "\"a\"".into(),
+            prev: Some(r#"{"$set":{"status":"x"},"$unset":["extra"]}"#.into()),
+            data: Some(r#"{"name":"A","status":"z","extra":1}"#.into()),
+            delta: true,
+            agent: None,
+            clock: None,
+        };
+        let line = op.encode();
+        assert_eq!(
+            line,
+            r#"{"ts":"2026-11-24T10:42:12.136Z","op":"set","id":"a","prev":{"$set":{"status":"x"},"$unset":["extra"]},"data":{"name":"A","status":"z","extra":1},"encoding":"delta"}"#
+        );
+        assert_eq!(Op::parse(&line).unwrap(), op);
+    }
+
+    #[test]
+    fn validation_messages() {
+        let cases = [
+            ("[1]", "Invalid operation: not an object"),
+            (r#"{"op":"set"}"#, "Invalid operation: ts must be a non-empty string"),
+            (r#"{"ts":"t","op":"put"}"#, "Invalid operation: op must be \"set\" or \"delete\", got \"put\""),
+            (r#"{"ts":"t","op":"set","id":""}"#, "Invalid operation: id must be a non-empty string"),
+            (r#"{"ts":"t","op":"set","id":"a"}"#, "Invalid operation: missing prev"),
+            (r#"{"ts":"t","op":"set","id":"a","prev":[1]}"#, "Invalid operation: prev must be an object or null"),
+            (r#"{"ts":"t","op":"set","id":"a","prev":null,"data":null}"#, "Invalid operation: set op must have non-null data"),
+            (r#"{"ts":"t","op":"delete","id":"a","prev":null}"#, "Invalid operation: delete op must have non-null prev"),
+            (r#"{"ts":"t","op":"delete","id":"a","prev":{},"data":{}}"#, "Invalid operation: delete op must not have data field"),
+            (r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{},"encoding":"x"}"#, "Invalid operation: encoding must be \"full\" or \"delta\", got \"x\""),
+            (r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{},"agent":""}"#, "Invalid operation: agent must be a non-empty string"),
+            (r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{},"clock":1.5}"#, "Invalid operation: clock must be a non-negative integer"),
+        ];
+        for (line, msg) in cases {
+            assert_eq!(Op::parse(line).unwrap_err(), msg, "{line}");
+        }
+        assert!(Op::parse("{not json").is_err());
+        assert!(Op::parse(r#"{"ts":"t","op":"delete","id":"a","prev":{"x":1},"agent":"b","clock":3}"#).is_ok());
+    }
+
+    #[test]
+    fn parsed_values_are_canonical() {
+        let op = Op::parse(r#"{ "ts":"t", "op":"set", "id":"\u0061", "prev":null, "data":{"n": 1.0} }"#).unwrap();
+        assert_eq!(op.id, "\"a\"");
+        assert_eq!(op.data.as_deref(), Some(r#"{"n":1}"#));
+    }
+}

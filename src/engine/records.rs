@@ -1,0 +1,107 @@
+//! The live records, keyed by id, iterated in the order a JavaScript `Map` would give:
+//! insertion order, an overwrite keeps its place, a delete then set moves to the end.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Default, Clone)]
+pub struct Records {
+    slots: Vec<Option<(Arc<str>, Box<str>)>>,
+    index: HashMap<Arc<str>, usize>,
+}
+
+impl Records {
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&str> {
+        let &slot = self.index.get(id)?;
+        self.slots[slot].as_ref().map(|(_, text)| &**text)
+    }
+
+    /// Sets a record; returns the previous text.
+    pub fn set(&mut self, id: &str, text: Box<str>) -> Option<Box<str>> {
+        if let Some(&slot) = self.index.get(id) {
+            let entry = self.slots[slot].as_mut().expect("indexed slot is live");
+            return Some(std::mem::replace(&mut entry.1, text));
+        }
+        let id: Arc<str> = Arc::from(id);
+        self.index.insert(id.clone(), self.slots.len());
+        self.slots.push(Some((id, text)));
+        None
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<Box<str>> {
+        let slot = self.index.remove(id)?;
+        let (_, text) = self.slots[slot].take().expect("indexed slot is live");
+        if self.slots.len() > 64 && self.index.len() * 2 < self.slots.len() {
+            self.compact_slots();
+        }
+        Some(text)
+    }
+
+    fn compact_slots(&mut self) {
+        self.slots.retain(Option::is_some);
+        for (i, (id, _)) in self.slots.iter().flatten().enumerate() {
+            *self.index.get_mut(id).expect("live id is indexed") = i;
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.slots.iter().flatten().map(|(id, text)| (&**id, &**text))
+    }
+
+    /// Records from slot `start` on, for resumable export; yields the slot after each record.
+    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = (usize, &str, &str)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .skip(start)
+            .filter_map(|(i, s)| s.as_ref().map(|(id, text)| (i + 1, &**id, &**text)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(r: &Records) -> Vec<String> {
+        r.iter().map(|(id, _)| id.to_string()).collect()
+    }
+
+    #[test]
+    fn follows_map_iteration_order() {
+        let mut r = Records::default();
+        r.set("a", "1".into());
+        r.set("b", "2".into());
+        r.set("c", "3".into());
+        assert_eq!(r.set("a", "4".into()).as_deref(), Some("1"));
+        assert_eq!(order(&r), ["a", "b", "c"]);
+        r.remove("a");
+        r.set("a", "5".into());
+        assert_eq!(order(&r), ["b", "c", "a"]);
+        assert_eq!(r.get("a"), Some("5"));
+        assert_eq!(r.len(), 3);
+    }
+
+    #[test]
+    fn survives_slot_compaction() {
+        let mut r = Records::default();
+        for i in 0..200 {
+            r.set(&i.to_string(), i.to_string().into());
+        }
+        for i in 0..150 {
+            r.remove(&i.to_string());
+        }
+        assert_eq!(r.len(), 50);
+        assert_eq!(r.get("199"), Some("199"));
+        assert_eq!(order(&r).first().map(String::as_str), Some("150"));
+        r.set("150", "x".into());
+        assert_eq!(order(&r).first().map(String::as_str), Some("150"));
+    }
+}

@@ -1,0 +1,288 @@
+//! Snapshots: `snapshots/snap-<ms>.jsonl`, a header line then one `{"id","data"}` line per
+//! record. Readers also take the two legacy forms (one JSON object with `records`, on one line
+//! or pretty-printed).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use super::error::{display_join, Error, Result};
+use super::fsutil;
+use super::json::{self, Kind};
+use super::records::Records;
+use super::time;
+
+pub fn header(version: u64, timestamp: &str) -> String {
+    format!("{{\"version\":{version},\"timestamp\":{}}}", json::quote(timestamp))
+}
+
+pub fn record_line(id: &str, data: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"id\":");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"}\n");
+}
+
+/// Writes a new snapshot of `records`; returns its path relative to `dir`.
+pub fn write(dir: &Path, records: &Records, version: u64) -> Result<String> {
+    let snapdir = dir.join("snapshots");
+    let name = fsutil::fresh_name(&snapdir, "snap-", "jsonl");
+    fsutil::write_replace(&snapdir.join(&name), |w| {
+        w.write_all(header(version, &time::now_iso()).as_bytes())?;
+        w.write_all(b"\n")?;
+        let mut line = Vec::with_capacity(256);
+        for (id, data) in records.iter() {
+            line.clear();
+            record_line(id, data, &mut line);
+            w.write_all(&line)?;
+        }
+        Ok(())
+    })?;
+    Ok(format!("snapshots/{name}"))
+}
+
+/// Parses one JSONL record line into (id token, record text), both canonical.
+fn parse_record_line(line: &str) -> std::result::Result<(String, String), String> {
+    let members = json::object_members_dedup(line).map_err(|e| e.to_string())?;
+    let mut id = None;
+    let mut data = None;
+    for m in &members {
+        match &*json::canonicalize(m.key).map_err(|e| e.to_string())? {
+            "\"id\"" => id = Some(m.value),
+            "\"data\"" => data = Some(m.value),
+            _ => {}
+        }
+    }
+    let id = id.filter(|v| json::kind_of(v) == Kind::String).ok_or("record line has no string id")?;
+    let data = data.ok_or("record line has no data")?;
+    let id = json::canonicalize(id).map_err(|e| e.to_string())?.into_owned();
+    let data = json::canonicalize(data).map_err(|e| e.to_string())?.into_owned();
+    Ok((id, data))
+}
+
+fn corrupt(path: &str, what: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("Corrupt snapshot {path}: {what}"))
+}
+
+/// The legacy whole-object form: validates as `validateSnapshot` and yields its records.
+fn legacy_records(text: &str, path: &str) -> Result<(u64, Vec<(String, String)>)> {
+    let members = json::object_members_dedup(text).map_err(|_| Error::Corrupt("Invalid snapshot: not an object".into()))?;
+    let get = |name: &str| members.iter().find(|m| m.key == name).map(|m| m.value);
+    let version = get("\"version\"")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && v.fract() == 0.0 && *v >= 1.0)
+        .ok_or_else(|| Error::Corrupt("Invalid snapshot: version must be a positive finite integer".into()))?;
+    if !get("\"timestamp\"").is_some_and(|t| json::kind_of(t) == Kind::String && t != "\"\"") {
+        return Err(Error::Corrupt("Invalid snapshot: timestamp must be a non-empty string".into()));
+    }
+    let records = get("\"records\"")
+        .filter(|r| json::kind_of(r) == Kind::Object)
+        .ok_or_else(|| Error::Corrupt("Invalid snapshot: records must be an object".into()))?;
+    let mut out = Vec::new();
+    for m in json::object_members_dedup(records).map_err(|e| corrupt(path, e))? {
+        let id = json::canonicalize(m.key).map_err(|e| corrupt(path, e))?.into_owned();
+        let data = json::canonicalize(m.value).map_err(|e| corrupt(path, e))?.into_owned();
+        out.push((id, data));
+    }
+    Ok((version as u64, out))
+}
+
+/// What the first line of a snapshot says about its form.
+enum Form {
+    Jsonl { version: u64 },
+    Legacy,
+}
+
+fn detect(first_line: &str) -> Form {
+    let trimmed = first_line.trim();
+    match json::object_members_dedup(trimmed) {
+        Ok(members) => {
+            if members.iter().any(|m| m.key == "\"records\"") {
+                Form::Legacy
+            } else {
+                let version = members
+                    .iter()
+                    .find(|m| m.key == "\"version\"")
+                    .and_then(|m| m.value.parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .map_or(1, |v| v as u64);
+                Form::Jsonl { version }
+            }
+        }
+        Err(_) => Form::Legacy,
+    }
+}
+
+/// Loads a whole snapshot. `dir_display` is the directory as the user gave it (for messages).
+pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, u64)> {
+    let path = dir.join(rel);
+    let shown = display_join(dir_display, rel);
+    let text = fsutil::read_text(&path)?;
+    let first = text.split('\n').next().unwrap_or("");
+    let mut records = Records::default();
+    match detect(first) {
+        Form::Legacy => {
+            let (version, recs) = legacy_records(&text, &shown)?;
+            for (id, data) in recs {
+                records.set(&id, data.into());
+            }
+            Ok((records, version))
+        }
+        Form::Jsonl { version } => {
+            for (n, line) in text.split('\n').enumerate().skip(1) {
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let (id, data) = parse_record_line(line).map_err(|e| corrupt(&shown, format!("line {}: {e}", n + 1)))?;
+                records.set(&id, data.into());
+            }
+            Ok((records, version))
+        }
+    }
+}
+
+/// Reads a snapshot a batch of records at a time, holding one batch in memory (JSONL form).
+pub struct SnapshotStream {
+    shown: String,
+    state: StreamState,
+    line_no: usize,
+    pub version: u64,
+}
+
+enum StreamState {
+    Lines(BufReader<File>),
+    Buffered(std::vec::IntoIter<(String, String)>),
+    Done,
+}
+
+impl SnapshotStream {
+    pub fn open(dir: &Path, dir_display: &str, rel: &str) -> Result<Self> {
+        let path = dir.join(rel);
+        let shown = display_join(dir_display, rel);
+        let file = File::open(&path).map_err(|e| Error::io(&shown, e))?;
+        let mut reader = BufReader::with_capacity(1 << 16, file);
+        let mut first = Vec::new();
+        reader.read_until(b'\n', &mut first).map_err(|e| Error::io(&shown, e))?;
+        let first = String::from_utf8_lossy(&first).into_owned();
+        match detect(&first) {
+            Form::Jsonl { version } => Ok(SnapshotStream { shown, state: StreamState::Lines(reader), line_no: 1, version }),
+            Form::Legacy => {
+                // A legacy snapshot is one JSON value; it has to be read whole to be split.
+                let text = fsutil::read_text(&path)?;
+                let (version, recs) = legacy_records(&text, &shown)?;
+                Ok(SnapshotStream { shown, state: StreamState::Buffered(recs.into_iter()), line_no: 0, version })
+            }
+        }
+    }
+
+    /// Up to `max` records as a flat JSON array text `[id, record, id, record, ...]`, or
+    /// `None` at the end.
+    pub fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
+        let mut out = String::from("[");
+        let mut n = 0;
+        let push = |out: &mut String, n: &mut usize, id: &str, data: &str| {
+            if *n > 0 {
+                out.push(',');
+            }
+            out.push_str(id);
+            out.push(',');
+            out.push_str(data);
+            *n += 1;
+        };
+        match &mut self.state {
+            StreamState::Done => return Ok(None),
+            StreamState::Buffered(it) => {
+                for (id, data) in it.by_ref().take(max) {
+                    push(&mut out, &mut n, &id, &data);
+                }
+            }
+            StreamState::Lines(reader) => {
+                let mut buf = Vec::new();
+                while n < max {
+                    buf.clear();
+                    let read = reader.read_until(b'\n', &mut buf).map_err(|e| Error::io(&self.shown, e))?;
+                    if read == 0 {
+                        break;
+                    }
+                    self.line_no += 1;
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let (id, data) =
+                        parse_record_line(line).map_err(|e| corrupt(&self.shown, format!("line {}: {e}", self.line_no)))?;
+                    push(&mut out, &mut n, &id, &data);
+                }
+            }
+        }
+        if n == 0 {
+            self.state = StreamState::Done;
+            return Ok(None);
+        }
+        out.push(']');
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("opslog-snap-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("snapshots")).unwrap();
+        d
+    }
+
+    #[test]
+    fn round_trips_jsonl() {
+        let dir = tmpdir("rt");
+        let mut r = Records::default();
+        r.set("\"a\"", "{\"x\":1e+21,\"s\":\"\u{2028}\"}".into());
+        r.set("\"b\\ud800\"", "{}".into());
+        let rel = write(&dir, &r, 3).unwrap();
+        let text = std::fs::read_to_string(dir.join(&rel)).unwrap();
+        let lines: Vec<&str> = text.split('\n').collect();
+        assert!(lines[0].starts_with("{\"version\":3,\"timestamp\":\""));
+        assert_eq!(lines[1], "{\"id\":\"a\",\"data\":{\"x\":1e+21,\"s\":\"\u{2028}\"}}");
+        assert_eq!(lines[2], r#"{"id":"b\ud800","data":{}}"#);
+        assert_eq!(lines[3], "");
+        let (loaded, v) = load(&dir, "d", &rel).unwrap();
+        assert_eq!(v, 3);
+        assert_eq!(loaded.iter().collect::<Vec<_>>(), r.iter().collect::<Vec<_>>());
+        let mut s = SnapshotStream::open(&dir, "d", &rel).unwrap();
+        assert_eq!(s.next_batch(1).unwrap().unwrap(), "[\"a\",{\"x\":1e+21,\"s\":\"\u{2028}\"}]");
+        assert_eq!(s.next_batch(5).unwrap().unwrap(), r#"["b\ud800",{}]"#);
+        assert_eq!(s.next_batch(5).unwrap(), None);
+    }
+
+    #[test]
+    fn reads_legacy_forms() {
+        let dir = tmpdir("legacy");
+        let one = r#"{"version":2,"timestamp":"t","records":{"a":{"n":1},"b":{"m":[1, 2]}}}"#;
+        let pretty = "{\n  \"version\": 2,\n  \"timestamp\": \"t\",\n  \"records\": {\n    \"a\": {\n      \"n\": 1\n    },\n    \"b\": {\"m\": [1, 2]}\n  }\n}";
+        for (name, text) in [("snapshots/one.json", one), ("snapshots/pretty.json", pretty)] {
+            std::fs::write(dir.join(name), text).unwrap();
+            let (r, v) = load(&dir, "d", name).unwrap();
+            assert_eq!(v, 2);
+            assert_eq!(r.iter().collect::<Vec<_>>(), vec![("\"a\"", "{\"n\":1}"), ("\"b\"", "{\"m\":[1,2]}")]);
+            let mut s = SnapshotStream::open(&dir, "d", name).unwrap();
+            assert_eq!(s.next_batch(10).unwrap().unwrap(), r#"["a",{"n":1},"b",{"m":[1,2]}]"#);
+        }
+        std::fs::write(dir.join("snapshots/bad.json"), r#"{"version":0,"timestamp":"t","records":{}}"#).unwrap();
+        let e = load(&dir, "d", "snapshots/bad.json").unwrap_err();
+        assert_eq!(e.to_string(), "Invalid snapshot: version must be a positive finite integer");
+    }
+
+    #[test]
+    fn corrupt_line_names_the_file() {
+        let dir = tmpdir("corrupt");
+        std::fs::write(dir.join("snapshots/s.jsonl"), "{\"version\":1,\"timestamp\":\"t\"}\n{\"id\":\"a\",\"data\":{}}\n{garbage\n").unwrap();
+        let e = load(&dir, "d", "snapshots/s.jsonl").unwrap_err().to_string();
+        assert!(e.starts_with("Corrupt snapshot d/snapshots/s.jsonl: line 3"), "{e}");
+    }
+}

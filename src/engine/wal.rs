@@ -1,0 +1,249 @@
+//! Op files (`ops/*.jsonl`): one operation per line, appended; undo truncates.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use super::error::{Error, Result};
+use super::op::Op;
+
+/// A valid op read from a file, with where its line starts.
+#[derive(Debug, Clone)]
+pub struct LoggedOp {
+    pub op: Op,
+    pub line: Box<str>,
+    /// Byte offset of the line's start in the op file (its position once written).
+    pub pos: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct ReadResult {
+    pub ops: Vec<LoggedOp>,
+    /// Lines that were not JSON or failed validation (a torn last line included).
+    pub skipped: usize,
+    /// Length of the file up to the end of its last complete line.
+    pub complete_len: u64,
+    /// Whether the file ends in a complete line that lacks its newline.
+    pub missing_newline: bool,
+}
+
+/// Parses op lines from `bytes`, which start at byte `base` of the file.
+pub fn parse_lines(bytes: &[u8], base: u64) -> ReadResult {
+    let mut result = ReadResult { complete_len: base, ..Default::default() };
+    let mut start = 0usize;
+    while start < bytes.len() {
+        let (end, complete) = match bytes[start..].iter().position(|&b| b == b'\n') {
+            Some(i) => (start + i, true),
+            None => (bytes.len(), false),
+        };
+        let text = String::from_utf8_lossy(&bytes[start..end]);
+        let line = text.trim();
+        if !line.is_empty() {
+            match Op::parse(line) {
+                Ok(op) => {
+                    result.ops.push(LoggedOp { op, line: line.into(), pos: base + start as u64 });
+                    if !complete {
+                        result.missing_newline = true;
+                        result.complete_len = base + end as u64;
+                    }
+                }
+                Err(_) => result.skipped += 1,
+            }
+        }
+        if complete {
+            result.complete_len = base + end as u64 + 1;
+        }
+        start = end + 1;
+    }
+    result
+}
+
+/// Reads every valid op of a file; a missing file reads as empty, as in the reference.
+pub fn read(path: &Path) -> Result<ReadResult> {
+    read_from(path, 0)
+}
+
+/// Reads the ops that start at or after byte `from`.
+pub fn read_from(path: &Path, from: u64) -> Result<ReadResult> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ReadResult { complete_len: from, ..Default::default() }),
+        Err(e) => return Err(Error::io(path.display().to_string(), e)),
+    };
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(from))
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(|e| Error::io(path.display().to_string(), e))?;
+    Ok(parse_lines(&bytes, from))
+}
+
+pub fn warn_skipped(skipped: usize, shown_path: &str) {
+    if skipped > 0 {
+        eprintln!("opslog: skipped {skipped} malformed line(s) in {shown_path}");
+    }
+}
+
+/// The open op file of a writer: appends without reopening, truncates for undo.
+#[derive(Debug)]
+pub struct OpWriter {
+    file: File,
+    shown: String,
+    /// Bytes in the file.
+    pub len: u64,
+}
+
+impl OpWriter {
+    pub fn create(path: &Path, shown: String) -> Result<Self> {
+        let file = OpenOptions::new().create_new(true).read(true).write(true).open(path).map_err(|e| Error::io(&shown, e))?;
+        Ok(OpWriter { file, shown, len: 0 })
+    }
+
+    /// Opens an existing op file for appending at `len`, cutting off a torn tail beyond it and
+    /// ending a final line that lacks its newline.
+    pub fn open(path: &Path, shown: String, read: &ReadResult) -> Result<Self> {
+        let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(|e| Error::io(&shown, e))?;
+        let mut w = OpWriter { file, shown, len: read.complete_len };
+        let actual = w.file.metadata().map_err(|e| Error::io(&w.shown, e))?.len();
+        if actual != read.complete_len {
+            w.truncate(read.complete_len)?;
+        }
+        if read.missing_newline {
+            w.append(b"\n")?;
+        }
+        Ok(w)
+    }
+
+    pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file.seek(SeekFrom::Start(self.len)).map_err(|e| Error::io(&self.shown, e))?;
+        if let Err(e) = self.file.write_all(bytes) {
+            // Leave no partial line behind: the op was not acknowledged.
+            let _ = self.file.set_len(self.len);
+            return Err(Error::io(&self.shown, e));
+        }
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    pub fn truncate(&mut self, len: u64) -> Result<()> {
+        self.file.set_len(len).map_err(|e| Error::io(&self.shown, e))?;
+        self.len = len;
+        Ok(())
+    }
+
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::io(&self.shown, e))
+    }
+}
+
+/// Streams the ops of a file a batch at a time (for `getWalOps`).
+pub struct OpStream {
+    reader: Option<BufReader<File>>,
+    since: Option<String>,
+}
+
+impl OpStream {
+    pub fn open(path: &Path, since: Option<String>) -> Result<Self> {
+        let reader = match File::open(path) {
+            Ok(f) => Some(BufReader::with_capacity(1 << 16, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(path.display().to_string(), e)),
+        };
+        Ok(OpStream { reader, since })
+    }
+
+    /// Up to `max` op lines with `ts > since`, as a JSON array text, or `None` at the end.
+    pub fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
+        let Some(reader) = self.reader.as_mut() else { return Ok(None) };
+        let mut out = String::from("[");
+        let mut n = 0;
+        let mut buf = Vec::new();
+        while n < max {
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf).map_err(|e| Error::io("op file", e))? == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&buf);
+            let line = text.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let Ok(op) = Op::parse(line) else { continue };
+            if self.since.as_deref().is_some_and(|s| op.ts.as_str() <= s) {
+                continue;
+            }
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(line);
+            n += 1;
+        }
+        if n == 0 {
+            self.reader = None;
+            return Ok(None);
+        }
+        out.push(']');
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = r#"{"ts":"t1","op":"set","id":"a","prev":null,"data":{}}"#;
+    const B: &str = r#"{"ts":"t2","op":"delete","id":"a","prev":{}}"#;
+
+    #[test]
+    fn skips_malformed_and_tracks_positions() {
+        let text = format!("{A}\nnot json\n{{\"ts\":\"x\"}}\n{B}\n");
+        let r = parse_lines(text.as_bytes(), 0);
+        assert_eq!(r.ops.len(), 2);
+        assert_eq!(r.skipped, 2);
+        assert_eq!(r.ops[0].pos, 0);
+        assert_eq!(r.ops[1].pos as usize, text.find(B).unwrap());
+        assert_eq!(r.complete_len as usize, text.len());
+        assert!(!r.missing_newline);
+    }
+
+    #[test]
+    fn torn_last_line_is_cut_and_next_append_is_clean() {
+        let dir = std::env::temp_dir().join(format!("opslog-wal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ops.jsonl");
+        std::fs::write(&path, format!("{A}\n{{\"ts\":\"t2\",\"op\":\"se")).unwrap();
+        let r = read(&path).unwrap();
+        assert_eq!((r.ops.len(), r.skipped), (1, 1));
+        let mut w = OpWriter::open(&path, "p".into(), &r).unwrap();
+        w.append(format!("{B}\n").as_bytes()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{A}\n{B}\n"));
+        // Undo the last op: truncate to its line start.
+        let r = read(&path).unwrap();
+        w.truncate(r.ops[1].pos).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{A}\n"));
+    }
+
+    #[test]
+    fn complete_line_without_newline_gets_one() {
+        let dir = std::env::temp_dir().join(format!("opslog-wal2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ops.jsonl");
+        std::fs::write(&path, A).unwrap();
+        let r = read(&path).unwrap();
+        assert_eq!(r.ops.len(), 1);
+        let mut w = OpWriter::open(&path, "p".into(), &r).unwrap();
+        w.append(format!("{B}\n").as_bytes()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{A}\n{B}\n"));
+    }
+
+    #[test]
+    fn stream_filters_by_ts() {
+        let text = format!("{A}\n{B}\n");
+        let dir = std::env::temp_dir().join(format!("opslog-wal3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ops.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let mut s = OpStream::open(&path, Some("t1".into())).unwrap();
+        assert_eq!(s.next_batch(10).unwrap().unwrap(), format!("[{B}]"));
+        assert_eq!(s.next_batch(10).unwrap(), None);
+    }
+}
