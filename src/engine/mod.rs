@@ -1,8 +1,10 @@
 //! The storage engine: pure Rust, no napi types, tested with `cargo test`.
 
 pub mod archive;
+pub mod backend;
 pub mod delta;
 pub mod error;
+pub mod fs_backend;
 pub mod fsutil;
 pub mod json;
 pub mod lock;
@@ -10,5 +12,6 @@ pub mod manifest;
 pub mod op;
 pub mod records;
 pub mod snapshot;
+pub mod store;
 pub mod time;
 pub mod wal;

@@ -1,0 +1,38 @@
+//! What the store needs from storage. The filesystem implementation is `FsBackend`; other
+//! implementations (a JavaScript object implementing `StorageBackend`) plug in here too.
+
+use super::error::Result;
+use super::manifest::Manifest;
+use super::records::Records;
+use super::wal::ReadResult;
+
+/// A source of JSON-array batches for streaming reads.
+pub trait BatchStream: Send {
+    /// Up to `max` items as a JSON array text, or `None` at the end.
+    fn next_batch(&mut self, max: usize) -> Result<Option<String>>;
+}
+
+pub trait Backend: Send + Sync {
+    /// The directory as the user named it, for messages.
+    fn display(&self) -> &str;
+    fn initialize(&self, read_only: bool) -> Result<()>;
+    fn shutdown(&self) -> Result<()>;
+    fn acquire_lock(&self) -> Result<()>;
+    fn release_lock(&self) -> Result<()>;
+    fn read_manifest(&self) -> Result<Option<Manifest>>;
+    fn write_manifest(&self, manifest: &Manifest) -> Result<()>;
+    fn write_snapshot(&self, records: &Records, version: u64) -> Result<String>;
+    fn load_snapshot(&self, rel: &str) -> Result<(Records, u64)>;
+    fn stream_snapshot(&self, rel: &str) -> Result<Box<dyn BatchStream>>;
+    /// Valid ops of an op file from byte `from` on; malformed lines are counted, not returned.
+    fn read_ops(&self, rel: &str, from: u64) -> Result<ReadResult>;
+    fn stream_ops(&self, rel: &str, since: Option<String>) -> Result<Box<dyn BatchStream>>;
+    fn create_ops_file(&self) -> Result<String>;
+    /// Makes `rel` the file appends go to; `read` is what was read of it (torn tail handling).
+    fn open_for_append(&self, rel: &str, read: &ReadResult) -> Result<()>;
+    fn append_ops(&self, rel: &str, lines: &[u8]) -> Result<()>;
+    /// Removes everything from byte `pos` on (the last op, for undo).
+    fn truncate_ops(&self, rel: &str, pos: u64) -> Result<()>;
+    fn write_archive_segment(&self, period: &str, records: &[(String, String)]) -> Result<String>;
+    fn load_archive_segment(&self, rel: &str) -> Result<Vec<(String, String)>>;
+}

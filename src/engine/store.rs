@@ -1,0 +1,723 @@
+//! The single-writer store: records, the op log since the last checkpoint, checkpoints, undo,
+//! batches, buffered write modes and following another writer's log.
+//!
+//! Every op gets a logical position: the byte offset its line has (or will have) in the active
+//! op file. Bytes up to `written` are in the file; `pending` holds what group/async modes have
+//! not written yet, and an open batch's lines follow. Undo cuts the log at the last op's position
+//! wherever that lies, so it always removes exactly that op.
+
+use std::sync::Arc;
+
+use super::backend::Backend;
+use super::delta;
+use super::error::{display_join, Error, Result};
+use super::manifest::Manifest;
+use super::op::{Op, OpKind};
+use super::records::Records;
+use super::time;
+use super::wal::{LoggedOp, ReadResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    Immediate,
+    Group,
+    Async,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A checkpoint follows a write once this many ops are logged (NaN or infinity: never).
+    pub checkpoint_threshold: f64,
+    pub checkpoint_on_close: bool,
+    pub version: u64,
+    pub read_only: bool,
+    pub skip_load: bool,
+    pub write_mode: WriteMode,
+    pub group_size: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            checkpoint_threshold: 100.0,
+            checkpoint_on_close: true,
+            version: 1,
+            read_only: false,
+            skip_load: false,
+            write_mode: WriteMode::Immediate,
+            group_size: 50,
+        }
+    }
+}
+
+/// A change to one record that the JavaScript view must mirror: set it to a text, or delete it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effect {
+    pub id: String,
+    pub record: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Done,
+    /// The write is logged; the op count reached the threshold and a checkpoint must follow.
+    CheckpointDue,
+}
+
+/// What `tail` found: new ops applied, or (after the writer checkpointed) a whole new state.
+#[derive(Debug, Default)]
+pub struct TailResult {
+    pub lines: Vec<Box<str>>,
+    pub reset: bool,
+}
+
+struct Batch {
+    ops_start: usize,
+    bytes: Vec<u8>,
+}
+
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    opts: Options,
+    records: Arc<Records>,
+    ops: Vec<LoggedOp>,
+    manifest: Manifest,
+    active_ops: String,
+    version: u64,
+    archived: u64,
+    /// Bytes of the active op file that are on disk (for a read-only follower: read so far).
+    written: u64,
+    pending: Vec<u8>,
+    pending_ops: usize,
+    batch: Option<Batch>,
+    /// Ops read at open, applied once migration of the snapshot's records is done.
+    replay: Vec<LoggedOp>,
+    closed: bool,
+}
+
+/// What `open` tells the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenInfo {
+    pub stored_version: u64,
+    pub needs_migration: bool,
+}
+
+impl Store {
+    pub fn open(backend: Arc<dyn Backend>, opts: Options) -> Result<(Store, OpenInfo)> {
+        backend.initialize(opts.read_only)?;
+        if !opts.read_only {
+            backend.acquire_lock()?;
+        }
+        match Self::open_locked(backend.clone(), opts) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let _ = backend.release_lock();
+                Err(e)
+            }
+        }
+    }
+
+    fn open_locked(backend: Arc<dyn Backend>, opts: Options) -> Result<(Store, OpenInfo)> {
+        let Some(manifest) = backend.read_manifest()? else {
+            if opts.read_only {
+                return Err(Error::Invalid("Cannot open in readOnly mode: no existing store found".into()));
+            }
+            let snapshot = backend.write_snapshot(&Records::default(), opts.version)?;
+            let ops = backend.create_ops_file()?;
+            let manifest = Manifest::fresh(snapshot, ops.clone(), time::now_iso());
+            backend.write_manifest(&manifest)?;
+            let version = opts.version;
+            let store = Store::new(backend, opts, manifest, ops, version);
+            return Ok((store, OpenInfo { stored_version: version, needs_migration: false }));
+        };
+        let active = manifest.active_ops.clone();
+        let mut store = Store::new(backend.clone(), opts.clone(), manifest.clone(), active.clone(), opts.version);
+        store.archived = manifest.stats.archived_records;
+        let read = backend.read_ops(&active, 0)?;
+        if !opts.read_only {
+            backend.open_for_append(&active, &read)?;
+        }
+        store.written = read.complete_len + u64::from(read.missing_newline && !opts.read_only);
+        if opts.skip_load {
+            return Ok((store, OpenInfo { stored_version: opts.version, needs_migration: false }));
+        }
+        let (records, stored_version) = backend.load_snapshot(&manifest.current_snapshot).map_err(|e| {
+            if e.is_not_found() {
+                Error::Invalid(format!(
+                    "Snapshot file not found: {}. The data directory may be corrupted.",
+                    manifest.current_snapshot
+                ))
+            } else {
+                e
+            }
+        })?;
+        store.records = Arc::new(records);
+        store.version = stored_version;
+        store.replay = read.ops;
+        let needs_migration = stored_version < opts.version;
+        if needs_migration {
+            store.version = opts.version;
+        } else {
+            store.finish_replay();
+        }
+        Ok((store, OpenInfo { stored_version, needs_migration }))
+    }
+
+    fn new(backend: Arc<dyn Backend>, opts: Options, manifest: Manifest, active_ops: String, version: u64) -> Store {
+        Store {
+            backend,
+            opts,
+            records: Arc::new(Records::default()),
+            ops: Vec::new(),
+            manifest,
+            active_ops,
+            version,
+            archived: 0,
+            written: 0,
+            pending: Vec::new(),
+            pending_ops: 0,
+            batch: None,
+            replay: Vec::new(),
+            closed: false,
+        }
+    }
+
+    /// Replaces a record's text without logging (migration of snapshot records at open).
+    pub fn replace_record(&mut self, id: &str, text: &str) {
+        Arc::make_mut(&mut self.records).set(id, text.into());
+    }
+
+    /// Applies the op log read at open (after migration, when there was one).
+    pub fn finish_replay(&mut self) {
+        let replay = std::mem::take(&mut self.replay);
+        let records = Arc::make_mut(&mut self.records);
+        for logged in &replay {
+            apply(records, &logged.op);
+        }
+        self.ops = replay;
+    }
+
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    pub fn ops(&self) -> &[LoggedOp] {
+        &self.ops
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn archive_segments(&self) -> &[String] {
+        &self.manifest.archive_segments
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    fn ensure_writable(&self) -> Result<()> {
+        if self.opts.read_only {
+            return Err(Error::Invalid("Store is read-only. Cannot perform mutations.".into()));
+        }
+        Ok(())
+    }
+
+    fn next_pos(&self) -> u64 {
+        self.written + self.pending.len() as u64 + self.batch.as_ref().map_or(0, |b| b.bytes.len() as u64)
+    }
+
+    fn make_op(&self, kind: OpKind, id: &str, data: Option<&str>) -> Op {
+        let old = self.records.get(id);
+        let mut op = Op {
+            ts: time::now_iso(),
+            kind,
+            id: id.to_string(),
+            prev: old.map(str::to_string),
+            data: data.map(str::to_string),
+            delta: false,
+            agent: None,
+            clock: None,
+        };
+        if let (OpKind::Set, Some(old), Some(new)) = (kind, old, data) {
+            if let Some(patch) = delta::create_delta(old, new) {
+                if delta::is_delta_smaller(&patch, old) {
+                    op.prev = Some(patch);
+                    op.delta = true;
+                }
+            }
+        }
+        op
+    }
+
+    /// Logs `op` according to the write mode and applies it. Nothing changes on error.
+    fn log_and_apply(&mut self, op: Op) -> Result<WriteOutcome> {
+        let line = op.encode();
+        let pos = self.next_pos();
+        if let Some(batch) = &mut self.batch {
+            batch.bytes.extend_from_slice(line.as_bytes());
+            batch.bytes.push(b'\n');
+        } else {
+            let mut bytes = line.clone().into_bytes();
+            bytes.push(b'\n');
+            match self.opts.write_mode {
+                WriteMode::Immediate => {
+                    self.backend.append_ops(&self.active_ops, &bytes)?;
+                    self.written += bytes.len() as u64;
+                }
+                WriteMode::Group | WriteMode::Async => {
+                    let before = self.pending.len();
+                    self.pending.extend_from_slice(&bytes);
+                    self.pending_ops += 1;
+                    if self.pending_ops >= self.opts.group_size {
+                        if let Err(e) = self.flush() {
+                            self.pending.truncate(before);
+                            self.pending_ops -= 1;
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        apply(Arc::make_mut(&mut self.records), &op);
+        self.ops.push(LoggedOp { op, line: line.into(), pos });
+        Ok(self.outcome())
+    }
+
+    fn outcome(&self) -> WriteOutcome {
+        let due = self.batch.is_none()
+            && self.opts.write_mode != WriteMode::Async
+            && (self.ops.len() as f64) >= self.opts.checkpoint_threshold;
+        if due {
+            WriteOutcome::CheckpointDue
+        } else {
+            WriteOutcome::Done
+        }
+    }
+
+    /// `set(id, data)`: `id` is a JSON string token, `data` the record's JSON text.
+    pub fn set(&mut self, id: &str, data: &str) -> Result<WriteOutcome> {
+        self.ensure_writable()?;
+        let op = self.make_op(OpKind::Set, id, Some(data));
+        self.log_and_apply(op)
+    }
+
+    pub fn delete(&mut self, id: &str) -> Result<WriteOutcome> {
+        self.ensure_writable()?;
+        if self.records.get(id).is_none() {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        let op = self.make_op(OpKind::Delete, id, None);
+        self.log_and_apply(op)
+    }
+
+    pub fn batch_begin(&mut self) -> Result<()> {
+        self.ensure_writable()?;
+        self.batch = Some(Batch { ops_start: self.ops.len(), bytes: Vec::new() });
+        Ok(())
+    }
+
+    /// Writes the batch's ops in one append (after anything buffered, keeping log order).
+    /// On error the batch stays staged for `batch_rollback`.
+    pub fn batch_commit(&mut self) -> Result<WriteOutcome> {
+        let Some(batch) = self.batch.as_ref() else { return Ok(WriteOutcome::Done) };
+        if batch.bytes.is_empty() {
+            self.batch = None;
+            return Ok(WriteOutcome::Done);
+        }
+        if !self.pending.is_empty() {
+            self.flush()?;
+        }
+        let bytes = &self.batch.as_ref().expect("batch checked").bytes;
+        self.backend.append_ops(&self.active_ops, bytes)?;
+        self.written += bytes.len() as u64;
+        self.batch = None;
+        Ok(self.outcome())
+    }
+
+    /// Reverses every staged op of the open batch, newest first.
+    pub fn batch_rollback(&mut self) -> Vec<Effect> {
+        let Some(batch) = self.batch.take() else { return Vec::new() };
+        let staged: Vec<LoggedOp> = self.ops.drain(batch.ops_start..).collect();
+        let records = Arc::make_mut(&mut self.records);
+        staged.iter().rev().filter_map(|l| reverse(records, &l.op)).collect()
+    }
+
+    /// Undoes the last op: removes exactly its line from the log and reverses it.
+    /// `None` when there is nothing to undo.
+    pub fn undo(&mut self) -> Result<Option<Vec<Effect>>> {
+        self.ensure_writable()?;
+        let Some(last) = self.ops.last() else { return Ok(None) };
+        let pos = last.pos;
+        if pos >= self.written {
+            let cut = (pos - self.written) as usize;
+            self.pending.truncate(cut);
+            self.pending_ops = self.pending_ops.saturating_sub(1);
+        } else {
+            self.backend.truncate_ops(&self.active_ops, pos)?;
+            self.written = pos;
+            self.pending.clear();
+            self.pending_ops = 0;
+        }
+        let last = self.ops.pop().expect("checked above");
+        let effect = reverse(Arc::make_mut(&mut self.records), &last.op);
+        Ok(Some(effect.into_iter().collect()))
+    }
+
+    /// Writes what group/async modes have buffered.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.backend.append_ops(&self.active_ops, &self.pending)?;
+        self.written += self.pending.len() as u64;
+        self.pending.clear();
+        self.pending_ops = 0;
+        Ok(())
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// First step of a checkpoint: flushes, then hands out the records to write. The snapshot
+    /// can be written without holding the store (records are copy-on-write).
+    pub fn checkpoint_begin(&mut self) -> Result<(Arc<Records>, u64)> {
+        self.ensure_writable()?;
+        self.flush()?;
+        Ok((self.records.clone(), self.version))
+    }
+
+    /// Last step: a new op file, the manifest pointing at both, the op list cleared.
+    pub fn checkpoint_finish(&mut self, snapshot: String) -> Result<()> {
+        let ops = self.backend.create_ops_file()?;
+        let now = time::now_iso();
+        let manifest = Manifest {
+            version: self.version,
+            current_snapshot: snapshot,
+            active_ops: ops.clone(),
+            archive_segments: self.manifest.archive_segments.clone(),
+            stats: super::manifest::Stats {
+                active_records: self.records.len() as u64,
+                archived_records: self.archived,
+                ops_count: 0,
+                created: self.manifest.stats.created.clone(),
+                last_checkpoint: now,
+            },
+            active_agent_ops: None,
+        };
+        self.backend.write_manifest(&manifest)?;
+        self.manifest = manifest;
+        self.active_ops = ops;
+        self.ops.clear();
+        self.written = 0;
+        Ok(())
+    }
+
+    /// A whole checkpoint in one call (the snapshot written while holding the store).
+    pub fn checkpoint(&mut self) -> Result<()> {
+        let (records, version) = self.checkpoint_begin()?;
+        let snapshot = self.backend.write_snapshot(&records, version)?;
+        drop(records);
+        self.checkpoint_finish(snapshot)
+    }
+
+    /// Moves the records with these ids into the period's archive segment, then checkpoints.
+    /// Returns how many were archived.
+    pub fn archive(&mut self, ids: &[String], period: &str) -> Result<usize> {
+        self.ensure_writable()?;
+        let moved: Vec<(String, String)> =
+            ids.iter().filter_map(|id| self.records.get(id).map(|t| (id.clone(), t.to_string()))).collect();
+        if moved.is_empty() {
+            return Ok(0);
+        }
+        let segment = self.backend.write_archive_segment(period, &moved)?;
+        if !self.manifest.archive_segments.contains(&segment) {
+            self.manifest.archive_segments.push(segment);
+        }
+        let records = Arc::make_mut(&mut self.records);
+        for (id, _) in &moved {
+            records.remove(id);
+        }
+        self.archived += moved.len() as u64;
+        self.checkpoint()?;
+        Ok(moved.len())
+    }
+
+    /// The segment `loadArchive(name)` means: `archive/archive-<name>.json`, else the first
+    /// segment whose path contains the name.
+    pub fn find_archive_segment(&self, name: &str) -> Result<String> {
+        let segs = &self.manifest.archive_segments;
+        let exact = format!("archive/archive-{name}.json");
+        segs.iter()
+            .find(|s| **s == exact)
+            .or_else(|| segs.iter().find(|s| s.contains(name)))
+            .cloned()
+            .ok_or_else(|| Error::Invalid(format!("Archive segment '{name}' not found")))
+    }
+
+    /// Picks up ops another process appended to the active op file. When that writer has
+    /// checkpointed since (the manifest names a new op file), reloads the whole state.
+    pub fn tail(&mut self) -> Result<TailResult> {
+        if self.opts.read_only {
+            if let Some(m) = self.backend.read_manifest()? {
+                if m.active_ops != self.active_ops || m.current_snapshot != self.manifest.current_snapshot {
+                    return self.reload(m);
+                }
+            }
+        }
+        let read = self.backend.read_ops(&self.active_ops, self.written)?;
+        if read.ops.is_empty() {
+            return Ok(TailResult::default());
+        }
+        // A line still being written (no newline yet) is picked up next time.
+        let complete: Vec<LoggedOp> = if read.missing_newline {
+            let mut ops = read.ops;
+            ops.pop();
+            ops
+        } else {
+            read.ops
+        };
+        let Some(last) = complete.last() else { return Ok(TailResult::default()) };
+        self.written = last.pos + last.line.len() as u64 + 1;
+        let records = Arc::make_mut(&mut self.records);
+        let mut lines = Vec::with_capacity(complete.len());
+        for logged in complete {
+            apply(records, &logged.op);
+            lines.push(logged.line.clone());
+            self.ops.push(logged);
+        }
+        Ok(TailResult { lines, reset: false })
+    }
+
+    fn reload(&mut self, manifest: Manifest) -> Result<TailResult> {
+        let (mut records, version) = self.backend.load_snapshot(&manifest.current_snapshot)?;
+        let read: ReadResult = self.backend.read_ops(&manifest.active_ops, 0)?;
+        for logged in &read.ops {
+            apply(&mut records, &logged.op);
+        }
+        self.records = Arc::new(records);
+        self.version = version;
+        self.archived = manifest.stats.archived_records;
+        self.active_ops = manifest.active_ops.clone();
+        self.written = read.complete_len;
+        self.manifest = manifest;
+        let lines = read.ops.iter().map(|l| l.line.clone()).collect();
+        self.ops = read.ops;
+        Ok(TailResult { lines, reset: true })
+    }
+
+    /// Flushes, checkpoints when due on close, releases the lock.
+    pub fn close(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        if !self.opts.read_only {
+            self.flush()?;
+            if self.opts.checkpoint_on_close && !self.ops.is_empty() {
+                self.checkpoint()?;
+            }
+        }
+        self.closed = true;
+        let _ = self.backend.release_lock();
+        self.backend.shutdown()
+    }
+
+    /// The path the user sees for a file of the store.
+    pub fn shown(&self, rel: &str) -> String {
+        display_join(self.backend.display(), rel)
+    }
+
+    pub fn active_ops(&self) -> &str {
+        &self.active_ops
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // A store dropped without close (process exit, garbage collection) leaves no lock
+        // behind for its own pid, which would otherwise block this process from reopening.
+        if !self.closed {
+            let _ = self.flush();
+            let _ = self.backend.release_lock();
+        }
+    }
+}
+
+fn apply(records: &mut Records, op: &Op) {
+    match (op.kind, &op.data) {
+        (OpKind::Set, Some(data)) => {
+            records.set(&op.id, data.as_str().into());
+        }
+        (OpKind::Delete, _) => {
+            records.remove(&op.id);
+        }
+        _ => {}
+    }
+}
+
+/// The inverse of `op` on the current records, as the reference's undo defines it.
+fn reverse(records: &mut Records, op: &Op) -> Option<Effect> {
+    match (&op.prev, op.delta) {
+        (None, _) => {
+            records.remove(&op.id);
+            Some(Effect { id: op.id.clone(), record: None })
+        }
+        (Some(patch), true) => {
+            let restored = delta::apply_delta(records.get(&op.id)?, patch)?;
+            records.set(&op.id, restored.as_str().into());
+            Some(Effect { id: op.id.clone(), record: Some(restored) })
+        }
+        (Some(full), false) => {
+            records.set(&op.id, full.as_str().into());
+            Some(Effect { id: op.id.clone(), record: Some(full.clone()) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fs_backend::FsBackend;
+    use super::*;
+
+    fn dir(name: &str) -> String {
+        let d = std::env::temp_dir().join(format!("opslog-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d.display().to_string()
+    }
+
+    fn open(d: &str, opts: Options) -> Store {
+        Store::open(Arc::new(FsBackend::new(d)), opts).unwrap().0
+    }
+
+    fn state(s: &Store) -> Vec<(String, String)> {
+        s.records().iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    fn ops_file(d: &str, s: &Store) -> String {
+        std::fs::read_to_string(format!("{d}/{}", s.active_ops())).unwrap()
+    }
+
+    #[test]
+    fn writes_survive_reopen_and_checkpoint() {
+        let d = dir("reopen");
+        let mut s = open(&d, Options::default());
+        s.set("\"a\"", r#"{"n":1}"#).unwrap();
+        s.set("\"b\"", r#"{"n":2}"#).unwrap();
+        s.set("\"a\"", r#"{"n":3,"x":"long enough to make a delta pay off"}"#).unwrap();
+        s.delete("\"b\"").unwrap();
+        assert!(matches!(s.delete("\"b\""), Err(Error::NotFound(_))));
+        let before = state(&s);
+        drop(s);
+        let mut s = open(&d, Options { checkpoint_on_close: true, ..Options::default() });
+        assert_eq!(state(&s), before);
+        assert_eq!(s.ops().len(), 4);
+        s.close().unwrap();
+        let s = open(&d, Options::default());
+        assert_eq!(state(&s), before);
+        assert!(s.ops().is_empty());
+    }
+
+    #[test]
+    fn undo_truncates_exactly_the_last_op() {
+        let d = dir("undo");
+        let mut s = open(&d, Options::default());
+        s.set("\"a\"", r#"{"name":"A long name that makes deltas pay","status":"x"}"#).unwrap();
+        let after_first = ops_file(&d, &s);
+        s.set("\"a\"", r#"{"name":"A long name that makes deltas pay","status":"z","extra":1}"#).unwrap();
+        assert!(s.ops()[1].op.delta);
+        let effects = s.undo().unwrap().unwrap();
+        assert_eq!(effects, vec![Effect { id: "\"a\"".into(), record: Some(r#"{"name":"A long name that makes deltas pay","status":"x"}"#.into()) }]);
+        assert_eq!(ops_file(&d, &s), after_first);
+        assert_eq!(s.undo().unwrap().unwrap()[0].record, None);
+        assert_eq!(ops_file(&d, &s), "");
+        assert_eq!(s.undo().unwrap(), None);
+    }
+
+    #[test]
+    fn group_mode_buffers_and_undo_takes_the_buffered_op() {
+        let d = dir("group");
+        let opts = Options { write_mode: WriteMode::Group, group_size: 3, ..Options::default() };
+        let mut s = open(&d, opts);
+        s.set("\"a\"", "{}").unwrap();
+        s.set("\"b\"", "{}").unwrap();
+        assert_eq!(ops_file(&d, &s), "");
+        s.undo().unwrap();
+        s.set("\"c\"", "{}").unwrap();
+        s.set("\"d\"", "{}").unwrap();
+        let text = ops_file(&d, &s);
+        let ids: Vec<&str> = text.lines().map(|l| &l[l.find("\"id\":").unwrap() + 5..l.find(",\"prev\"").unwrap()]).collect();
+        assert_eq!(ids, ["\"a\"", "\"c\"", "\"d\""]);
+        s.undo().unwrap();
+        assert_eq!(ops_file(&d, &s).lines().count(), 2);
+    }
+
+    #[test]
+    fn batch_commits_in_one_append_and_rolls_back() {
+        let d = dir("batch");
+        let mut s = open(&d, Options::default());
+        s.set("\"a\"", r#"{"v":1}"#).unwrap();
+        s.batch_begin().unwrap();
+        s.set("\"a\"", r#"{"v":2}"#).unwrap();
+        s.delete("\"a\"").unwrap();
+        s.set("\"b\"", r#"{"v":3}"#).unwrap();
+        let effects = s.batch_rollback();
+        assert_eq!(effects.len(), 3);
+        assert_eq!(state(&s), vec![("\"a\"".to_string(), r#"{"v":1}"#.to_string())]);
+        assert_eq!(ops_file(&d, &s).lines().count(), 1);
+        s.batch_begin().unwrap();
+        s.set("\"b\"", "{}").unwrap();
+        s.set("\"c\"", "{}").unwrap();
+        s.batch_commit().unwrap();
+        assert_eq!(ops_file(&d, &s).lines().count(), 3);
+        s.batch_begin().unwrap();
+        assert_eq!(s.batch_commit().unwrap(), WriteOutcome::Done);
+    }
+
+    #[test]
+    fn threshold_asks_for_a_checkpoint() {
+        let d = dir("threshold");
+        let mut s = open(&d, Options { checkpoint_threshold: 2.0, ..Options::default() });
+        assert_eq!(s.set("\"a\"", "{}").unwrap(), WriteOutcome::Done);
+        assert_eq!(s.set("\"b\"", "{}").unwrap(), WriteOutcome::CheckpointDue);
+        let old_ops = s.active_ops().to_string();
+        s.checkpoint().unwrap();
+        assert_ne!(s.active_ops(), old_ops);
+        assert_eq!(s.manifest().stats.active_records, 2);
+        let m = std::fs::read_to_string(format!("{d}/manifest.json")).unwrap();
+        assert_eq!(Manifest::parse(&m).unwrap(), *s.manifest());
+    }
+
+    #[test]
+    fn read_only_follower_sees_appends_and_checkpoints() {
+        let d = dir("follow");
+        let mut w = open(&d, Options::default());
+        w.set("\"a\"", "{}").unwrap();
+        let mut r = open(&d, Options { read_only: true, ..Options::default() });
+        assert_eq!(r.records().len(), 1);
+        w.set("\"b\"", "{}").unwrap();
+        assert_eq!(r.tail().unwrap().lines.len(), 1);
+        assert_eq!(r.records().len(), 2);
+        w.checkpoint().unwrap();
+        w.set("\"c\"", "{}").unwrap();
+        let t = r.tail().unwrap();
+        assert!(t.reset);
+        assert_eq!(r.records().len(), 3);
+        assert!(r.set("\"x\"", "{}").is_err());
+    }
+
+    #[test]
+    fn lock_excludes_a_second_writer() {
+        let d = dir("lock");
+        let s = open(&d, Options::default());
+        let e = Store::open(Arc::new(FsBackend::new(&d)), Options::default()).err().unwrap();
+        assert!(matches!(e, Error::Locked { .. }));
+        drop(s);
+        assert!(Store::open(Arc::new(FsBackend::new(&d)), Options::default()).is_ok());
+    }
+}
