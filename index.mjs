@@ -1,0 +1,4 @@
+import native from "./index.js";
+
+export const { Store } = native;
+export default native;

@@ -1,0 +1,421 @@
+"use strict";
+// The Store facade: the reference's exact API over the Rust engine. The engine owns the records
+// (as JSON text), the log and the files; this class keeps a Map of the decoded objects so reads
+// are plain synchronous Map reads, and orders mutations one at a time in call order.
+const path = require("node:path");
+const { NativeStore } = require("./native");
+const { checkId, recordText, checkOptions, checkPeriod } = require("./validate");
+
+const NOT_OPEN = "Store is not open. Call open() first.";
+const READ_ONLY = "Store is read-only. Cannot perform mutations.";
+/** Records per chunk when the engine hands its state to the view (keeps event-loop turns short). */
+const EXPORT_CHUNK = 16384;
+/** Items per worker round trip when streaming. */
+const STREAM_CHUNK = 2048;
+const RESOLVED = Promise.resolve();
+const noop = () => {};
+
+function defaultPeriod() {
+  const now = new Date();
+  return `${now.getFullYear()}-Q${Math.ceil((now.getMonth() + 1) / 3)}`;
+}
+
+class Store {
+  #native = null;
+  #records = new Map();
+  #opened = false;
+  #readOnly = false;
+  #skipLoad = false;
+  #buffered = false;
+  #groupMs = 100;
+  #groupTimer = null;
+  #manifest = null;
+  #queue = RESOLVED;
+  #queued = 0;
+  #batching = false;
+  #watchTimer = null;
+  #watchCallback = null;
+
+  async open(dir, options) {
+    const o = checkOptions(options);
+    if (o.agentId !== undefined) {
+      throw new Error("opslog-native: multi-writer mode (agentId) is not available in this version");
+    }
+    if (o.backend !== undefined) {
+      throw new Error("opslog-native: custom storage backends are not available in this version");
+    }
+    this.#readOnly = o.readOnly;
+    this.#skipLoad = o.skipLoad;
+    this.#buffered = o.writeMode !== "immediate";
+    this.#groupMs = o.groupCommitMs;
+    const native = new NativeStore();
+    const info = JSON.parse(
+      await native.open(path.join(String(dir)), {
+        checkpointThreshold: o.checkpointThreshold,
+        checkpointOnClose: o.checkpointOnClose,
+        version: o.version,
+        readOnly: o.readOnly,
+        skipLoad: o.skipLoad,
+        writeMode: o.writeMode,
+        groupCommitSize: o.groupCommitSize,
+      }),
+    );
+    this.#native = native;
+    if (info.needsMigration) await this.#migrate(o.migrate, info.storedVersion);
+    this.#records = new Map();
+    await this.#loadView();
+    this.#manifest = JSON.parse(native.manifest());
+    this.#opened = true;
+  }
+
+  /** Passes the snapshot's records through `migrate`, before the op log is replayed. */
+  async #migrate(migrate, fromVersion) {
+    for (let start = 0; ; ) {
+      const chunk = this.#native.exportRecords(start, EXPORT_CHUNK);
+      if (chunk === null) break;
+      const { next, items } = JSON.parse(chunk);
+      const ids = [];
+      const texts = [];
+      for (let i = 0; i < items.length; i += 2) {
+        ids.push(JSON.stringify(items[i]));
+        texts.push(recordText(items[i], migrate(items[i + 1], fromVersion)));
+      }
+      this.#native.replaceRecords(ids, texts);
+      start = next;
+    }
+    this.#native.finishReplay();
+  }
+
+  /** Fills the Map from the engine's records, yielding to the event loop between chunks. */
+  async #loadView() {
+    const map = this.#records;
+    map.clear();
+    for (let start = 0; ; ) {
+      const chunk = this.#native.exportRecords(start, EXPORT_CHUNK);
+      if (chunk === null) return;
+      const { next, items } = JSON.parse(chunk);
+      for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
+      start = next;
+      await new Promise(setImmediate);
+    }
+  }
+
+  async close() {
+    this.#ensureOpen();
+    this.unwatch();
+    this.#clearGroupTimer();
+    await this.#enqueue(() => this.#native.close());
+    this.#opened = false;
+  }
+
+  get(id) {
+    this.#ensureOpen();
+    return this.#records.get(id);
+  }
+
+  set(id, value) {
+    this.#ensureOpen();
+    this.#ensureWritable();
+    const idText = checkId(id);
+    const data = recordText(id, value);
+    if (this.#batching) {
+      this.#native.set(idText, data);
+      this.#records.set(id, value);
+      return undefined;
+    }
+    return this.#mutate(() => {
+      const due = this.#native.set(idText, data);
+      this.#records.set(id, value);
+      return this.#afterWrite(due);
+    });
+  }
+
+  delete(id) {
+    this.#ensureOpen();
+    this.#ensureWritable();
+    const idText = checkId(id);
+    if (this.#batching) {
+      this.#deleteNow(id, idText);
+      return undefined;
+    }
+    return this.#mutate(() => this.#afterWrite(this.#deleteNow(id, idText)));
+  }
+
+  #deleteNow(id, idText) {
+    const code = this.#native.delete(idText);
+    if (code === 2) throw new Error(`Record '${id}' not found`);
+    this.#records.delete(id);
+    return code;
+  }
+
+  has(id) {
+    this.#ensureOpen();
+    return this.#records.has(id);
+  }
+
+  all() {
+    this.#ensureOpen();
+    return Array.from(this.#records.values());
+  }
+
+  entries() {
+    this.#ensureOpen();
+    return Array.from(this.#records.entries());
+  }
+
+  filter(predicate) {
+    this.#ensureOpen();
+    const out = [];
+    for (const [id, value] of this.#records) if (predicate(value, id)) out.push(value);
+    return out;
+  }
+
+  count(predicate) {
+    this.#ensureOpen();
+    if (!predicate) return this.#records.size;
+    let n = 0;
+    for (const [id, value] of this.#records) if (predicate(value, id)) n++;
+    return n;
+  }
+
+  getManifest() {
+    const m = this.#manifest;
+    if (!m) return null;
+    return { currentSnapshot: m.currentSnapshot, activeOps: m.activeOps, archiveSegments: m.archiveSegments, stats: m.stats };
+  }
+
+  async *streamSnapshot() {
+    this.#ensureOpen();
+    const cursor = this.#native.streamSnapshot();
+    for (;;) {
+      const text = await cursor.next(STREAM_CHUNK);
+      if (text === null) return;
+      const items = JSON.parse(text);
+      for (let i = 0; i < items.length; i += 2) yield [items[i], items[i + 1]];
+    }
+  }
+
+  async *getWalOps(sinceTimestamp) {
+    this.#ensureOpen();
+    const cursor = this.#native.streamOps(sinceTimestamp ? String(sinceTimestamp) : null);
+    for (;;) {
+      const text = await cursor.next(STREAM_CHUNK);
+      if (text === null) return;
+      yield* JSON.parse(text);
+    }
+  }
+
+  async batch(fn) {
+    this.#ensureOpen();
+    this.#ensureWritable();
+    return this.#mutate(() => {
+      this.#native.batchBegin();
+      this.#batching = true;
+      let due;
+      try {
+        fn();
+        due = this.#native.batchCommit();
+      } catch (err) {
+        this.#applyEffects(this.#native.batchRollback());
+        throw err;
+      } finally {
+        this.#batching = false;
+      }
+      return this.#afterWrite(due);
+    });
+  }
+
+  async undo() {
+    this.#ensureOpen();
+    this.#ensureWritable();
+    return this.#mutate(() => {
+      const effects = this.#native.undo();
+      if (effects === null) return false;
+      this.#applyEffects(effects);
+      return true;
+    });
+  }
+
+  getHistory(id) {
+    this.#ensureOpen();
+    return JSON.parse(this.#native.getHistory(JSON.stringify(String(id))));
+  }
+
+  getOps(since) {
+    this.#ensureOpen();
+    return JSON.parse(this.#native.getOps(since ? String(since) : null));
+  }
+
+  async compact() {
+    this.#ensureOpen();
+    this.#ensureWritable();
+    if (this.#skipLoad) throw new Error("Cannot compact in skipLoad mode — in-memory Map is incomplete");
+    return this.#enqueue(() => this.#checkpoint());
+  }
+
+  async archive(predicate, segment) {
+    this.#ensureOpen();
+    this.#ensureWritable();
+    if (segment !== undefined) checkPeriod(segment);
+    return this.#enqueue(async () => {
+      const ids = [];
+      for (const [id, value] of this.#records) if (predicate(value, id)) ids.push(id);
+      if (ids.length === 0) return 0;
+      const moved = Number(await this.#native.archive(ids.map((id) => JSON.stringify(id)), segment ?? defaultPeriod()));
+      for (const id of ids) this.#records.delete(id);
+      this.#manifest = JSON.parse(this.#native.manifest());
+      return moved;
+    });
+  }
+
+  listArchiveSegments() {
+    this.#ensureOpen();
+    return [...this.#manifest.archiveSegments];
+  }
+
+  async loadArchive(segment) {
+    this.#ensureOpen();
+    const items = JSON.parse(await this.#native.loadArchive(String(segment)));
+    const out = new Map();
+    for (let i = 0; i < items.length; i += 2) out.set(items[i], items[i + 1]);
+    return out;
+  }
+
+  stats() {
+    this.#ensureOpen();
+    return {
+      activeRecords: this.#records.size,
+      opsCount: this.#native.opsCount(),
+      archiveSegments: this.#manifest.archiveSegments.length,
+    };
+  }
+
+  async refresh() {
+    this.#ensureOpen();
+    await this.tail();
+  }
+
+  async tail() {
+    this.#ensureOpen();
+    return this.#enqueue(async () => {
+      const { reset, ops } = JSON.parse(await this.#native.tail());
+      if (reset) {
+        await this.#loadView();
+        this.#manifest = JSON.parse(this.#native.manifest());
+      } else {
+        for (const op of ops) {
+          if (op.op === "set") this.#records.set(op.id, op.data);
+          else this.#records.delete(op.id);
+        }
+      }
+      return ops;
+    });
+  }
+
+  watch(callback, intervalMs = 1000) {
+    this.#ensureOpen();
+    if (this.#watchTimer) this.unwatch();
+    this.#watchCallback = callback;
+    this.#watchTimer = setInterval(async () => {
+      try {
+        const ops = await this.tail();
+        if (ops.length > 0 && this.#watchCallback) this.#watchCallback(ops);
+      } catch {
+        // A failed poll is retried on the next tick, as in the reference.
+      }
+    }, intervalMs);
+  }
+
+  unwatch() {
+    if (this.#watchTimer) {
+      clearInterval(this.#watchTimer);
+      this.#watchTimer = null;
+    }
+    this.#watchCallback = null;
+  }
+
+  async flush() {
+    if (!this.#opened || !this.#buffered) return;
+    return this.#enqueue(() => {
+      this.#clearGroupTimer();
+      this.#native.flush();
+    });
+  }
+
+  async sync() {
+    return this.flush();
+  }
+
+  // --- internals ---
+
+  #ensureOpen() {
+    if (!this.#opened) throw new Error(NOT_OPEN);
+  }
+
+  #ensureWritable() {
+    if (this.#readOnly) throw new Error(READ_ONLY);
+  }
+
+  /**
+   * Runs a mutation now when nothing is queued (the immediate write path: no promise hop
+   * before the append), else after everything queued before it.
+   */
+  #mutate(fn) {
+    if (this.#queued > 0) return this.#enqueue(fn);
+    try {
+      const result = fn();
+      if (result instanceof Promise) return result;
+      return result === undefined ? RESOLVED : Promise.resolve(result);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #enqueue(fn) {
+    this.#queued++;
+    const run = async () => {
+      try {
+        return await fn();
+      } finally {
+        this.#queued--;
+      }
+    };
+    const p = this.#queue.then(run);
+    this.#queue = p.then(noop, noop);
+    return p;
+  }
+
+  /** After a logged write: arm the group timer, or checkpoint when the engine says it is due. */
+  #afterWrite(due) {
+    if (this.#buffered && !this.#groupTimer) {
+      this.#groupTimer = setTimeout(() => {
+        this.#groupTimer = null;
+        if (!this.#opened) return;
+        this.#enqueue(() => this.#native.flush()).catch(noop);
+      }, this.#groupMs);
+    }
+    if (due === 1) return this.#enqueue(() => this.#checkpoint());
+    return undefined;
+  }
+
+  #clearGroupTimer() {
+    if (this.#groupTimer) {
+      clearTimeout(this.#groupTimer);
+      this.#groupTimer = null;
+    }
+  }
+
+  async #checkpoint() {
+    this.#clearGroupTimer();
+    this.#manifest = JSON.parse(await this.#native.checkpoint());
+  }
+
+  #applyEffects(text) {
+    for (const [id, record] of JSON.parse(text)) {
+      if (record === null) this.#records.delete(id);
+      else this.#records.set(id, record);
+    }
+  }
+}
+
+module.exports = { Store };

@@ -1,0 +1,60 @@
+//! Streaming reads for `streamSnapshot` and `getWalOps`: each `next` reads one batch on a worker.
+
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::AsyncTask;
+use napi_derive::napi;
+
+use super::guard::lock;
+use super::job::{spawn, Job};
+use crate::engine::backend::{Backend, BatchStream};
+use crate::engine::error::Result;
+
+type Opener = Box<dyn FnOnce() -> Result<Box<dyn BatchStream>> + Send>;
+
+enum State {
+    Unopened(Opener),
+    Open(Box<dyn BatchStream>),
+    Done,
+}
+
+#[napi]
+pub struct Cursor {
+    state: Arc<Mutex<State>>,
+}
+
+impl Cursor {
+    pub fn snapshot(backend: Arc<dyn Backend>, rel: String) -> Cursor {
+        Cursor::new(Box::new(move || backend.stream_snapshot(&rel)))
+    }
+
+    pub fn ops(backend: Arc<dyn Backend>, rel: String, since: Option<String>) -> Cursor {
+        Cursor::new(Box::new(move || backend.stream_ops(&rel, since)))
+    }
+
+    fn new(opener: Opener) -> Cursor {
+        Cursor { state: Arc::new(Mutex::new(State::Unopened(opener))) }
+    }
+}
+
+#[napi]
+impl Cursor {
+    /// The next batch of at most `max` items as a JSON array text, or null at the end.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn next(&self, max: u32) -> AsyncTask<Job> {
+        let state = self.state.clone();
+        spawn(move || {
+            let mut st = lock(&state);
+            if let State::Unopened(_) = &*st {
+                let State::Unopened(opener) = std::mem::replace(&mut *st, State::Done) else { unreachable!() };
+                *st = State::Open(opener()?);
+            }
+            let State::Open(stream) = &mut *st else { return Ok(None) };
+            let batch = stream.next_batch(max.max(1) as usize)?;
+            if batch.is_none() {
+                *st = State::Done;
+            }
+            Ok(batch)
+        })
+    }
+}

@@ -1,0 +1,320 @@
+//! `NativeStore`: the engine's `Store` behind a mutex. Fast calls (writes, undo, reads of the op
+//! list) run on the JavaScript thread; open, checkpoints, archive and close run on workers.
+
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::AsyncTask;
+use napi_derive::napi;
+
+use super::cursor::Cursor;
+use super::guard::{guard, lock};
+use super::job::{spawn, Job};
+use crate::engine::error::{Error, Result};
+use crate::engine::fs_backend::FsBackend;
+use crate::engine::store::{Effect, Options, Store, WriteMode, WriteOutcome};
+use crate::engine::wal::LoggedOp;
+
+#[napi(object)]
+pub struct NativeOptions {
+    pub checkpoint_threshold: f64,
+    pub checkpoint_on_close: bool,
+    pub version: u32,
+    pub read_only: bool,
+    pub skip_load: bool,
+    /// "immediate", "group" or "async".
+    pub write_mode: String,
+    pub group_commit_size: u32,
+}
+
+type Shared = Arc<Mutex<Option<Store>>>;
+
+#[napi]
+pub struct NativeStore {
+    inner: Shared,
+}
+
+fn with_store<T>(inner: &Shared, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+    let mut guard = lock(inner);
+    let store = guard.as_mut().ok_or_else(|| Error::Invalid("Store is not open. Call open() first.".into()))?;
+    f(store)
+}
+
+fn outcome_code(o: WriteOutcome) -> u32 {
+    match o {
+        WriteOutcome::Done => 0,
+        WriteOutcome::CheckpointDue => 1,
+    }
+}
+
+/// `[[id, record|null], ...]`
+fn effects_json(effects: &[Effect]) -> String {
+    let items: Vec<String> =
+        effects.iter().map(|e| format!("[{},{}]", e.id, e.record.as_deref().unwrap_or("null"))).collect();
+    format!("[{}]", items.join(","))
+}
+
+fn lines_json<'a>(ops: impl Iterator<Item = &'a LoggedOp>) -> String {
+    let mut out = String::from("[");
+    for (i, l) in ops.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&l.line);
+    }
+    out.push(']');
+    out
+}
+
+/// Runs a whole checkpoint, writing the snapshot without holding the store's mutex.
+fn checkpoint(inner: &Shared) -> Result<()> {
+    let (backend, records, version) = with_store(inner, |s| {
+        let (records, version) = s.checkpoint_begin()?;
+        Ok((s.backend().clone(), records, version))
+    })?;
+    let snapshot = backend.write_snapshot(&records, version)?;
+    drop(records);
+    with_store(inner, |s| s.checkpoint_finish(snapshot))
+}
+
+fn manifest_json(inner: &Shared) -> Result<Option<String>> {
+    with_store(inner, |s| Ok(Some(s.manifest().info_json())))
+}
+
+#[napi]
+impl NativeStore {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        NativeStore { inner: Arc::new(Mutex::new(None)) }
+    }
+
+    /// Opens the store on a worker; resolves to `{"storedVersion":n,"needsMigration":bool}`.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn open(&self, dir: String, options: NativeOptions) -> napi::Result<AsyncTask<Job>> {
+        let write_mode = match options.write_mode.as_str() {
+            "immediate" => WriteMode::Immediate,
+            "group" => WriteMode::Group,
+            "async" => WriteMode::Async,
+            other => return Err(napi::Error::from_reason(format!("unknown writeMode '{other}'"))),
+        };
+        let opts = Options {
+            checkpoint_threshold: options.checkpoint_threshold,
+            checkpoint_on_close: options.checkpoint_on_close,
+            version: u64::from(options.version),
+            read_only: options.read_only,
+            skip_load: options.skip_load,
+            write_mode,
+            group_size: options.group_commit_size.max(1) as usize,
+        };
+        let inner = self.inner.clone();
+        Ok(spawn(move || {
+            let (store, info) = Store::open(Arc::new(FsBackend::new(&dir)), opts)?;
+            *lock(&inner) = Some(store);
+            Ok(Some(format!(
+                "{{\"storedVersion\":{},\"needsMigration\":{}}}",
+                info.stored_version, info.needs_migration
+            )))
+        }))
+    }
+
+    /// Records from slot `start` on, at most `max`: `{"next":slot,"items":[id,rec,...]}` or null.
+    #[napi]
+    pub fn export_records(&self, start: u32, max: u32) -> napi::Result<Option<String>> {
+        guard(|| {
+            with_store(&self.inner, |s| {
+                let mut out = String::from("[");
+                let mut next = start as usize;
+                for (n, (after, id, text)) in s.records().iter_from(start as usize).take(max as usize).enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(id);
+                    out.push(',');
+                    out.push_str(text);
+                    next = after;
+                }
+                if next == start as usize {
+                    return Ok(None);
+                }
+                out.push(']');
+                Ok(Some(format!("{{\"next\":{next},\"items\":{out}}}")))
+            })
+        })
+    }
+
+    /// Migration at open: replaces snapshot records with their migrated text.
+    #[napi]
+    pub fn replace_records(&self, ids: Vec<String>, texts: Vec<String>) -> napi::Result<()> {
+        guard(|| {
+            with_store(&self.inner, |s| {
+                for (id, text) in ids.iter().zip(&texts) {
+                    s.replace_record(id, text);
+                }
+                Ok(())
+            })
+        })
+    }
+
+    #[napi]
+    pub fn finish_replay(&self) -> napi::Result<()> {
+        guard(|| with_store(&self.inner, |s| Ok(s.finish_replay())))
+    }
+
+    /// 0 when done, 1 when a checkpoint must follow.
+    #[napi]
+    pub fn set(&self, id: String, data: String) -> napi::Result<u32> {
+        guard(|| with_store(&self.inner, |s| s.set(&id, &data).map(outcome_code)))
+    }
+
+    /// 0 or 1 as for `set`; 2 when the record does not exist.
+    #[napi]
+    pub fn delete(&self, id: String) -> napi::Result<u32> {
+        guard(|| {
+            with_store(&self.inner, |s| match s.delete(&id) {
+                Ok(o) => Ok(outcome_code(o)),
+                Err(Error::NotFound(_)) => Ok(2),
+                Err(e) => Err(e),
+            })
+        })
+    }
+
+    #[napi]
+    pub fn batch_begin(&self) -> napi::Result<()> {
+        guard(|| with_store(&self.inner, |s| s.batch_begin()))
+    }
+
+    #[napi]
+    pub fn batch_commit(&self) -> napi::Result<u32> {
+        guard(|| with_store(&self.inner, |s| s.batch_commit().map(outcome_code)))
+    }
+
+    /// Reverses the open batch; returns the view changes as `[[id, record|null], ...]`.
+    #[napi]
+    pub fn batch_rollback(&self) -> napi::Result<String> {
+        guard(|| with_store(&self.inner, |s| Ok(effects_json(&s.batch_rollback()))))
+    }
+
+    /// Undoes the last op; the view changes, or null when there was nothing to undo.
+    #[napi]
+    pub fn undo(&self) -> napi::Result<Option<String>> {
+        guard(|| with_store(&self.inner, |s| Ok(s.undo()?.map(|e| effects_json(&e)))))
+    }
+
+    #[napi]
+    pub fn flush(&self) -> napi::Result<()> {
+        guard(|| with_store(&self.inner, |s| s.flush()))
+    }
+
+    #[napi]
+    pub fn has_pending(&self) -> napi::Result<bool> {
+        guard(|| with_store(&self.inner, |s| Ok(s.has_pending())))
+    }
+
+    /// Op lines since the last checkpoint (with `ts > since` when given), as a JSON array.
+    #[napi]
+    pub fn get_ops(&self, since: Option<String>) -> napi::Result<String> {
+        guard(|| {
+            with_store(&self.inner, |s| {
+                Ok(lines_json(s.ops().iter().filter(|l| since.as_deref().is_none_or(|t| l.op.ts.as_str() > t))))
+            })
+        })
+    }
+
+    #[napi]
+    pub fn get_history(&self, id: String) -> napi::Result<String> {
+        guard(|| with_store(&self.inner, |s| Ok(lines_json(s.ops().iter().filter(|l| l.op.id == id)))))
+    }
+
+    /// `{"opsCount":n,"version":v}` plus the manifest info, for the facade's caches.
+    #[napi]
+    pub fn manifest(&self) -> napi::Result<Option<String>> {
+        guard(|| manifest_json(&self.inner))
+    }
+
+    #[napi]
+    pub fn ops_count(&self) -> napi::Result<u32> {
+        guard(|| with_store(&self.inner, |s| Ok(s.ops().len() as u32)))
+    }
+
+    /// Checkpoints on a worker; resolves to the new manifest info.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn checkpoint(&self) -> AsyncTask<Job> {
+        let inner = self.inner.clone();
+        spawn(move || {
+            checkpoint(&inner)?;
+            manifest_json(&inner)
+        })
+    }
+
+    /// Archives the records with these ids into `period`, then checkpoints; resolves to the count.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn archive(&self, ids: Vec<String>, period: String) -> AsyncTask<Job> {
+        let inner = self.inner.clone();
+        spawn(move || with_store(&inner, |s| Ok(Some(s.archive(&ids, &period)?.to_string()))))
+    }
+
+    /// Resolves to the named segment's records as `[id, record, ...]`.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn load_archive(&self, name: String) -> napi::Result<AsyncTask<Job>> {
+        let (backend, rel) = guard(|| with_store(&self.inner, |s| Ok((s.backend().clone(), s.find_archive_segment(&name)?))))?;
+        Ok(spawn(move || {
+            let records = backend.load_archive_segment(&rel)?;
+            let items: Vec<String> = records.iter().map(|(id, text)| format!("{id},{text}")).collect();
+            Ok(Some(format!("[{}]", items.join(","))))
+        }))
+    }
+
+    #[napi]
+    pub fn archive_segments(&self) -> napi::Result<Vec<String>> {
+        guard(|| with_store(&self.inner, |s| Ok(s.archive_segments().to_vec())))
+    }
+
+    /// Reads ops appended by another writer; resolves to `{"reset":bool,"ops":[...]}`.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn tail(&self) -> AsyncTask<Job> {
+        let inner = self.inner.clone();
+        spawn(move || {
+            with_store(&inner, |s| {
+                let t = s.tail()?;
+                let lines: Vec<&str> = t.lines.iter().map(|l| &**l).collect();
+                Ok(Some(format!("{{\"reset\":{},\"ops\":[{}]}}", t.reset, lines.join(","))))
+            })
+        })
+    }
+
+    #[napi]
+    pub fn stream_snapshot(&self) -> napi::Result<Cursor> {
+        guard(|| {
+            with_store(&self.inner, |s| Ok(Cursor::snapshot(s.backend().clone(), s.manifest().current_snapshot.clone())))
+        })
+    }
+
+    #[napi]
+    pub fn stream_ops(&self, since: Option<String>) -> napi::Result<Cursor> {
+        guard(|| with_store(&self.inner, |s| Ok(Cursor::ops(s.backend().clone(), s.active_ops().to_string(), since))))
+    }
+
+    /// Flushes, checkpoints when configured, releases the lock; on a worker.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn close(&self) -> AsyncTask<Job> {
+        let inner = self.inner.clone();
+        spawn(move || {
+            let due = with_store(&inner, |s| {
+                let o = s.options();
+                let due = !o.read_only && o.checkpoint_on_close && !s.ops().is_empty();
+                if !o.read_only {
+                    s.flush()?;
+                }
+                Ok(due)
+            })?;
+            if due {
+                checkpoint(&inner)?;
+            }
+            let store = lock(&inner).take();
+            if let Some(mut s) = store {
+                s.close()?;
+            }
+            Ok(None)
+        })
+    }
+}
