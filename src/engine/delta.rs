@@ -12,6 +12,22 @@ fn members(text: &str) -> Option<Vec<Member<'_>>> {
     json::object_members_dedup(text).ok()
 }
 
+/// Property names every plain JavaScript object inherits, as JSON tokens.
+const INHERITED: [&str; 12] = [
+    "\"constructor\"",
+    "\"__defineGetter__\"",
+    "\"__defineSetter__\"",
+    "\"hasOwnProperty\"",
+    "\"__lookupGetter__\"",
+    "\"__lookupSetter__\"",
+    "\"isPrototypeOf\"",
+    "\"propertyIsEnumerable\"",
+    "\"toString\"",
+    "\"valueOf\"",
+    "\"__proto__\"",
+    "\"toLocaleString\"",
+];
+
 fn find<'a>(ms: &[Member<'a>], key: &str) -> Option<&'a str> {
     ms.iter().find(|m| m.key == key).map(|m| m.value)
 }
@@ -22,7 +38,13 @@ pub fn create_delta(old: &str, new: &str) -> Option<String> {
     let old_m = members(old)?;
     let new_m = members(new)?;
     let set: Vec<&Member<'_>> = old_m.iter().filter(|m| find(&new_m, m.key) != Some(m.value)).collect();
-    let unset: Vec<&str> = new_m.iter().filter(|m| find(&old_m, m.key).is_none()).map(|m| m.key).collect();
+    // The reference tests keys with `in`, which also sees Object.prototype's properties: a
+    // new key with such a name is never listed for removal.
+    let unset: Vec<&str> = new_m
+        .iter()
+        .filter(|m| find(&old_m, m.key).is_none() && !INHERITED.contains(&m.key))
+        .map(|m| m.key)
+        .collect();
     if set.is_empty() && unset.is_empty() {
         return None;
     }
@@ -135,6 +157,12 @@ mod tests {
     fn unset_handles_strings_with_commas_and_brackets() {
         let rec = r#"{"a,b":1,"[x]":2,"k":3}"#;
         assert_eq!(apply_delta(rec, r#"{"$unset":["a,b","[x]"]}"#).unwrap(), r#"{"k":3}"#);
+    }
+
+    #[test]
+    fn inherited_names_are_never_unset() {
+        let d = create_delta(r#"{"a":"old value"}"#, r#"{"a":"new","constructor":1,"b":2}"#).unwrap();
+        assert_eq!(d, r#"{"$set":{"a":"old value"},"$unset":["b"]}"#);
     }
 
     #[test]

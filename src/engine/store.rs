@@ -286,12 +286,14 @@ impl Store {
         }
         apply(Arc::make_mut(&mut self.records), &op);
         self.ops.push(LoggedOp { op, line: line.into(), pos });
-        Ok(self.outcome())
+        Ok(self.outcome(false))
     }
 
-    fn outcome(&self) -> WriteOutcome {
+    /// Whether a checkpoint is due after a write. As in the reference, a single op in async
+    /// mode never triggers one (it resolves before the check); a batch always may.
+    fn outcome(&self, batch_commit: bool) -> WriteOutcome {
         let due = self.batch.is_none()
-            && self.opts.write_mode != WriteMode::Async
+            && (batch_commit || self.opts.write_mode != WriteMode::Async)
             && (self.ops.len() as f64) >= self.opts.checkpoint_threshold;
         if due {
             WriteOutcome::CheckpointDue
@@ -337,7 +339,7 @@ impl Store {
         self.backend.append_ops(&self.active_ops, bytes)?;
         self.written += bytes.len() as u64;
         self.batch = None;
-        Ok(self.outcome())
+        Ok(self.outcome(true))
     }
 
     /// Reverses every staged op of the open batch, newest first.
