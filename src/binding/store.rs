@@ -301,7 +301,7 @@ impl NativeStore {
         spawn(move || {
             let due = with_store(&inner, |s| {
                 let o = s.options();
-                let due = !o.read_only && o.checkpoint_on_close && !s.ops().is_empty();
+                let due = !o.read_only && o.checkpoint_on_close && !o.skip_load && !s.ops().is_empty();
                 if !o.read_only {
                     s.flush()?;
                 }

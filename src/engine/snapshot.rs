@@ -146,6 +146,8 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, u64)> 
 /// Reads a snapshot a batch of records at a time, holding one batch in memory (JSONL form).
 pub struct SnapshotStream {
     shown: String,
+    /// An error met after some records of a batch: those are returned first, this one next.
+    deferred: Option<Error>,
     state: StreamState,
     line_no: usize,
     pub version: u64,
@@ -167,12 +169,12 @@ impl SnapshotStream {
         reader.read_until(b'\n', &mut first).map_err(|e| Error::io(&shown, e))?;
         let first = String::from_utf8_lossy(&first).into_owned();
         match detect(&first) {
-            Form::Jsonl { version } => Ok(SnapshotStream { shown, state: StreamState::Lines(reader), line_no: 1, version }),
+            Form::Jsonl { version } => Ok(SnapshotStream { shown, deferred: None, state: StreamState::Lines(reader), line_no: 1, version }),
             Form::Legacy => {
                 // A legacy snapshot is one JSON value; it has to be read whole to be split.
                 let text = fsutil::read_text(&path)?;
                 let (version, recs) = legacy_records(&text, &shown)?;
-                Ok(SnapshotStream { shown, state: StreamState::Buffered(recs.into_iter()), line_no: 0, version })
+                Ok(SnapshotStream { shown, deferred: None, state: StreamState::Buffered(recs.into_iter()), line_no: 0, version })
             }
         }
     }
@@ -180,6 +182,10 @@ impl SnapshotStream {
     /// Up to `max` records as a flat JSON array text `[id, record, id, record, ...]`, or
     /// `None` at the end.
     pub fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
+        if let Some(e) = self.deferred.take() {
+            self.state = StreamState::Done;
+            return Err(e);
+        }
         let mut out = String::from("[");
         let mut n = 0;
         let push = |out: &mut String, n: &mut usize, id: &str, data: &str| {
@@ -212,9 +218,18 @@ impl SnapshotStream {
                     if line.is_empty() {
                         continue;
                     }
-                    let (id, data) =
-                        parse_record_line(line).map_err(|e| corrupt(&self.shown, format!("line {}: {e}", self.line_no)))?;
-                    push(&mut out, &mut n, &id, &data);
+                    match parse_record_line(line) {
+                        Ok((id, data)) => push(&mut out, &mut n, &id, &data),
+                        Err(e) => {
+                            let e = corrupt(&self.shown, format!("line {}: {e}", self.line_no));
+                            if n == 0 {
+                                self.state = StreamState::Done;
+                                return Err(e);
+                            }
+                            self.deferred = Some(e);
+                            break;
+                        }
+                    }
                 }
             }
         }

@@ -228,6 +228,13 @@ impl Store {
         Ok(())
     }
 
+    fn ensure_loaded(&self) -> Result<()> {
+        if self.opts.skip_load {
+            return Err(Error::Invalid("Cannot compact in skipLoad mode — in-memory Map is incomplete".into()));
+        }
+        Ok(())
+    }
+
     fn next_pos(&self) -> u64 {
         self.written + self.pending.len() as u64 + self.batch.as_ref().map_or(0, |b| b.bytes.len() as u64)
     }
@@ -292,7 +299,10 @@ impl Store {
     /// Whether a checkpoint is due after a write. As in the reference, a single op in async
     /// mode never triggers one (it resolves before the check); a batch always may.
     fn outcome(&self, batch_commit: bool) -> WriteOutcome {
+        // A skipLoad store holds only this session's records: a snapshot of them would drop
+        // everything it did not load, so it never checkpoints.
         let due = self.batch.is_none()
+            && !self.opts.skip_load
             && (batch_commit || self.opts.write_mode != WriteMode::Async)
             && (self.ops.len() as f64) >= self.opts.checkpoint_threshold;
         if due {
@@ -391,6 +401,7 @@ impl Store {
     /// can be written without holding the store (records are copy-on-write).
     pub fn checkpoint_begin(&mut self) -> Result<(Arc<Records>, u64)> {
         self.ensure_writable()?;
+        self.ensure_loaded()?;
         self.flush()?;
         Ok((self.records.clone(), self.version))
     }
@@ -433,6 +444,7 @@ impl Store {
     /// Returns how many were archived.
     pub fn archive(&mut self, ids: &[String], period: &str) -> Result<usize> {
         self.ensure_writable()?;
+        self.ensure_loaded()?;
         let moved: Vec<(String, String)> =
             ids.iter().filter_map(|id| self.records.get(id).map(|t| (id.clone(), t.to_string()))).collect();
         if moved.is_empty() {
@@ -521,7 +533,7 @@ impl Store {
         }
         if !self.opts.read_only {
             self.flush()?;
-            if self.opts.checkpoint_on_close && !self.ops.is_empty() {
+            if self.opts.checkpoint_on_close && !self.opts.skip_load && !self.ops.is_empty() {
                 self.checkpoint()?;
             }
         }
@@ -542,11 +554,10 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        // A store dropped without close (process exit, garbage collection) leaves no lock
-        // behind for its own pid, which would otherwise block this process from reopening.
+        // A store dropped without close (garbage collected) still writes what it buffered. Its
+        // lock stays, as the reference's does, until the process ends.
         if !self.closed {
             let _ = self.flush();
-            let _ = self.backend.release_lock();
         }
     }
 }
@@ -616,6 +627,7 @@ mod tests {
         assert!(matches!(s.delete("\"b\""), Err(Error::NotFound(_))));
         let before = state(&s);
         drop(s);
+        std::fs::remove_file(format!("{d}/.lock")).unwrap();
         let mut s = open(&d, Options { checkpoint_on_close: true, ..Options::default() });
         assert_eq!(state(&s), before);
         assert_eq!(s.ops().len(), 4);
@@ -716,10 +728,11 @@ mod tests {
     #[test]
     fn lock_excludes_a_second_writer() {
         let d = dir("lock");
-        let s = open(&d, Options::default());
+        let mut s = open(&d, Options::default());
         let e = Store::open(Arc::new(FsBackend::new(&d)), Options::default()).err().unwrap();
         assert!(matches!(e, Error::Locked { .. }));
-        drop(s);
+
+        s.close().unwrap();
         assert!(Store::open(Arc::new(FsBackend::new(&d)), Options::default()).is_ok());
     }
 }

@@ -1,0 +1,204 @@
+// Shared helpers for the store-*.test.mjs files. Public API only: everything here either drives a
+// Store through ./impl.mjs or reads/writes the data directory as plain files.
+import { mkdtemp, rm, readFile, writeFile, mkdir, readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { Store } from "./impl.mjs";
+
+export const HERE = dirname(fileURLToPath(import.meta.url));
+export const IMPL_URL = pathToFileURL(join(HERE, "impl.mjs")).href;
+
+/** `Date.prototype.toISOString` shape: UTC with milliseconds. */
+export const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Fresh temp dir for one test, plus tracked Store instances. Everything opened through the
+ * returned context is closed (errors ignored) and the dir removed when the test ends.
+ */
+export async function setup(t) {
+  const dir = await mkdtemp(join(tmpdir(), "opslog-test-"));
+  const stores = [];
+  t.after(async () => {
+    for (const s of stores.reverse()) {
+      try {
+        await s.close();
+      } catch {
+        // already closed / never opened
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    dir,
+    /** new Store, tracked, opened on `d` (default: the test dir). */
+    async open(opts, d = dir) {
+      const s = new Store();
+      stores.push(s);
+      await s.open(d, opts);
+      return s;
+    },
+    /** new Store, tracked, not opened. */
+    store() {
+      const s = new Store();
+      stores.push(s);
+      return s;
+    },
+    /** a sub directory path (not created). */
+    sub(name) {
+      return join(dir, name);
+    },
+  };
+}
+
+export async function readManifest(dir) {
+  const text = await readFile(join(dir, "manifest.json"), "utf8");
+  return { text, json: JSON.parse(text) };
+}
+
+function splitLines(text) {
+  return text.split("\n").filter((l) => l.length > 0);
+}
+
+/** The op file named by the manifest (or `rel`). */
+export async function readOps(dir, rel) {
+  if (!rel) rel = (await readManifest(dir)).json.activeOps;
+  const buf = await readFile(join(dir, rel));
+  const text = buf.toString("utf8");
+  const lines = splitLines(text);
+  const ops = lines.map((l) => {
+    try {
+      return JSON.parse(l);
+    } catch {
+      return null; // malformed line
+    }
+  });
+  return { rel, buf, text, lines, ops };
+}
+
+/** The JSONL snapshot named by the manifest (or `rel`). */
+export async function readSnapshot(dir, rel) {
+  if (!rel) rel = (await readManifest(dir)).json.currentSnapshot;
+  const buf = await readFile(join(dir, rel));
+  const text = buf.toString("utf8");
+  const lines = splitLines(text);
+  const header = JSON.parse(lines[0]);
+  const records = lines.slice(1).map((l) => JSON.parse(l));
+  return { rel, buf, text, lines, header, records, ids: records.map((r) => r.id) };
+}
+
+export async function listDir(dir, sub) {
+  try {
+    return (await readdir(join(dir, sub))).sort();
+  } catch {
+    return [];
+  }
+}
+
+export const MANIFEST_KEYS = ["version", "currentSnapshot", "activeOps", "archiveSegments", "stats"];
+export const STATS_KEYS = ["activeRecords", "archivedRecords", "opsCount", "created", "lastCheckpoint"];
+
+/**
+ * Write a data directory by hand: `snapshot` is the raw snapshot file text, `ops` an array of op
+ * lines (strings, written as-is each followed by "\n") or a raw string.
+ */
+export async function writeStoreDir(dir, { snapshot, ops = [], manifest = {}, snapName = "snap-1000.jsonl", opsName = "ops-1000.jsonl" }) {
+  await mkdir(join(dir, "snapshots"), { recursive: true });
+  await mkdir(join(dir, "ops"), { recursive: true });
+  await mkdir(join(dir, "archive"), { recursive: true });
+  await writeFile(join(dir, "snapshots", snapName), snapshot);
+  const opsText = typeof ops === "string" ? ops : ops.map((l) => l + "\n").join("");
+  await writeFile(join(dir, "ops", opsName), opsText);
+  const m = {
+    version: 1,
+    currentSnapshot: `snapshots/${snapName}`,
+    activeOps: `ops/${opsName}`,
+    archiveSegments: [],
+    stats: {
+      activeRecords: 0,
+      archivedRecords: 0,
+      opsCount: 0,
+      created: "2024-01-01T00:00:00.000Z",
+      lastCheckpoint: "2024-01-01T00:00:00.000Z",
+    },
+    ...manifest,
+  };
+  await writeFile(join(dir, "manifest.json"), JSON.stringify(m, null, 2));
+  return m;
+}
+
+/** JSONL snapshot text from [id, record] pairs. */
+export function jsonlSnapshot(entries, version = 1, timestamp = "2024-01-01T00:00:00.000Z") {
+  let s = JSON.stringify({ version, timestamp }) + "\n";
+  for (const [id, data] of entries) s += JSON.stringify({ id, data }) + "\n";
+  return s;
+}
+
+/** One op line, keys in the on-disk order. */
+export function opLine({ ts = "2024-01-01T00:00:01.000Z", op = "set", id, prev = null, data, encoding }) {
+  const o = { ts, op, id, prev };
+  if (op === "set") o.data = data;
+  if (encoding) o.encoding = encoding;
+  return JSON.stringify(o);
+}
+
+/** Poll `fn` until it returns truthy or `ms` elapse; returns the last value. */
+export async function waitFor(fn, ms = 2000, every = 10) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v || Date.now() > end) return v;
+    await sleep(every);
+  }
+}
+
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === "EPERM";
+  }
+}
+
+/** A pid that belongs to no live process. */
+export function deadPid() {
+  for (let pid = 999999; pid > 900000; pid--) if (!isAlive(pid)) return pid;
+  throw new Error("no dead pid found");
+}
+
+/**
+ * Run an ES module snippet in a child node process with the same implementation selection
+ * (OPSLOG_IMPL is inherited). The snippet can `import` from IMPL_URL. Returns spawnSync's result.
+ */
+export function runNode(code, { timeout = 20000, env = {} } = {}) {
+  return spawnSync(process.execPath, ["--input-type=module", "-e", code], {
+    encoding: "utf8",
+    timeout,
+    env: { ...process.env, ...env },
+  });
+}
+
+/**
+ * Skip reason for a test of one of SPEC section 7's deliberate fixes: such a test describes where
+ * we differ from the reference, so it is skipped when OPSLOG_IMPL=reference. Set
+ * OPSLOG_UNSKIP_DEFECTS=1 as well to run them against the reference anyway (they must fail there).
+ */
+export function refDefect(n) {
+  return process.env.OPSLOG_IMPL === "reference" && !process.env.OPSLOG_UNSKIP_DEFECTS
+    ? `reference defect (SPEC 7.${n})`
+    : false;
+}
+
+/** readOps, or null when the file does not exist (superseded files may be deleted, SPEC 7.8). */
+export async function readOpsIfExists(dir, rel) {
+  try {
+    return await readOps(dir, rel);
+  } catch (e) {
+    if (e.code === "ENOENT") return null;
+    throw e;
+  }
+}

@@ -1,0 +1,304 @@
+// streamSnapshot() and getWalOps(since?): async generators over the current files.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { open as fsOpen } from "node:fs/promises";
+import { join } from "node:path";
+import { Store, isReference } from "./impl.mjs";
+import { setup, readOps, writeStoreDir, jsonlSnapshot, opLine, sleep, refDefect } from "./helpers.mjs";
+
+async function collect(gen) {
+  const out = [];
+  for await (const x of gen) out.push(x);
+  return out;
+}
+
+test("streamSnapshot and getWalOps return async generators", async (t) => {
+  const c = await setup(t);
+  const s = await c.open();
+  for (const gen of [s.streamSnapshot(), s.getWalOps(), s.getWalOps("2020-01-01T00:00:00.000Z")]) {
+    assert.equal(typeof gen[Symbol.asyncIterator], "function");
+    assert.equal(gen[Symbol.asyncIterator](), gen);
+    assert.equal(typeof gen.next, "function");
+    assert.equal(typeof gen.return, "function");
+    assert.equal(typeof gen.throw, "function");
+    const p = gen.next();
+    assert.ok(p instanceof Promise);
+    assert.deepEqual(await p, { value: undefined, done: true });
+  }
+});
+
+test("streamSnapshot yields [id, record] pairs of the snapshot in file order", async (t) => {
+  const c = await setup(t);
+  let s = await c.open();
+  await s.set("b", { n: 2 });
+  await s.set("a", { n: 1, nested: { x: [1] } });
+  await s.set("10", { n: 10 });
+  await s.set("2", { n: 20 });
+  await s.close();
+  s = await c.open();
+  const gen = s.streamSnapshot();
+  const first = await gen.next();
+  assert.equal(first.done, false);
+  assert.deepEqual(first.value, ["b", { n: 2 }]);
+  const rest = await collect(gen);
+  assert.deepEqual(rest, [
+    ["a", { n: 1, nested: { x: [1] } }],
+    ["10", { n: 10 }],
+    ["2", { n: 20 }],
+  ]);
+});
+
+test("streamSnapshot covers the snapshot only, not the ops since", async (t) => {
+  const c = await setup(t);
+  let s = await c.open();
+  await s.set("a", { v: 1 });
+  await s.close();
+  s = await c.open();
+  await s.set("b", { v: 2 });
+  await s.set("a", { v: 10 });
+  assert.deepEqual(await collect(s.streamSnapshot()), [["a", { v: 1 }]]);
+  assert.deepEqual(
+    (await collect(s.getWalOps())).map((o) => [o.id, o.data]),
+    [
+      ["b", { v: 2 }],
+      ["a", { v: 10 }],
+    ],
+  );
+});
+
+test("getWalOps yields the current op file's ops; since is exclusive", async (t) => {
+  const c = await setup(t);
+  let s = await c.open({ checkpointOnClose: false });
+  await s.set("a", { v: 1 });
+  await sleep(4);
+  await s.set("b", { v: 1 });
+  await sleep(4);
+  await s.set("a", { v: 2 });
+  await sleep(4);
+  await s.delete("b");
+  const all = await collect(s.getWalOps());
+  assert.deepEqual(all, s.getOps());
+  assert.deepEqual(all, (await readOps(c.dir)).ops);
+  assert.deepEqual(
+    all.map(({ ts, ...o }) => o),
+    [
+      { op: "set", id: "a", prev: null, data: { v: 1 } },
+      { op: "set", id: "b", prev: null, data: { v: 1 } },
+      { op: "set", id: "a", prev: { v: 1 }, data: { v: 2 } },
+      { op: "delete", id: "b", prev: { v: 1 } },
+    ],
+  );
+  const since = all[1].ts;
+  assert.deepEqual(
+    (await collect(s.getWalOps(since))).map((o) => `${o.op}:${o.id}`),
+    ["set:a", "delete:b"],
+  );
+  assert.deepEqual(await collect(s.getWalOps(all[3].ts)), []);
+  assert.deepEqual((await collect(s.getWalOps(""))).length, 4, "an empty since means no filter");
+  await s.close();
+  s = await c.open({ readOnly: true });
+  assert.deepEqual(await collect(s.getWalOps()), all);
+});
+
+test("getWalOps reflects undo", async (t) => {
+  const c = await setup(t);
+  const s = await c.open();
+  await s.set("a", { v: 1 });
+  await s.set("b", { v: 1 });
+  await s.undo();
+  assert.deepEqual(
+    (await collect(s.getWalOps())).map((o) => o.id),
+    ["a"],
+  );
+});
+
+test("getWalOps skips malformed lines like the loader does", async (t) => {
+  const c = await setup(t);
+  await writeStoreDir(c.dir, {
+    snapshot: jsonlSnapshot([]),
+    ops: [opLine({ id: "a", data: { v: 1 } }), "not json", '{"ts":"x","op":"nope","id":"q","prev":null}', opLine({ ts: "2024-01-01T00:00:02.000Z", id: "b", data: { v: 2 } })],
+  });
+  const s = await c.open({ readOnly: true });
+  assert.deepEqual(
+    (await collect(s.getWalOps())).map((o) => o.id),
+    ["a", "b"],
+  );
+});
+
+test("breaking out of a stream early is fine; the store keeps working", async (t) => {
+  const c = await setup(t);
+  let s = await c.open();
+  for (let i = 0; i < 50; i++) await s.set(`k${i}`, { i });
+  await s.close();
+  s = await c.open({ checkpointOnClose: false });
+  for (let i = 0; i < 5; i++) await s.set(`w${i}`, { i });
+  let n = 0;
+  for await (const [id] of s.streamSnapshot()) {
+    assert.equal(id, "k0");
+    n++;
+    break;
+  }
+  for await (const op of s.getWalOps()) {
+    assert.equal(op.id, "w0");
+    n++;
+    break;
+  }
+  assert.equal(n, 2);
+  const gen = s.streamSnapshot();
+  await gen.next();
+  assert.deepEqual(await gen.return("x"), { value: "x", done: true });
+  assert.deepEqual(await gen.next(), { value: undefined, done: true });
+  await s.set("after", { ok: true });
+  await s.close();
+});
+
+test("two streams can be consumed interleaved", async (t) => {
+  const c = await setup(t);
+  let s = await c.open();
+  for (let i = 0; i < 20; i++) await s.set(`k${i}`, { i });
+  await s.close();
+  s = await c.open();
+  const g1 = s.streamSnapshot();
+  const g2 = s.streamSnapshot();
+  for (let i = 0; i < 20; i++) {
+    assert.deepEqual((await g1.next()).value, [`k${i}`, { i }]);
+    assert.deepEqual((await g2.next()).value, [`k${i}`, { i }]);
+  }
+  assert.equal((await g1.next()).done, true);
+  assert.equal((await g2.next()).done, true);
+});
+
+test("a large snapshot streams completely and in order", async (t) => {
+  const c = await setup(t);
+  const N = 20000;
+  const entries = [];
+  for (let i = 0; i < N; i++) entries.push([`id-${i}`, { i, s: "é".repeat(i % 7) }]);
+  await writeStoreDir(c.dir, { snapshot: jsonlSnapshot(entries) });
+  const s = await c.open({ skipLoad: true });
+  let i = 0;
+  for await (const [id, rec] of s.streamSnapshot()) {
+    assert.equal(id, `id-${i}`);
+    assert.equal(rec.i, i);
+    i++;
+  }
+  assert.equal(i, N);
+});
+
+test("streaming before open: the first next() rejects with the not-open error", async (t) => {
+  const c = await setup(t);
+  const s = c.store();
+  const g = s.streamSnapshot();
+  await assert.rejects(g.next(), { message: "Store is not open. Call open() first." });
+  const w = s.getWalOps();
+  await assert.rejects(w.next(), { message: "Store is not open. Call open() first." });
+});
+
+// --- SPEC 7.2: follow checkpoints ---
+
+test("streamSnapshot after compact streams the new snapshot (SPEC 7.2)", { skip: refDefect(2) }, async (t) => {
+  const c = await setup(t);
+  const s = await c.open();
+  await s.set("a", { v: 1 });
+  await s.set("b", { v: 2 });
+  await sleep(3);
+  await s.compact();
+  assert.deepEqual(await collect(s.streamSnapshot()), [
+    ["a", { v: 1 }],
+    ["b", { v: 2 }],
+  ]);
+  await s.set("c", { v: 3 });
+  await s.delete("a");
+  await sleep(3);
+  await s.compact();
+  assert.deepEqual(await collect(s.streamSnapshot()), [
+    ["b", { v: 2 }],
+    ["c", { v: 3 }],
+  ]);
+});
+
+test("getWalOps after a checkpoint yields only the ops since it (SPEC 7.2)", { skip: refDefect(2) }, async (t) => {
+  const c = await setup(t);
+  const s = await c.open({ checkpointThreshold: 3 });
+  await s.set("a", { v: 1 });
+  await sleep(3);
+  await s.compact();
+  assert.deepEqual(await collect(s.getWalOps()), []);
+  await s.set("b", { v: 1 });
+  assert.deepEqual(
+    (await collect(s.getWalOps())).map((o) => o.id),
+    ["b"],
+  );
+  await s.set("c", { v: 1 });
+  await sleep(3);
+  await s.set("d", { v: 1 }); // third op: automatic checkpoint
+  assert.equal(s.stats().opsCount, 0);
+  await s.set("e", { v: 1 });
+  assert.deepEqual(
+    (await collect(s.getWalOps())).map((o) => o.id),
+    ["e"],
+  );
+  assert.deepEqual(
+    (await collect(s.streamSnapshot())).map(([id]) => id),
+    ["a", "b", "c", "d"],
+  );
+});
+
+// --- SPEC 7.1: bounded memory ---
+//
+// The observable: files larger than a JavaScript string can hold (V8's limit is ~512 MiB). The
+// reference reads the whole file into one string before yielding anything, so it fails (snapshot)
+// or silently yields nothing (op file); a streaming reader yields the first items at once. The
+// files are sparse (a few valid lines, then 600 MiB of holes with a newline every MiB) so they
+// cost no disk space, and skipLoad keeps open() from reading them. Only the first items are
+// consumed, then the generator is closed.
+
+const HUGE = 600 * 1024 * 1024;
+
+async function makeHuge(path, head) {
+  const fh = await fsOpen(path, "w");
+  try {
+    await fh.write(head, 0);
+    await fh.truncate(HUGE);
+    for (let off = 1 << 20; off < HUGE; off += 1 << 20) await fh.write("\n", off);
+  } finally {
+    await fh.close();
+  }
+}
+
+test("streamSnapshot streams a snapshot bigger than the largest JS string (SPEC 7.1)", { skip: refDefect(1) }, async (t) => {
+  const c = await setup(t);
+  await writeStoreDir(c.dir, { snapshot: "" });
+  await makeHuge(join(c.dir, "snapshots", "snap-1000.jsonl"), jsonlSnapshot([
+    ["first", { n: 1 }],
+    ["second", { n: 2 }],
+  ]));
+  const s = await c.open({ skipLoad: true });
+  const gen = s.streamSnapshot();
+  const start = Date.now();
+  assert.deepEqual(await gen.next(), { value: ["first", { n: 1 }], done: false });
+  assert.deepEqual(await gen.next(), { value: ["second", { n: 2 }], done: false });
+  const elapsed = Date.now() - start;
+  await gen.return();
+  assert.ok(elapsed < 5000, `first items took ${elapsed} ms`);
+});
+
+test("getWalOps streams an op file bigger than the largest JS string (SPEC 7.1)", { skip: refDefect(1) }, async (t) => {
+  const c = await setup(t);
+  await writeStoreDir(c.dir, { snapshot: jsonlSnapshot([]) });
+  const head =
+    opLine({ ts: "2024-01-01T00:00:01.000Z", id: "w1", data: { n: 1 } }) + "\n" + opLine({ ts: "2024-01-01T00:00:02.000Z", id: "w2", data: { n: 2 } }) + "\n";
+  await makeHuge(join(c.dir, "ops", "ops-1000.jsonl"), head);
+  const s = await c.open({ skipLoad: true });
+  const gen = s.getWalOps();
+  assert.deepEqual(await gen.next(), {
+    value: { ts: "2024-01-01T00:00:01.000Z", op: "set", id: "w1", prev: null, data: { n: 1 } },
+    done: false,
+  });
+  assert.equal((await gen.next()).value.id, "w2");
+  await gen.return();
+  // the since filter streams too
+  const gen2 = s.getWalOps("2024-01-01T00:00:01.000Z");
+  assert.equal((await gen2.next()).value.id, "w2");
+  await gen2.return();
+});
+
