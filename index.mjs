@@ -1,4 +1,18 @@
 import native from "./index.js";
 
-export const { Store } = native;
+export const {
+  Store,
+  FsBackend,
+  LamportClock,
+  createDelta,
+  applyDelta,
+  isDeltaSmaller,
+  streamSnapshotFile,
+  acquireLock,
+  releaseLock,
+  validateOp,
+  validateManifest,
+  validateSnapshot,
+  validateArchiveSegment,
+} = native;
 export default native;

@@ -15,7 +15,7 @@ type Opener = Box<dyn FnOnce() -> Result<Box<dyn BatchStream>> + Send>;
 enum State {
     Unopened(Opener),
     Open(Box<dyn BatchStream>),
-    Done,
+    Done(Option<u64>),
 }
 
 #[napi]
@@ -26,6 +26,14 @@ pub struct Cursor {
 impl Cursor {
     pub fn snapshot(backend: Arc<dyn Backend>, rel: String) -> Cursor {
         Cursor::new(Box::new(move || backend.stream_snapshot(&rel)))
+    }
+
+    /// A snapshot file read directly, outside any store.
+    pub fn snapshot_file(dir: String, rel: String) -> Cursor {
+        Cursor::new(Box::new(move || {
+            let backend = crate::engine::fs_backend::FsBackend::new(&dir);
+            crate::engine::backend::Backend::stream_snapshot(&backend, &rel)
+        }))
     }
 
     pub fn ops(backend: Arc<dyn Backend>, rel: String, since: Option<String>) -> Cursor {
@@ -46,15 +54,25 @@ impl Cursor {
         spawn(move || {
             let mut st = lock(&state);
             if let State::Unopened(_) = &*st {
-                let State::Unopened(opener) = std::mem::replace(&mut *st, State::Done) else { unreachable!() };
+                let State::Unopened(opener) = std::mem::replace(&mut *st, State::Done(None)) else { unreachable!() };
                 *st = State::Open(opener()?);
             }
             let State::Open(stream) = &mut *st else { return Ok(None) };
             let batch = stream.next_batch(max.max(1) as usize)?;
             if batch.is_none() {
-                *st = State::Done;
+                let version = stream.version();
+                *st = State::Done(version);
             }
             Ok(batch)
         })
+    }
+
+    /// The snapshot's data version, once the stream has ended.
+    #[napi]
+    pub fn version(&self) -> Option<u32> {
+        match &*lock(&self.state) {
+            State::Done(v) => v.map(|v| v as u32),
+            _ => None,
+        }
     }
 }

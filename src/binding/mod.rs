@@ -2,6 +2,8 @@
 //! libuv's worker threads. No store logic lives here.
 
 mod cursor;
+mod fs_backend;
 mod guard;
+mod helpers;
 mod job;
 mod store;

@@ -63,12 +63,12 @@ pub fn pretty(text: &str, depth: usize, out: &mut String) {
     }
 }
 
-fn invalid(msg: &str) -> Error {
-    Error::Corrupt(format!("Invalid archive segment: {msg}"))
-}
-
-/// Parses a segment with `validateArchiveSegment`'s rules; returns its records, canonical.
-pub fn parse(text: &str) -> Result<Vec<(String, String)>> {
+/// `validateArchiveSegment`'s checks; returns the `records` text.
+fn check_segment(text: &str) -> std::result::Result<&str, String> {
+    let invalid = |msg: &str| format!("Invalid archive segment: {msg}");
+    if json::kind_of(text.trim_start()) != Kind::Object {
+        return Err(invalid("not an object"));
+    }
     let members = json::object_members_dedup(text).map_err(|_| invalid("not an object"))?;
     let get = |name: &str| members.iter().find(|m| m.key == name).map(|m| m.value);
     let version_ok = get("\"version\"")
@@ -85,7 +85,17 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>> {
     if !non_empty_string("\"timestamp\"") {
         return Err(invalid("timestamp must be a non-empty string"));
     }
-    let records = get("\"records\"").filter(|r| json::kind_of(r) == Kind::Object).ok_or_else(|| invalid("records must be an object"))?;
+    get("\"records\"").filter(|r| json::kind_of(r) == Kind::Object).ok_or_else(|| invalid("records must be an object"))
+}
+
+/// `validateArchiveSegment` on JSON text: `Err(message)` when it fails.
+pub fn validate(text: &str) -> std::result::Result<(), String> {
+    check_segment(text).map(|_| ())
+}
+
+/// Parses a segment with `validateArchiveSegment`'s rules; returns its records, canonical.
+pub fn parse(text: &str) -> Result<Vec<(String, String)>> {
+    let records = check_segment(text).map_err(Error::Corrupt)?;
     let mut out = Vec::new();
     for m in json::object_members_dedup(records).map_err(|e| Error::Corrupt(e.to_string()))? {
         let id = json::canonicalize(m.key).map_err(|e| Error::Corrupt(e.to_string()))?.into_owned();

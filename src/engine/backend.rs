@@ -10,6 +10,11 @@ use super::wal::ReadResult;
 pub trait BatchStream: Send {
     /// Up to `max` items as a JSON array text, or `None` at the end.
     fn next_batch(&mut self, max: usize) -> Result<Option<String>>;
+
+    /// The data version a snapshot stream read from its header.
+    fn version(&self) -> Option<u64> {
+        None
+    }
 }
 
 pub trait Backend: Send + Sync {

@@ -1,7 +1,7 @@
 //! The filesystem backend: the data directory of SPEC section 3.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::archive;
@@ -10,11 +10,25 @@ use super::error::{display_join, Error, Result};
 use super::fsutil;
 use super::lock::{self, LockHandle};
 use super::manifest::Manifest;
+use super::paths;
 use super::records::Records;
 use super::snapshot::{self, SnapshotStream};
 use super::wal::{self, OpStream, OpWriter, ReadResult};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
+pub const COMPACT_LOCK_FILE: &str = ".compact-lock";
+
+#[cfg(unix)]
+fn read_at(file: &fs::File, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, pos)
+}
+
+#[cfg(not(unix))]
+fn read_at(mut file: &fs::File, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(pos))?;
+    file.read(buf)
+}
 
 #[derive(Debug)]
 pub struct FsBackend {
@@ -29,15 +43,141 @@ impl FsBackend {
         FsBackend { dir: PathBuf::from(dir), display: dir.to_string(), lock: Mutex::new(None), writer: Mutex::new(None) }
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn shown(&self, rel: &str) -> String {
         display_join(&self.display, rel)
+    }
+
+    /// The absolute path of a file of the store; refuses paths that lead outside it.
+    fn path(&self, rel: &str) -> Result<PathBuf> {
+        paths::inside(&self.dir, rel)
+    }
+
+    pub fn create_agent_ops_file(&self, agent: &str) -> Result<String> {
+        let opsdir = self.dir.join("ops");
+        let name = fsutil::fresh_name(&opsdir, &format!("agent-{agent}-"), "jsonl");
+        let rel = format!("ops/{name}");
+        let path = self.path(&rel)?;
+        if path.parent() != Some(opsdir.as_path()) {
+            return Err(Error::Invalid(format!("opslog: agent id '{agent}' cannot be part of a file name")));
+        }
+        fs::write(&path, "").map_err(|e| Error::io(self.shown(&rel), e))?;
+        Ok(rel)
+    }
+
+    /// Op files in `ops/`, as relative paths, in name order.
+    pub fn list_ops_files(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.dir.join("ops")) else { return Vec::new() };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".jsonl"))
+            .map(|n| format!("ops/{n}"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn list_archive_segments(&self) -> Vec<String> {
+        archive::list(&self.dir)
+    }
+
+    /// Takes `.compact-lock` (multi-writer compaction); fails when another agent holds it.
+    pub fn acquire_compaction_lock(&self) -> Result<()> {
+        let path = self.dir.join(COMPACT_LOCK_FILE);
+        let shown = self.shown(COMPACT_LOCK_FILE);
+        let mut file = match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Invalid("Compaction lock held by another agent".into()))
+            }
+            Err(e) => return Err(Error::io(shown, e)),
+        };
+        std::io::Write::write_all(&mut file, std::process::id().to_string().as_bytes()).map_err(|e| Error::io(&shown, e))?;
+        Ok(())
+    }
+
+    pub fn release_compaction_lock(&self) {
+        let _ = fs::remove_file(self.dir.join(COMPACT_LOCK_FILE));
+    }
+
+    /// The manifest's modification time in ms (`stat().mtimeMs` as a string), or `None`.
+    pub fn manifest_version(&self) -> Option<String> {
+        let modified = fs::metadata(self.dir.join(MANIFEST_FILE)).ok()?.modified().ok()?;
+        let d = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+        Some(super::json::format_number(d.as_secs() as f64 * 1e3 + f64::from(d.subsec_nanos()) / 1e6))
+    }
+
+    pub fn truncate_last_op(&self, rel: &str) -> Result<bool> {
+        *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        wal::truncate_last_line(&self.path(rel)?)
+    }
+
+    pub fn write_blob(&self, rel: &str, content: &[u8]) -> Result<()> {
+        let path = self.path(rel)?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent.display().to_string(), e))?;
+        }
+        fs::write(&path, content).map_err(|e| Error::io(path.display().to_string(), e))
+    }
+
+    pub fn read_blob(&self, rel: &str) -> Result<Vec<u8>> {
+        let path = self.path(rel)?;
+        fs::read(&path).map_err(|e| Error::io(path.display().to_string(), e))
+    }
+
+    /// A positioned read: short at the end of the file.
+    pub fn read_blob_range(&self, rel: &str, offset: u64, length: usize) -> Result<Vec<u8>> {
+        let path = self.path(rel)?;
+        let shown = path.display().to_string();
+        let file = fs::File::open(&path).map_err(|e| Error::io(&shown, e))?;
+        let mut buf = vec![0u8; length];
+        let mut filled = 0;
+        while filled < length {
+            let n = read_at(&file, &mut buf[filled..], offset + filled as u64).map_err(|e| Error::io(&shown, e))?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+
+    pub fn list_blobs(&self, prefix: &str) -> Result<Vec<String>> {
+        let path = self.path(prefix)?;
+        let Ok(entries) = fs::read_dir(path) else { return Ok(Vec::new()) };
+        let mut names: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub fn delete_blob(&self, rel: &str) -> Result<()> {
+        let path = self.path(rel)?;
+        let _ = fs::remove_file(path);
+        Ok(())
+    }
+
+    pub fn delete_blob_dir(&self, prefix: &str) -> Result<()> {
+        let path = self.path(prefix)?;
+        if path == self.dir || Path::new(prefix).components().all(|c| matches!(c, std::path::Component::CurDir)) {
+            return Err(Error::Invalid(format!("opslog: refusing to delete the whole store directory ('{prefix}')")));
+        }
+        match fs::remove_dir_all(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(path.display().to_string(), e)),
+        }
     }
 
     fn with_writer<T>(&self, rel: &str, f: impl FnOnce(&mut OpWriter) -> Result<T>) -> Result<T> {
         let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if guard.as_ref().is_none_or(|(path, _)| path != rel) {
-            let read = wal::read(&self.dir.join(rel))?;
-            *guard = Some((rel.to_string(), OpWriter::open(&self.dir.join(rel), self.shown(rel), &read)?));
+            let path = self.path(rel)?;
+            let read = wal::read(&path)?;
+            *guard = Some((rel.to_string(), OpWriter::open(&path, self.shown(rel), &read)?));
         }
         f(&mut guard.as_mut().expect("writer just opened").1)
     }
@@ -46,6 +186,10 @@ impl FsBackend {
 impl BatchStream for SnapshotStream {
     fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
         SnapshotStream::next_batch(self, max)
+    }
+
+    fn version(&self) -> Option<u64> {
+        Some(self.version)
     }
 }
 
@@ -107,21 +251,23 @@ impl Backend for FsBackend {
     }
 
     fn load_snapshot(&self, rel: &str) -> Result<(Records, u64)> {
+        self.path(rel)?;
         snapshot::load(&self.dir, &self.display, rel)
     }
 
     fn stream_snapshot(&self, rel: &str) -> Result<Box<dyn BatchStream>> {
+        self.path(rel)?;
         Ok(Box::new(SnapshotStream::open(&self.dir, &self.display, rel)?))
     }
 
     fn read_ops(&self, rel: &str, from: u64) -> Result<ReadResult> {
-        let r = wal::read_from(&self.dir.join(rel), from)?;
+        let r = wal::read_from(&self.path(rel)?, from)?;
         wal::warn_skipped(r.skipped, &self.shown(rel));
         Ok(r)
     }
 
     fn stream_ops(&self, rel: &str, since: Option<String>) -> Result<Box<dyn BatchStream>> {
-        Ok(Box::new(OpStream::open(&self.dir.join(rel), since)?))
+        Ok(Box::new(OpStream::open(&self.path(rel)?, since)?))
     }
 
     fn create_ops_file(&self) -> Result<String> {
@@ -134,7 +280,7 @@ impl Backend for FsBackend {
     }
 
     fn open_for_append(&self, rel: &str, read: &ReadResult) -> Result<()> {
-        let writer = OpWriter::open(&self.dir.join(rel), self.shown(rel), read)?;
+        let writer = OpWriter::open(&self.path(rel)?, self.shown(rel), read)?;
         *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some((rel.to_string(), writer));
         Ok(())
     }
@@ -152,6 +298,7 @@ impl Backend for FsBackend {
     }
 
     fn load_archive_segment(&self, rel: &str) -> Result<Vec<(String, String)>> {
+        self.path(rel)?;
         archive::load(&self.dir, &self.display, rel)
     }
 }

@@ -431,6 +431,20 @@ fn canonical_string(raw: &str) -> Result<String, JsonError> {
     Ok(out)
 }
 
+/// `String(value)` for the value a JSON text holds, as a template literal would show it.
+pub fn js_string(raw: &str) -> String {
+    let raw = raw.trim();
+    match kind_of(raw) {
+        Kind::String => decode_string(raw).unwrap_or_default(),
+        Kind::Object => "[object Object]".into(),
+        Kind::Array => array_elements(raw)
+            .map(|es| es.iter().map(|e| if kind_of(e) == Kind::Null { String::new() } else { js_string(e) }).collect::<Vec<_>>().join(","))
+            .unwrap_or_default(),
+        Kind::Number => canonical_number(raw).into_owned(),
+        Kind::Bool | Kind::Null => raw.to_string(),
+    }
+}
+
 /// Length of a JSON text in UTF-16 code units (JavaScript's `.length`).
 pub fn utf16_len(text: &str) -> usize {
     text.chars().map(char::len_utf16).sum()
@@ -843,6 +857,15 @@ mod tests {
         assert_eq!(m[0], Member { key: "\"a\"", value: "{\"x\":[1]}" });
         let d = object_members_dedup(r#"{"a":1,"b":"s","\u0061":2}"#).unwrap();
         assert_eq!(d, vec![Member { key: "\"a\"", value: "2" }, Member { key: "\"b\"", value: "\"s\"" }]);
+    }
+
+    #[test]
+    fn js_string_follows_template_literals() {
+        assert_eq!(js_string(r#""x""#), "x");
+        assert_eq!(js_string(r#"{"a":1}"#), "[object Object]");
+        assert_eq!(js_string(r#"[1,"a",null,[2,3]]"#), "1,a,,2,3");
+        assert_eq!(js_string("1E3"), "1000");
+        assert_eq!(js_string("null"), "null");
     }
 
     #[test]

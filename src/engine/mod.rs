@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod backend;
+pub mod clock;
 pub mod delta;
 pub mod error;
 pub mod fs_backend;
@@ -10,6 +11,7 @@ pub mod json;
 pub mod lock;
 pub mod manifest;
 pub mod op;
+pub mod paths;
 pub mod records;
 pub mod snapshot;
 pub mod store;

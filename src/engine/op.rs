@@ -81,12 +81,8 @@ impl Op {
         let kind = match op.map(|v| (json::kind_of(v), v)) {
             Some((Kind::String, v)) if json::decode_string(v).as_deref() == Ok("set") => OpKind::Set,
             Some((Kind::String, v)) if json::decode_string(v).as_deref() == Ok("delete") => OpKind::Delete,
-            Some((Kind::String, v)) => {
-                let got = json::decode_string(v).unwrap_or_default();
-                return Err(format!("Invalid operation: op must be \"set\" or \"delete\", got \"{got}\""));
-            }
             other => {
-                let got = other.map_or("undefined".to_string(), |(_, v)| v.to_string());
+                let got = other.map_or("undefined".to_string(), |(_, v)| json::js_string(v));
                 return Err(format!("Invalid operation: op must be \"set\" or \"delete\", got \"{got}\""));
             }
         };
@@ -118,11 +114,7 @@ impl Op {
             Some("\"delta\"") => true,
             Some("\"full\"") => false,
             Some(other) => {
-                let got = if json::kind_of(other) == Kind::String {
-                    json::decode_string(other).unwrap_or_default()
-                } else {
-                    other.to_string()
-                };
+                let got = json::js_string(other);
                 return Err(format!("Invalid operation: encoding must be \"full\" or \"delta\", got \"{got}\""));
             }
         };

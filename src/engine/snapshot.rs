@@ -65,27 +65,43 @@ fn corrupt(path: &str, what: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("Corrupt snapshot {path}: {what}"))
 }
 
-/// The legacy whole-object form: validates as `validateSnapshot` and yields its records.
-fn legacy_records(text: &str, path: &str) -> Result<(u64, Vec<(String, String)>)> {
-    let members = json::object_members_dedup(text).map_err(|_| Error::Corrupt("Invalid snapshot: not an object".into()))?;
+/// `validateSnapshot`'s checks on a whole-snapshot object; returns its `records` text and version.
+fn check_snapshot<'a>(members: &[json::Member<'a>]) -> std::result::Result<(u64, &'a str), String> {
     let get = |name: &str| members.iter().find(|m| m.key == name).map(|m| m.value);
     let version = get("\"version\"")
-        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| json::kind_of(v) == Kind::Number)
+        .and_then(|v| v.parse::<f64>().ok())
         .filter(|v| v.is_finite() && v.fract() == 0.0 && *v >= 1.0)
-        .ok_or_else(|| Error::Corrupt("Invalid snapshot: version must be a positive finite integer".into()))?;
+        .ok_or("Invalid snapshot: version must be a positive finite integer")?;
     if !get("\"timestamp\"").is_some_and(|t| json::kind_of(t) == Kind::String && t != "\"\"") {
-        return Err(Error::Corrupt("Invalid snapshot: timestamp must be a non-empty string".into()));
+        return Err("Invalid snapshot: timestamp must be a non-empty string".into());
     }
     let records = get("\"records\"")
         .filter(|r| json::kind_of(r) == Kind::Object)
-        .ok_or_else(|| Error::Corrupt("Invalid snapshot: records must be an object".into()))?;
+        .ok_or("Invalid snapshot: records must be an object")?;
+    Ok((version as u64, records))
+}
+
+/// `validateSnapshot` on JSON text: `Err(message)` when it fails.
+pub fn validate(text: &str) -> std::result::Result<(), String> {
+    let members = match json::kind_of(text.trim_start()) {
+        Kind::Object => json::object_members_dedup(text).map_err(|e| e.to_string())?,
+        _ => return Err("Invalid snapshot: not an object".into()),
+    };
+    check_snapshot(&members).map(|_| ())
+}
+
+/// The legacy whole-object form: validates as `validateSnapshot` and yields its records.
+fn legacy_records(text: &str, path: &str) -> Result<(u64, Vec<(String, String)>)> {
+    let members = json::object_members_dedup(text).map_err(|_| Error::Corrupt("Invalid snapshot: not an object".into()))?;
+    let (version, records) = check_snapshot(&members).map_err(Error::Corrupt)?;
     let mut out = Vec::new();
     for m in json::object_members_dedup(records).map_err(|e| corrupt(path, e))? {
         let id = json::canonicalize(m.key).map_err(|e| corrupt(path, e))?.into_owned();
         let data = json::canonicalize(m.value).map_err(|e| corrupt(path, e))?.into_owned();
         out.push((id, data));
     }
-    Ok((version as u64, out))
+    Ok((version, out))
 }
 
 /// What the first line of a snapshot says about its form.

@@ -1,7 +1,9 @@
 //! Op files (`ops/*.jsonl`): one operation per line, appended; undo truncates.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+#[cfg(not(unix))]
+use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::error::{Error, Result};
@@ -114,8 +116,7 @@ impl OpWriter {
     }
 
     pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file.seek(SeekFrom::Start(self.len)).map_err(|e| Error::io(&self.shown, e))?;
-        if let Err(e) = self.file.write_all(bytes) {
+        if let Err(e) = write_all_at(&self.file, bytes, self.len) {
             // Leave no partial line behind: the op was not acknowledged.
             let _ = self.file.set_len(self.len);
             return Err(Error::io(&self.shown, e));
@@ -133,6 +134,57 @@ impl OpWriter {
     pub fn sync(&self) -> Result<()> {
         self.file.sync_data().map_err(|e| Error::io(&self.shown, e))
     }
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, bytes: &[u8], pos: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, pos)
+}
+
+#[cfg(not(unix))]
+fn write_all_at(mut file: &File, bytes: &[u8], pos: u64) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(pos))?;
+    file.write_all(bytes)
+}
+
+/// Removes the last line of an op file (`truncateLastOp`): false when the file is missing or
+/// empty. Works on bytes, so text before it is never cut.
+pub fn truncate_last_line(path: &Path) -> Result<bool> {
+    let file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(_) => return Ok(false),
+    };
+    let shown = path.display().to_string();
+    let size = file.metadata().map_err(|e| Error::io(&shown, e))?.len();
+    if size == 0 {
+        return Ok(false);
+    }
+    // Scan back from before the final byte for the newline that ends the previous line.
+    let mut end = size - 1;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        read_exact_at(&file, chunk, start).map_err(|e| Error::io(&shown, e))?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            file.set_len(start + i as u64 + 1).map_err(|e| Error::io(&shown, e))?;
+            return Ok(true);
+        }
+        end = start;
+    }
+    file.set_len(0).map_err(|e| Error::io(&shown, e))?;
+    Ok(true)
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, pos)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(mut file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(pos))?;
+    file.read_exact(buf)
 }
 
 /// Streams the ops of a file a batch at a time (for `getWalOps`).
@@ -233,6 +285,20 @@ mod tests {
         let mut w = OpWriter::open(&path, "p".into(), &r).unwrap();
         w.append(format!("{B}\n").as_bytes()).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{A}\n{B}\n"));
+    }
+
+    #[test]
+    fn truncate_last_line_cuts_bytes_not_characters() {
+        let dir = std::env::temp_dir().join(format!("opslog-wal4-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ops.jsonl");
+        std::fs::write(&path, "{\"s\":\"ééé😀\"}\n{\"b\":1}\n").unwrap();
+        assert!(truncate_last_line(&path).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"s\":\"ééé😀\"}\n");
+        assert!(truncate_last_line(&path).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        assert!(!truncate_last_line(&path).unwrap());
+        assert!(!truncate_last_line(&dir.join("missing")).unwrap());
     }
 
     #[test]

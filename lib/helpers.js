@@ -1,0 +1,79 @@
+"use strict";
+// The helper exports of the reference, backed by the engine's own implementations.
+const path = require("node:path");
+const native = require("./native");
+const { call } = require("./errors");
+
+/** JSON text of a value for the engine's validators; values JSON cannot hold count as null. */
+function jsonOf(value) {
+  try {
+    return JSON.stringify(value) ?? "null";
+  } catch {
+    return "null";
+  }
+}
+
+function validator(check) {
+  return (raw) => {
+    const message = check(jsonOf(raw));
+    if (message !== null) throw new Error(message);
+    return raw;
+  };
+}
+
+const validateOp = validator(native.validateOpText);
+const validateManifest = validator(native.validateManifestText);
+const validateSnapshot = validator(native.validateSnapshotText);
+const validateArchiveSegment = validator(native.validateArchiveSegmentText);
+
+function createDelta(oldRecord, newRecord) {
+  if (oldRecord === null) return null;
+  const text = native.deltaCreate(JSON.stringify(oldRecord), JSON.stringify(newRecord));
+  return text === null ? null : JSON.parse(text);
+}
+
+function applyDelta(record, patch) {
+  const text = native.deltaApply(JSON.stringify(record), JSON.stringify(patch));
+  return text === null ? { ...record } : JSON.parse(text);
+}
+
+function isDeltaSmaller(patch, fullRecord) {
+  if (patch === null || fullRecord === null) return false;
+  return native.deltaIsSmaller(JSON.stringify(patch), JSON.stringify(fullRecord));
+}
+
+const STREAM_CHUNK = 2048;
+
+/** Streams `[id, record]` from a snapshot file; returns `{version}`. */
+async function* streamSnapshotFile(dir, relativePath) {
+  const cursor = native.snapshotFileCursor(path.join(String(dir)), String(relativePath));
+  for (;;) {
+    const text = await call(cursor.next(STREAM_CHUNK));
+    if (text === null) break;
+    const items = JSON.parse(text);
+    for (let i = 0; i < items.length; i += 2) yield [items[i], items[i + 1]];
+  }
+  return { version: cursor.version() };
+}
+
+async function acquireLock(dir) {
+  return native.acquireDirLock(path.join(String(dir)));
+}
+
+async function releaseLock(_dir, handle) {
+  handle.release();
+}
+
+module.exports = {
+  LamportClock: native.LamportClock,
+  createDelta,
+  applyDelta,
+  isDeltaSmaller,
+  streamSnapshotFile,
+  acquireLock,
+  releaseLock,
+  validateOp,
+  validateManifest,
+  validateSnapshot,
+  validateArchiveSegment,
+};

@@ -1,0 +1,245 @@
+//! `NativeFsBackend`: the filesystem backend's methods for direct use from JavaScript (the
+//! exported `FsBackend`). Every method runs on a worker; records and ops cross as JSON text.
+
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::{AsyncTask, Buffer};
+use napi_derive::napi;
+
+use super::guard::lock;
+use super::job::{spawn, spawn_bytes, BytesJob, Job};
+use crate::engine::backend::Backend;
+use crate::engine::error::{Error, Result};
+use crate::engine::fs_backend::{FsBackend, MANIFEST_FILE};
+use crate::engine::json;
+use crate::engine::manifest::Manifest;
+use crate::engine::records::Records;
+use crate::engine::fsutil;
+
+#[napi]
+pub struct NativeFsBackend {
+    inner: Arc<Mutex<Option<Arc<FsBackend>>>>,
+    dir: Arc<Mutex<String>>,
+}
+
+/// `[id, record, ...]` text to pairs of canonical texts.
+fn pairs(items: &str) -> Result<Vec<(String, String)>> {
+    let elements = json::array_elements(items).map_err(|e| Error::Type(format!("opslog: bad records payload: {e}")))?;
+    let mut out = Vec::with_capacity(elements.len() / 2);
+    for pair in elements.chunks(2) {
+        let [id, data] = pair else { break };
+        let canon = |t: &str| json::canonicalize(t).map(|c| c.into_owned()).map_err(|e| Error::Type(e.to_string()));
+        out.push((canon(id)?, canon(data)?));
+    }
+    Ok(out)
+}
+
+fn items_json(pairs: impl IntoIterator<Item = (String, String)>) -> String {
+    let items: Vec<String> = pairs.into_iter().map(|(id, text)| format!("{id},{text}")).collect();
+    format!("[{}]", items.join(","))
+}
+
+fn strings_json(v: &[String]) -> String {
+    format!("[{}]", v.iter().map(|s| json::quote(s)).collect::<Vec<_>>().join(","))
+}
+
+impl NativeFsBackend {
+    fn backend(&self) -> Result<Arc<FsBackend>> {
+        lock(&self.inner).clone().ok_or_else(|| Error::Invalid("FsBackend is not initialized. Call initialize() first.".into()))
+    }
+
+    /// Runs `f` with the backend on a worker.
+    fn run(&self, f: impl FnOnce(&FsBackend) -> Result<Option<String>> + Send + 'static) -> AsyncTask<Job> {
+        let backend = self.backend();
+        spawn(move || f(&*backend?))
+    }
+}
+
+#[napi]
+impl NativeFsBackend {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        NativeFsBackend { inner: Arc::new(Mutex::new(None)), dir: Arc::new(Mutex::new(String::new())) }
+    }
+
+    #[napi(getter)]
+    pub fn dir(&self) -> String {
+        lock(&self.dir).clone()
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn initialize(&self, dir: String, read_only: bool) -> AsyncTask<Job> {
+        let inner = self.inner.clone();
+        *lock(&self.dir) = dir.clone();
+        spawn(move || {
+            let backend = FsBackend::new(&dir);
+            backend.initialize(read_only)?;
+            *lock(&inner) = Some(Arc::new(backend));
+            Ok(None)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn shutdown(&self) -> AsyncTask<Job> {
+        self.run(|b| b.shutdown().map(|_| None))
+    }
+
+    /// The manifest file's text once it validates, or null when there is none.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn read_manifest(&self) -> AsyncTask<Job> {
+        self.run(|b| {
+            if b.read_manifest()?.is_none() {
+                return Ok(None);
+            }
+            Ok(Some(fsutil::read_text(&b.dir().join(MANIFEST_FILE))?))
+        })
+    }
+
+    /// Writes the manifest text as given (the caller's `JSON.stringify(manifest, null, 2)`).
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn write_manifest(&self, text: String) -> AsyncTask<Job> {
+        self.run(move |b| {
+            Manifest::parse(&text).map_err(Error::Type)?;
+            fsutil::write_replace(&b.dir().join(MANIFEST_FILE), |w| w.write_all(text.as_bytes()))?;
+            Ok(None)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn write_snapshot(&self, items: String, version: u32) -> AsyncTask<Job> {
+        self.run(move |b| {
+            let mut records = Records::default();
+            for (id, text) in pairs(&items)? {
+                records.set(&id, text.into());
+            }
+            b.write_snapshot(&records, u64::from(version)).map(Some)
+        })
+    }
+
+    /// Resolves to `{"version":v,"items":[id,record,...]}`.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn load_snapshot(&self, rel: String) -> AsyncTask<Job> {
+        self.run(move |b| {
+            let (records, version) = b.load_snapshot(&rel)?;
+            let items = items_json(records.iter().map(|(id, t)| (id.to_string(), t.to_string())));
+            Ok(Some(format!("{{\"version\":{version},\"items\":{items}}}")))
+        })
+    }
+
+    /// Appends op lines (each `JSON.stringify(op)` followed by a newline).
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn append_ops(&self, rel: String, lines: String) -> AsyncTask<Job> {
+        self.run(move |b| b.append_ops(&rel, lines.as_bytes()).map(|_| None))
+    }
+
+    /// The file's valid op lines, as a JSON array.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn read_ops(&self, rel: String) -> AsyncTask<Job> {
+        self.run(move |b| {
+            let read = b.read_ops(&rel, 0)?;
+            let lines: Vec<&str> = read.ops.iter().map(|l| &*l.line).collect();
+            Ok(Some(format!("[{}]", lines.join(","))))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn truncate_last_op(&self, rel: String) -> AsyncTask<Job> {
+        self.run(move |b| b.truncate_last_op(&rel).map(|t| Some(t.to_string())))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn create_ops_file(&self) -> AsyncTask<Job> {
+        self.run(|b| {
+            let rel = b.create_ops_file()?;
+            b.shutdown()?;
+            Ok(Some(rel))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn create_agent_ops_file(&self, agent: String) -> AsyncTask<Job> {
+        self.run(move |b| b.create_agent_ops_file(&agent).map(Some))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn list_ops_files(&self) -> AsyncTask<Job> {
+        self.run(|b| Ok(Some(strings_json(&b.list_ops_files()))))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn write_archive_segment(&self, period: String, items: String) -> AsyncTask<Job> {
+        self.run(move |b| b.write_archive_segment(&period, &pairs(&items)?).map(Some))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn load_archive_segment(&self, rel: String) -> AsyncTask<Job> {
+        self.run(move |b| Ok(Some(items_json(b.load_archive_segment(&rel)?))))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn list_archive_segments(&self) -> AsyncTask<Job> {
+        self.run(|b| Ok(Some(strings_json(&b.list_archive_segments()))))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn acquire_lock(&self) -> AsyncTask<Job> {
+        self.run(|b| b.acquire_lock().map(|_| None))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn release_lock(&self) -> AsyncTask<Job> {
+        self.run(|b| b.release_lock().map(|_| None))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn acquire_compaction_lock(&self) -> AsyncTask<Job> {
+        self.run(|b| b.acquire_compaction_lock().map(|_| None))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn release_compaction_lock(&self) -> AsyncTask<Job> {
+        self.run(|b| {
+            b.release_compaction_lock();
+            Ok(None)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn get_manifest_version(&self) -> AsyncTask<Job> {
+        self.run(|b| Ok(b.manifest_version()))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn write_blob(&self, rel: String, content: Buffer) -> AsyncTask<Job> {
+        let bytes = content.to_vec();
+        self.run(move |b| b.write_blob(&rel, &bytes).map(|_| None))
+    }
+
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn read_blob(&self, rel: String) -> AsyncTask<BytesJob> {
+        let backend = self.backend();
+        spawn_bytes(move || backend?.read_blob(&rel))
+    }
+
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn read_blob_range(&self, rel: String, offset: f64, length: f64) -> AsyncTask<BytesJob> {
+        let backend = self.backend();
+        spawn_bytes(move || backend?.read_blob_range(&rel, offset as u64, length as usize))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn list_blobs(&self, prefix: String) -> AsyncTask<Job> {
+        self.run(move |b| Ok(Some(strings_json(&b.list_blobs(&prefix)?))))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn delete_blob(&self, rel: String) -> AsyncTask<Job> {
+        self.run(move |b| b.delete_blob(&rel).map(|_| None))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn delete_blob_dir(&self, prefix: String) -> AsyncTask<Job> {
+        self.run(move |b| b.delete_blob_dir(&prefix).map(|_| None))
+    }
+}
