@@ -5,6 +5,9 @@
 const path = require("node:path");
 const { NativeStore } = require("./native");
 const { checkId, recordText, checkOptions, checkPeriod } = require("./validate");
+const { FsBackend } = require("./fs-backend");
+const { makeDispatcher } = require("./js-backend");
+const { withCode } = require("./errors");
 
 const NOT_OPEN = "Store is not open. Call open() first.";
 const READ_ONLY = "Store is read-only. Cannot perform mutations.";
@@ -35,14 +38,26 @@ class Store {
   #batching = false;
   #watchTimer = null;
   #watchCallback = null;
+  /** A JavaScript StorageBackend's adapter state ({lock, error}), or null for the native filesystem. */
+  #adapter = null;
+  /** An FsBackend instance the caller passed (initialised on open, shut down on close). */
+  #fsBackend = null;
 
   async open(dir, options) {
     const o = checkOptions(options);
     if (o.agentId !== undefined) {
       throw new Error("opslog-native: multi-writer mode (agentId) is not available in this version");
     }
-    if (o.backend !== undefined) {
-      throw new Error("opslog-native: custom storage backends are not available in this version");
+    dir = path.join(String(dir));
+    let dispatch = null;
+    this.#adapter = null;
+    this.#fsBackend = null;
+    if (o.backend instanceof FsBackend) {
+      this.#fsBackend = o.backend;
+      await o.backend.initialize(dir, { readOnly: o.readOnly });
+    } else if (o.backend !== undefined) {
+      this.#adapter = { lock: null, error: null };
+      dispatch = makeDispatcher(o.backend, this.#adapter);
     }
     this.#readOnly = o.readOnly;
     this.#skipLoad = o.skipLoad;
@@ -50,7 +65,7 @@ class Store {
     this.#groupMs = o.groupCommitMs;
     const native = new NativeStore();
     const info = JSON.parse(
-      await native.open(path.join(String(dir)), {
+      await this.#call(native.open(dir, {
         checkpointThreshold: o.checkpointThreshold,
         checkpointOnClose: o.checkpointOnClose,
         version: o.version,
@@ -58,7 +73,7 @@ class Store {
         skipLoad: o.skipLoad,
         writeMode: o.writeMode,
         groupCommitSize: o.groupCommitSize,
-      }),
+      }, dispatch)),
     );
     this.#native = native;
     if (info.needsMigration) await this.#migrate(o.migrate, info.storedVersion);
@@ -104,7 +119,8 @@ class Store {
     this.#ensureOpen();
     this.unwatch();
     this.#clearGroupTimer();
-    await this.#enqueue(() => this.#native.close());
+    await this.#enqueue(() => this.#call(this.#native.close()));
+    if (this.#fsBackend) await this.#fsBackend.shutdown();
     this.#opened = false;
   }
 
@@ -123,6 +139,13 @@ class Store {
       this.#records.set(id, value);
       return undefined;
     }
+    if (this.#adapter) {
+      return this.#enqueue(async () => {
+        const due = Number(await this.#call(this.#native.setAsync(idText, data)));
+        this.#records.set(id, value);
+        return this.#afterWrite(due);
+      });
+    }
     return this.#mutate(() => {
       const due = this.#native.set(idText, data);
       this.#records.set(id, value);
@@ -138,11 +161,20 @@ class Store {
       this.#deleteNow(id, idText);
       return undefined;
     }
+    if (this.#adapter) {
+      return this.#enqueue(async () => {
+        const code = Number(await this.#call(this.#native.deleteAsync(idText)));
+        return this.#afterWrite(this.#afterDelete(id, code));
+      });
+    }
     return this.#mutate(() => this.#afterWrite(this.#deleteNow(id, idText)));
   }
 
   #deleteNow(id, idText) {
-    const code = this.#native.delete(idText);
+    return this.#afterDelete(id, this.#native.delete(idText));
+  }
+
+  #afterDelete(id, code) {
     if (code === 2) throw new Error(`Record '${id}' not found`);
     this.#records.delete(id);
     return code;
@@ -186,9 +218,9 @@ class Store {
 
   async *streamSnapshot() {
     this.#ensureOpen();
-    const cursor = this.#native.streamSnapshot();
+    const cursor = this.#native.streamSnapshot(this.#manifest.currentSnapshot);
     for (;;) {
-      const text = await cursor.next(STREAM_CHUNK);
+      const text = await this.#call(cursor.next(STREAM_CHUNK));
       if (text === null) return;
       const items = JSON.parse(text);
       for (let i = 0; i < items.length; i += 2) yield [items[i], items[i + 1]];
@@ -197,9 +229,9 @@ class Store {
 
   async *getWalOps(sinceTimestamp) {
     this.#ensureOpen();
-    const cursor = this.#native.streamOps(sinceTimestamp ? String(sinceTimestamp) : null);
+    const cursor = this.#native.streamOps(this.#manifest.activeOps, sinceTimestamp ? String(sinceTimestamp) : null);
     for (;;) {
-      const text = await cursor.next(STREAM_CHUNK);
+      const text = await this.#call(cursor.next(STREAM_CHUNK));
       if (text === null) return;
       yield* JSON.parse(text);
     }
@@ -208,18 +240,36 @@ class Store {
   async batch(fn) {
     this.#ensureOpen();
     this.#ensureWritable();
-    return this.#mutate(() => {
+    const stage = () => {
       this.#native.batchBegin();
       this.#batching = true;
-      let due;
       try {
         fn();
-        due = this.#native.batchCommit();
       } catch (err) {
+        this.#batching = false;
         this.#applyEffects(this.#native.batchRollback());
         throw err;
-      } finally {
-        this.#batching = false;
+      }
+      this.#batching = false;
+    };
+    const rollback = (err) => {
+      this.#applyEffects(this.#native.batchRollback());
+      throw err;
+    };
+    if (this.#adapter) {
+      return this.#enqueue(async () => {
+        stage();
+        const due = await this.#call(this.#native.batchCommitAsync()).catch(rollback);
+        return this.#afterWrite(Number(due));
+      });
+    }
+    return this.#mutate(() => {
+      stage();
+      let due;
+      try {
+        due = this.#native.batchCommit();
+      } catch (err) {
+        rollback(err);
       }
       return this.#afterWrite(due);
     });
@@ -228,12 +278,13 @@ class Store {
   async undo() {
     this.#ensureOpen();
     this.#ensureWritable();
-    return this.#mutate(() => {
-      const effects = this.#native.undo();
+    const apply = (effects) => {
       if (effects === null) return false;
       this.#applyEffects(effects);
       return true;
-    });
+    };
+    if (this.#adapter) return this.#enqueue(async () => apply(await this.#call(this.#native.undoAsync())));
+    return this.#mutate(() => apply(this.#native.undo()));
   }
 
   getHistory(id) {
@@ -261,7 +312,7 @@ class Store {
       const ids = [];
       for (const [id, value] of this.#records) if (predicate(value, id)) ids.push(id);
       if (ids.length === 0) return 0;
-      const moved = Number(await this.#native.archive(ids.map((id) => JSON.stringify(id)), segment ?? defaultPeriod()));
+      const moved = Number(await this.#call(this.#native.archive(ids.map((id) => JSON.stringify(id)), segment ?? defaultPeriod())));
       for (const id of ids) this.#records.delete(id);
       this.#manifest = JSON.parse(this.#native.manifest());
       return moved;
@@ -275,7 +326,7 @@ class Store {
 
   async loadArchive(segment) {
     this.#ensureOpen();
-    const items = JSON.parse(await this.#native.loadArchive(String(segment)));
+    const items = JSON.parse(await this.#call(this.#native.loadArchive(String(segment))));
     const out = new Map();
     for (let i = 0; i < items.length; i += 2) out.set(items[i], items[i + 1]);
     return out;
@@ -298,7 +349,7 @@ class Store {
   async tail() {
     this.#ensureOpen();
     return this.#enqueue(async () => {
-      const { reset, ops } = JSON.parse(await this.#native.tail());
+      const { reset, ops } = JSON.parse(await this.#call(this.#native.tail()));
       if (reset) {
         await this.#loadView();
         this.#manifest = JSON.parse(this.#native.manifest());
@@ -338,7 +389,7 @@ class Store {
     if (!this.#opened || !this.#buffered) return;
     return this.#enqueue(() => {
       this.#clearGroupTimer();
-      this.#native.flush();
+      return this.#flushNow();
     });
   }
 
@@ -391,7 +442,7 @@ class Store {
       this.#groupTimer = setTimeout(() => {
         this.#groupTimer = null;
         if (!this.#opened) return;
-        this.#enqueue(() => this.#native.flush()).catch(noop);
+        this.#enqueue(() => this.#flushNow()).catch(noop);
       }, this.#groupMs);
     }
     if (due === 1) return this.#enqueue(() => this.#checkpoint());
@@ -407,7 +458,25 @@ class Store {
 
   async #checkpoint() {
     this.#clearGroupTimer();
-    this.#manifest = JSON.parse(await this.#native.checkpoint());
+    this.#manifest = JSON.parse(await this.#call(this.#native.checkpoint()));
+  }
+
+  #flushNow() {
+    return this.#adapter ? this.#call(this.#native.flushAsync()) : this.#native.flush();
+  }
+
+  /** Awaits an engine job; a JavaScript backend's failure rejects with the backend's own error. */
+  async #call(promise) {
+    try {
+      return await promise;
+    } catch (err) {
+      const original = this.#adapter?.error;
+      if (original) {
+        this.#adapter.error = null;
+        throw original;
+      }
+      throw withCode(err);
+    }
   }
 
   #applyEffects(text) {

@@ -8,10 +8,10 @@ use napi_derive::napi;
 
 use super::guard::lock;
 use super::job::{spawn, spawn_bytes, BytesJob, Job};
+use super::payload::{items_json, pairs, strings_json};
 use crate::engine::backend::Backend;
 use crate::engine::error::{Error, Result};
 use crate::engine::fs_backend::{FsBackend, MANIFEST_FILE};
-use crate::engine::json;
 use crate::engine::manifest::Manifest;
 use crate::engine::records::Records;
 use crate::engine::fsutil;
@@ -20,27 +20,6 @@ use crate::engine::fsutil;
 pub struct NativeFsBackend {
     inner: Arc<Mutex<Option<Arc<FsBackend>>>>,
     dir: Arc<Mutex<String>>,
-}
-
-/// `[id, record, ...]` text to pairs of canonical texts.
-fn pairs(items: &str) -> Result<Vec<(String, String)>> {
-    let elements = json::array_elements(items).map_err(|e| Error::Type(format!("opslog: bad records payload: {e}")))?;
-    let mut out = Vec::with_capacity(elements.len() / 2);
-    for pair in elements.chunks(2) {
-        let [id, data] = pair else { break };
-        let canon = |t: &str| json::canonicalize(t).map(|c| c.into_owned()).map_err(|e| Error::Type(e.to_string()));
-        out.push((canon(id)?, canon(data)?));
-    }
-    Ok(out)
-}
-
-fn items_json(pairs: impl IntoIterator<Item = (String, String)>) -> String {
-    let items: Vec<String> = pairs.into_iter().map(|(id, text)| format!("{id},{text}")).collect();
-    format!("[{}]", items.join(","))
-}
-
-fn strings_json(v: &[String]) -> String {
-    format!("[{}]", v.iter().map(|s| json::quote(s)).collect::<Vec<_>>().join(","))
 }
 
 impl NativeFsBackend {
@@ -122,7 +101,7 @@ impl NativeFsBackend {
     pub fn load_snapshot(&self, rel: String) -> AsyncTask<Job> {
         self.run(move |b| {
             let (records, version) = b.load_snapshot(&rel)?;
-            let items = items_json(records.iter().map(|(id, t)| (id.to_string(), t.to_string())));
+            let items = items_json(records.iter());
             Ok(Some(format!("{{\"version\":{version},\"items\":{items}}}")))
         })
     }
@@ -174,7 +153,10 @@ impl NativeFsBackend {
 
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn load_archive_segment(&self, rel: String) -> AsyncTask<Job> {
-        self.run(move |b| Ok(Some(items_json(b.load_archive_segment(&rel)?))))
+        self.run(move |b| {
+            let records = b.load_archive_segment(&rel)?;
+            Ok(Some(items_json(records.iter().map(|(id, t)| (id.as_str(), t.as_str())))))
+        })
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]

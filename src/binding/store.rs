@@ -3,12 +3,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::AsyncTask;
+use napi::bindgen_prelude::{AsyncTask, Function, Promise};
 use napi_derive::napi;
 
 use super::cursor::Cursor;
 use super::guard::{guard, lock};
 use super::job::{spawn, Job};
+use super::js_backend::{Args, JsBackend};
+use crate::engine::backend::Backend;
+use crate::engine::oplog::OpLog;
 use crate::engine::error::{Error, Result};
 use crate::engine::fs_backend::FsBackend;
 use crate::engine::store::{Effect, Options, Store, WriteMode, WriteOutcome};
@@ -31,6 +34,9 @@ type Shared = Arc<Mutex<Option<Store>>>;
 #[napi]
 pub struct NativeStore {
     inner: Shared,
+    /// Reachable without the store's mutex, which a write to a slow backend may hold.
+    backend: Arc<Mutex<Option<Arc<dyn Backend>>>>,
+    ops: Arc<Mutex<OpLog>>,
 }
 
 fn with_store<T>(inner: &Shared, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
@@ -85,12 +91,18 @@ impl NativeStore {
     #[napi(constructor)]
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        NativeStore { inner: Arc::new(Mutex::new(None)) }
+        NativeStore { inner: Arc::new(Mutex::new(None)), backend: Arc::new(Mutex::new(None)), ops: Arc::default() }
     }
 
     /// Opens the store on a worker; resolves to `{"storedVersion":n,"needsMigration":bool}`.
+    /// With `dispatch`, all I/O goes through a JavaScript `StorageBackend` (lib/js-backend.js).
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn open(&self, dir: String, options: NativeOptions) -> napi::Result<AsyncTask<Job>> {
+    pub fn open(
+        &self,
+        dir: String,
+        options: NativeOptions,
+        dispatch: Option<Function<'_, Args, Promise<Option<String>>>>,
+    ) -> napi::Result<AsyncTask<Job>> {
         let write_mode = match options.write_mode.as_str() {
             "immediate" => WriteMode::Immediate,
             "group" => WriteMode::Group,
@@ -106,9 +118,18 @@ impl NativeStore {
             write_mode,
             group_size: options.group_commit_size.max(1) as usize,
         };
-        let inner = self.inner.clone();
+        let backend: Arc<dyn Backend> = match dispatch {
+            Some(f) => {
+                let tsfn = f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
+                Arc::new(JsBackend::new(tsfn, dir))
+            }
+            None => Arc::new(FsBackend::new(&dir)),
+        };
+        *lock(&self.backend) = Some(backend.clone());
+        let (inner, ops) = (self.inner.clone(), self.ops.clone());
         Ok(spawn(move || {
-            let (store, info) = Store::open(Arc::new(FsBackend::new(&dir)), opts)?;
+            let (store, info) = Store::open(backend, opts)?;
+            *lock(&ops) = store.op_log();
             *lock(&inner) = Some(store);
             Ok(Some(format!(
                 "{{\"storedVersion\":{},\"needsMigration\":{}}}",
@@ -212,17 +233,17 @@ impl NativeStore {
 
     /// Op lines since the last checkpoint (with `ts > since` when given), as a JSON array.
     #[napi]
-    pub fn get_ops(&self, since: Option<String>) -> napi::Result<String> {
-        guard(|| {
-            with_store(&self.inner, |s| {
-                Ok(lines_json(s.ops().iter().filter(|l| since.as_deref().is_none_or(|t| l.op.ts.as_str() > t))))
-            })
-        })
+    pub fn get_ops(&self, since: Option<String>) -> String {
+        let log = lock(&self.ops).clone();
+        let ops = log.lock();
+        lines_json(ops.iter().filter(|l| since.as_deref().is_none_or(|t| l.op.ts.as_str() > t)))
     }
 
     #[napi]
-    pub fn get_history(&self, id: String) -> napi::Result<String> {
-        guard(|| with_store(&self.inner, |s| Ok(lines_json(s.ops().iter().filter(|l| l.op.id == id)))))
+    pub fn get_history(&self, id: String) -> String {
+        let log = lock(&self.ops).clone();
+        let ops = log.lock();
+        lines_json(ops.iter().filter(|l| l.op.id == id))
     }
 
     /// `{"opsCount":n,"version":v}` plus the manifest info, for the facade's caches.
@@ -232,8 +253,10 @@ impl NativeStore {
     }
 
     #[napi]
-    pub fn ops_count(&self) -> napi::Result<u32> {
-        guard(|| with_store(&self.inner, |s| Ok(s.ops().len() as u32)))
+    pub fn ops_count(&self) -> u32 {
+        let log = lock(&self.ops).clone();
+        let n = log.lock().len();
+        n as u32
     }
 
     /// Checkpoints on a worker; resolves to the new manifest info.
@@ -282,22 +305,64 @@ impl NativeStore {
         })
     }
 
+    fn open_backend(&self) -> napi::Result<Arc<dyn Backend>> {
+        lock(&self.backend).clone().ok_or_else(|| napi::Error::from_reason("Store is not open. Call open() first."))
+    }
+
+    /// Streams the snapshot `rel` (the facade passes the current one).
     #[napi]
-    pub fn stream_snapshot(&self) -> napi::Result<Cursor> {
-        guard(|| {
-            with_store(&self.inner, |s| Ok(Cursor::snapshot(s.backend().clone(), s.manifest().current_snapshot.clone())))
-        })
+    pub fn stream_snapshot(&self, rel: String) -> napi::Result<Cursor> {
+        Ok(Cursor::snapshot(self.open_backend()?, rel))
     }
 
     #[napi]
-    pub fn stream_ops(&self, since: Option<String>) -> napi::Result<Cursor> {
-        guard(|| with_store(&self.inner, |s| Ok(Cursor::ops(s.backend().clone(), s.active_ops().to_string(), since))))
+    pub fn stream_ops(&self, rel: String, since: Option<String>) -> napi::Result<Cursor> {
+        Ok(Cursor::ops(self.open_backend()?, rel, since))
+    }
+
+    // Twins of the writes for JavaScript backends: the same engine calls, on a worker, because
+    // their I/O waits for promises on the JavaScript thread.
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn set_async(&self, id: String, data: String) -> AsyncTask<Job> {
+        let inner = self.inner.clone();
+        spawn(move || with_store(&inner, |s| s.set(&id, &data).map(|o| Some(outcome_code(o).to_string()))))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn delete_async(&self, id: String) -> AsyncTask<Job> {
+        let inner = self.inner.clone();
+        spawn(move || {
+            with_store(&inner, |s| match s.delete(&id) {
+                Ok(o) => Ok(Some(outcome_code(o).to_string())),
+                Err(Error::NotFound(_)) => Ok(Some("2".into())),
+                Err(e) => Err(e),
+            })
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn batch_commit_async(&self) -> AsyncTask<Job> {
+        let inner = self.inner.clone();
+        spawn(move || with_store(&inner, |s| s.batch_commit().map(|o| Some(outcome_code(o).to_string()))))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn undo_async(&self) -> AsyncTask<Job> {
+        let inner = self.inner.clone();
+        spawn(move || with_store(&inner, |s| Ok(s.undo()?.map(|e| effects_json(&e)))))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn flush_async(&self) -> AsyncTask<Job> {
+        let inner = self.inner.clone();
+        spawn(move || with_store(&inner, |s| s.flush().map(|_| None)))
     }
 
     /// Flushes, checkpoints when configured, releases the lock; on a worker.
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn close(&self) -> AsyncTask<Job> {
-        let inner = self.inner.clone();
+        let (inner, backend) = (self.inner.clone(), self.backend.clone());
         spawn(move || {
             let due = with_store(&inner, |s| {
                 let o = s.options();
@@ -314,6 +379,7 @@ impl NativeStore {
             if let Some(mut s) = store {
                 s.close()?;
             }
+            lock(&backend).take();
             Ok(None)
         })
     }

@@ -41,3 +41,31 @@ pub trait Backend: Send + Sync {
     fn write_archive_segment(&self, period: &str, records: &[(String, String)]) -> Result<String>;
     fn load_archive_segment(&self, rel: &str) -> Result<Vec<(String, String)>>;
 }
+
+/// A stream over batches already in memory (backends that can only load whole files).
+pub struct VecStream {
+    items: std::vec::IntoIter<String>,
+    /// How many JSON values make one item (2 for `id, record` pairs).
+    arity: usize,
+    version: Option<u64>,
+}
+
+impl VecStream {
+    pub fn new(values: Vec<String>, arity: usize, version: Option<u64>) -> Self {
+        VecStream { items: values.into_iter(), arity: arity.max(1), version }
+    }
+}
+
+impl BatchStream for VecStream {
+    fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
+        let values: Vec<String> = self.items.by_ref().take(max * self.arity).collect();
+        if values.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(format!("[{}]", values.join(","))))
+    }
+
+    fn version(&self) -> Option<u64> {
+        self.version
+    }
+}

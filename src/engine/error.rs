@@ -17,6 +17,8 @@ pub enum Error {
     Type(String),
     /// `delete` of an id that is not in the store.
     NotFound(String),
+    /// A storage backend implemented in JavaScript failed; the message is its error's.
+    Backend(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -46,7 +48,7 @@ impl fmt::Display for Error {
             Error::Locked { pid, lock_path } => {
                 write!(f, "Store is locked by process {pid}. If this is stale, delete {lock_path}")
             }
-            Error::Corrupt(m) | Error::Invalid(m) | Error::Type(m) | Error::NotFound(m) => f.write_str(m),
+            Error::Corrupt(m) | Error::Invalid(m) | Error::Type(m) | Error::NotFound(m) | Error::Backend(m) => f.write_str(m),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod json;
 pub mod lock;
 pub mod manifest;
 pub mod op;
+pub mod oplog;
 pub mod paths;
 pub mod records;
 pub mod snapshot;

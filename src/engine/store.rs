@@ -6,7 +6,7 @@
 //! not written yet, and an open batch's lines follow. Undo cuts the log at the last op's position
 //! wherever that lies, so it always removes exactly that op.
 
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use super::backend::Backend;
 use super::delta;
@@ -15,6 +15,7 @@ use super::manifest::Manifest;
 use super::op::{Op, OpKind};
 use super::records::Records;
 use super::time;
+use super::oplog::OpLog;
 use super::wal::{LoggedOp, ReadResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +81,7 @@ pub struct Store {
     backend: Arc<dyn Backend>,
     opts: Options,
     records: Arc<Records>,
-    ops: Vec<LoggedOp>,
+    ops: OpLog,
     manifest: Manifest,
     active_ops: String,
     version: u64,
@@ -168,7 +169,7 @@ impl Store {
             backend,
             opts,
             records: Arc::new(Records::default()),
-            ops: Vec::new(),
+            ops: OpLog::default(),
             manifest,
             active_ops,
             version,
@@ -194,15 +195,20 @@ impl Store {
         for logged in &replay {
             apply(records, &logged.op);
         }
-        self.ops = replay;
+        *self.ops.lock() = replay;
     }
 
     pub fn records(&self) -> &Records {
         &self.records
     }
 
-    pub fn ops(&self) -> &[LoggedOp] {
-        &self.ops
+    pub fn ops(&self) -> MutexGuard<'_, Vec<LoggedOp>> {
+        self.ops.lock()
+    }
+
+    /// A handle on the op list that stays usable while the store itself is busy.
+    pub fn op_log(&self) -> OpLog {
+        self.ops.clone()
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -292,7 +298,7 @@ impl Store {
             }
         }
         apply(Arc::make_mut(&mut self.records), &op);
-        self.ops.push(LoggedOp { op, line: line.into(), pos });
+        self.ops.lock().push(LoggedOp { op, line: line.into(), pos });
         Ok(self.outcome(false))
     }
 
@@ -304,7 +310,7 @@ impl Store {
         let due = self.batch.is_none()
             && !self.opts.skip_load
             && (batch_commit || self.opts.write_mode != WriteMode::Async)
-            && (self.ops.len() as f64) >= self.opts.checkpoint_threshold;
+            && (self.ops.lock().len() as f64) >= self.opts.checkpoint_threshold;
         if due {
             WriteOutcome::CheckpointDue
         } else {
@@ -330,7 +336,7 @@ impl Store {
 
     pub fn batch_begin(&mut self) -> Result<()> {
         self.ensure_writable()?;
-        self.batch = Some(Batch { ops_start: self.ops.len(), bytes: Vec::new() });
+        self.batch = Some(Batch { ops_start: self.ops.lock().len(), bytes: Vec::new() });
         Ok(())
     }
 
@@ -355,7 +361,7 @@ impl Store {
     /// Reverses every staged op of the open batch, newest first.
     pub fn batch_rollback(&mut self) -> Vec<Effect> {
         let Some(batch) = self.batch.take() else { return Vec::new() };
-        let staged: Vec<LoggedOp> = self.ops.drain(batch.ops_start..).collect();
+        let staged: Vec<LoggedOp> = self.ops.lock().drain(batch.ops_start..).collect();
         let records = Arc::make_mut(&mut self.records);
         staged.iter().rev().filter_map(|l| reverse(records, &l.op)).collect()
     }
@@ -364,8 +370,7 @@ impl Store {
     /// `None` when there is nothing to undo.
     pub fn undo(&mut self) -> Result<Option<Vec<Effect>>> {
         self.ensure_writable()?;
-        let Some(last) = self.ops.last() else { return Ok(None) };
-        let pos = last.pos;
+        let Some(pos) = self.ops.lock().last().map(|l| l.pos) else { return Ok(None) };
         if pos >= self.written {
             let cut = (pos - self.written) as usize;
             self.pending.truncate(cut);
@@ -376,7 +381,7 @@ impl Store {
             self.pending.clear();
             self.pending_ops = 0;
         }
-        let last = self.ops.pop().expect("checked above");
+        let last = self.ops.lock().pop().expect("checked above");
         let effect = reverse(Arc::make_mut(&mut self.records), &last.op);
         Ok(Some(effect.into_iter().collect()))
     }
@@ -427,7 +432,7 @@ impl Store {
         self.backend.write_manifest(&manifest)?;
         self.manifest = manifest;
         self.active_ops = ops;
-        self.ops.clear();
+        self.ops.lock().clear();
         self.written = 0;
         Ok(())
     }
@@ -504,7 +509,7 @@ impl Store {
         for logged in complete {
             apply(records, &logged.op);
             lines.push(logged.line.clone());
-            self.ops.push(logged);
+            self.ops.lock().push(logged);
         }
         Ok(TailResult { lines, reset: false })
     }
@@ -522,7 +527,7 @@ impl Store {
         self.written = read.complete_len;
         self.manifest = manifest;
         let lines = read.ops.iter().map(|l| l.line.clone()).collect();
-        self.ops = read.ops;
+        *self.ops.lock() = read.ops;
         Ok(TailResult { lines, reset: true })
     }
 
@@ -533,7 +538,7 @@ impl Store {
         }
         if !self.opts.read_only {
             self.flush()?;
-            if self.opts.checkpoint_on_close && !self.opts.skip_load && !self.ops.is_empty() {
+            if self.opts.checkpoint_on_close && !self.opts.skip_load && !self.ops.lock().is_empty() {
                 self.checkpoint()?;
             }
         }

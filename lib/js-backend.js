@@ -1,0 +1,52 @@
+"use strict";
+// The JavaScript half of the adapter that lets the Rust engine use any object implementing
+// StorageBackend: the engine asks for `method(a, b)` with text payloads; this calls the backend
+// with the shapes the reference passes (Maps of records, arrays of Operation objects) and turns
+// its answer back into text. No store logic lives here.
+const { itemsText, itemsMap } = require("./fs-backend");
+
+/**
+ * Returns the dispatcher the engine calls, and remembers the backend's own errors in
+ * `state.error` so the Store can reject with that very error object.
+ */
+function makeDispatcher(backend, state) {
+  const methods = {
+    initialize: (dir, readOnly) => backend.initialize(dir, { readOnly: readOnly === "1" }).then(() => null),
+    shutdown: () => backend.shutdown().then(() => null),
+    acquireLock: async () => {
+      state.lock = await backend.acquireLock();
+      return null;
+    },
+    releaseLock: async () => {
+      if (state.lock !== null) await backend.releaseLock(state.lock);
+      state.lock = null;
+      return null;
+    },
+    readManifest: async () => {
+      const manifest = await backend.readManifest();
+      return manifest == null ? null : JSON.stringify(manifest);
+    },
+    writeManifest: (text) => backend.writeManifest(JSON.parse(text)).then(() => null),
+    writeSnapshot: async (items, version) => String(await backend.writeSnapshot(itemsMap(JSON.parse(items)), Number(version))),
+    loadSnapshot: async (rel) => {
+      const { records, version } = await backend.loadSnapshot(rel);
+      return `{"version":${JSON.stringify(version ?? 1)},"items":${itemsText(records)}}`;
+    },
+    readOps: async (rel) => `[${(await backend.readOps(rel)).map((op) => JSON.stringify(op)).join(",")}]`,
+    appendOps: (rel, ops) => backend.appendOps(rel, JSON.parse(ops)).then(() => null),
+    truncateLastOp: async (rel) => String(await backend.truncateLastOp(rel)),
+    createOpsFile: async () => String(await backend.createOpsFile()),
+    writeArchiveSegment: async (period, items) => String(await backend.writeArchiveSegment(period, itemsMap(JSON.parse(items)))),
+    loadArchiveSegment: async (rel) => itemsText(await backend.loadArchiveSegment(rel)),
+  };
+  return async (method, a, b) => {
+    try {
+      return await methods[method](a ?? undefined, b ?? undefined);
+    } catch (err) {
+      state.error = err;
+      throw err;
+    }
+  };
+}
+
+module.exports = { makeDispatcher };
