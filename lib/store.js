@@ -413,13 +413,24 @@ class Store {
    */
   #mutate(fn) {
     if (this.#queued > 0) return this.#enqueue(fn);
+    let result;
     try {
-      const result = fn();
-      if (result instanceof Promise) return result;
-      return result === undefined ? RESOLVED : Promise.resolve(result);
+      result = fn();
     } catch (err) {
       return Promise.reject(err);
     }
+    if (result instanceof Promise) return this.#adopt(result);
+    return result === undefined ? RESOLVED : Promise.resolve(result);
+  }
+
+  /** Makes later mutations wait for an operation that has already started (a checkpoint after a write). */
+  #adopt(promise) {
+    this.#queued++;
+    const p = promise.finally(() => {
+      this.#queued--;
+    });
+    this.#queue = p.then(noop, noop);
+    return p;
   }
 
   #enqueue(fn) {
@@ -445,7 +456,8 @@ class Store {
         this.#enqueue(() => this.#flushNow()).catch(noop);
       }, this.#groupMs);
     }
-    if (due === 1) return this.#enqueue(() => this.#checkpoint());
+    // Runs inside the write's own turn in the queue (or is adopted into it by #mutate).
+    if (due === 1) return this.#checkpoint();
     return undefined;
   }
 
