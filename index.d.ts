@@ -159,3 +159,61 @@ export declare class Store<T = Record<string, unknown>> {
   flush(): Promise<void>;
   sync(): Promise<void>;
 }
+
+/** The filesystem StorageBackend (the default). Its methods can be called directly. */
+export declare class FsBackend implements StorageBackend {
+  initialize(dir: string, opts: { readOnly: boolean }): Promise<void>;
+  shutdown(): Promise<void>;
+  readManifest(): Promise<Manifest | null>;
+  writeManifest(manifest: Manifest): Promise<void>;
+  writeSnapshot(records: Map<string, unknown>, version: number): Promise<string>;
+  loadSnapshot(relativePath: string): Promise<{ records: Map<string, unknown>; version: number }>;
+  appendOps(relativePath: string, ops: Operation[]): Promise<void>;
+  readOps(relativePath: string): Promise<Operation[]>;
+  truncateLastOp(relativePath: string): Promise<boolean>;
+  createOpsFile(): Promise<string>;
+  writeArchiveSegment(period: string, records: Map<string, unknown>): Promise<string>;
+  loadArchiveSegment(relativePath: string): Promise<Map<string, unknown>>;
+  listArchiveSegments(): Promise<string[]>;
+  acquireLock(): Promise<LockHandle>;
+  releaseLock(handle: LockHandle): Promise<void>;
+  createAgentOpsFile(agentId: string): Promise<string>;
+  listOpsFiles(): Promise<string[]>;
+  acquireCompactionLock(): Promise<LockHandle>;
+  releaseCompactionLock(handle: LockHandle): Promise<void>;
+  getManifestVersion(): Promise<string | null>;
+  writeBlob(relativePath: string, content: Buffer): Promise<void>;
+  readBlob(relativePath: string): Promise<Buffer>;
+  readBlobRange(relativePath: string, offset: number, length: number): Promise<Buffer>;
+  listBlobs(prefix: string): Promise<string[]>;
+  deleteBlob(relativePath: string): Promise<void>;
+  deleteBlobDir(prefix: string): Promise<void>;
+}
+
+/** Lamport logical clock: `tick()` for a local event, `merge(seen)` for another writer's. */
+export declare class LamportClock {
+  constructor(initial?: number);
+  tick(): number;
+  merge(received: number): number;
+  get current(): number;
+}
+
+/** The reverse patch from `oldRecord` to `newRecord`, or null when nothing changed. */
+export declare function createDelta(oldRecord: Record<string, unknown> | null, newRecord: Record<string, unknown>): DeltaPatch | null;
+/** Applies a reverse patch: gives back the old record. */
+export declare function applyDelta(record: Record<string, unknown>, patch: DeltaPatch): Record<string, unknown>;
+/** Whether the patch's JSON is shorter than the full record's. */
+export declare function isDeltaSmaller(patch: DeltaPatch | null, fullRecord: Record<string, unknown> | null): boolean;
+
+/** Streams `[id, record]` from a snapshot file of `dir`; returns `{ version }`. */
+export declare function streamSnapshotFile<T>(dir: string, relativePath: string): AsyncGenerator<[string, T], { version: number }>;
+
+/** Takes the directory's `.lock` (throws when a live process holds it); resolves to a handle on the lock file. */
+export declare function acquireLock(dir: string): Promise<import("node:fs/promises").FileHandle>;
+export declare function releaseLock(dir: string, fh: import("node:fs/promises").FileHandle): Promise<void>;
+
+/** Validators: return their argument when valid, throw an Error naming the problem otherwise. */
+export declare function validateOp<T>(raw: unknown): Operation<T>;
+export declare function validateManifest(raw: unknown): Manifest;
+export declare function validateSnapshot<T>(raw: unknown): Snapshot<T>;
+export declare function validateArchiveSegment<T>(raw: unknown): ArchiveSegment<T>;

@@ -19,6 +19,23 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * Fresh temp dir for one test, plus tracked Store instances. Everything opened through the
  * returned context is closed (errors ignored) and the dir removed when the test ends.
  */
+/**
+ * OPSLOG_TEST_BACKEND runs the Store suites through a backend: "fs" passes `new FsBackend()`,
+ * "js" a StorageBackend written in JavaScript (every I/O through the engine's JS adapter).
+ */
+export const testBackend = process.env.OPSLOG_TEST_BACKEND ?? "default";
+const { FsBackend } = (await import("./impl.mjs")).default;
+const { JsFsBackend } = await import("./js-fs-backend.mjs");
+
+/** A JavaScript backend has no streaming reads and runs its own I/O on the JavaScript thread. */
+export const viaJsBackend = testBackend === "js";
+
+export function withTestBackend(opts) {
+  if (testBackend === "default" || (opts && "backend" in opts)) return opts;
+  const backend = testBackend === "js" ? new JsFsBackend() : new FsBackend();
+  return { ...opts, backend };
+}
+
 export async function setup(t) {
   const dir = await mkdtemp(join(tmpdir(), "opslog-test-"));
   const stores = [];
@@ -38,7 +55,7 @@ export async function setup(t) {
     async open(opts, d = dir) {
       const s = new Store();
       stores.push(s);
-      await s.open(d, opts);
+      await s.open(d, withTestBackend(opts));
       return s;
     },
     /** new Store, tracked, not opened. */

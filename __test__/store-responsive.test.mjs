@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { Store, isReference } from "./impl.mjs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setup, writeStoreDir, readManifest, refDefect } from "./helpers.mjs";
+import { setup, writeStoreDir, readManifest, refDefect, viaJsBackend } from "./helpers.mjs";
 
 const N = 200_000;
 const MAX_GAP_MS = 200;
@@ -47,7 +47,7 @@ async function snapshotSummary(dir) {
   return { lines: lines.length - 2, last: lines.at(-2), text, activeRecords: json.stats.activeRecords };
 }
 
-test(`the event loop keeps ticking while a ${N}-record store checkpoints: compact() and close() (SPEC 7.9)`, { skip: refDefect(9), timeout: 120000 }, async (t) => {
+test(`the event loop keeps ticking while a ${N}-record store checkpoints: compact() and close() (SPEC 7.9)`, { skip: refDefect(9) || (viaJsBackend && "a JavaScript StorageBackend writes the snapshot on the JavaScript thread"), timeout: 120000 }, async (t) => {
   const c = await setup(t);
   await bigStore(c.dir);
   const s = await c.open();
@@ -67,6 +67,7 @@ test(`the event loop keeps ticking while a ${N}-record store checkpoints: compac
   assert.equal(snap.last, '{"id":"extra2","data":{"v":2}}');
   assert.ok(snap.text.includes('\n{"id":"rec-123456","data":{"name":"record 123456","n":123456,'));
 
+  t.diagnostic(`longest stall: compact ${gapCompact.toFixed(1)} ms, close ${gapClose.toFixed(1)} ms`);
   assert.ok(gapCompact < MAX_GAP_MS, `longest event-loop stall during compact: ${gapCompact.toFixed(1)} ms`);
   assert.ok(gapClose < MAX_GAP_MS, `longest event-loop stall during close: ${gapClose.toFixed(1)} ms`);
 });

@@ -1,6 +1,7 @@
 "use strict";
 // The helper exports of the reference, backed by the engine's own implementations.
 const path = require("node:path");
+const { open } = require("node:fs/promises");
 const native = require("./native");
 const { call } = require("./errors");
 
@@ -56,12 +57,27 @@ async function* streamSnapshotFile(dir, relativePath) {
   return { version: cursor.version() };
 }
 
+/** The engine's lock behind each handle `acquireLock` gave out. */
+const heldLocks = new WeakMap();
+
+/** Takes `.lock` (the engine's protocol) and resolves to a FileHandle on it, as the reference does. */
 async function acquireLock(dir) {
-  return native.acquireDirLock(path.join(String(dir)));
+  const normalized = path.join(String(dir));
+  const lock = native.acquireDirLock(normalized);
+  try {
+    const fh = await open(path.join(normalized, ".lock"), "r");
+    heldLocks.set(fh, lock);
+    return fh;
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
 }
 
-async function releaseLock(_dir, handle) {
-  handle.release();
+async function releaseLock(_dir, fh) {
+  await fh.close();
+  heldLocks.get(fh)?.release();
+  heldLocks.delete(fh);
 }
 
 module.exports = {

@@ -387,9 +387,9 @@ class Store {
 
   async flush() {
     if (!this.#opened || !this.#buffered) return;
-    return this.#enqueue(() => {
+    return this.#enqueue(async () => {
       this.#clearGroupTimer();
-      return this.#flushNow();
+      await this.#flushNow();
     });
   }
 
