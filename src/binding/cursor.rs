@@ -41,7 +41,9 @@ impl Cursor {
     }
 
     fn new(opener: Opener) -> Cursor {
-        Cursor { state: Arc::new(Mutex::new(State::Unopened(opener))) }
+        Cursor {
+            state: Arc::new(Mutex::new(State::Unopened(opener))),
+        }
     }
 }
 
@@ -54,10 +56,14 @@ impl Cursor {
         spawn(move || {
             let mut st = lock(&state);
             if let State::Unopened(_) = &*st {
-                let State::Unopened(opener) = std::mem::replace(&mut *st, State::Done(None)) else { unreachable!() };
+                let State::Unopened(opener) = std::mem::replace(&mut *st, State::Done(None)) else {
+                    unreachable!()
+                };
                 *st = State::Open(opener()?);
             }
-            let State::Open(stream) = &mut *st else { return Ok(None) };
+            let State::Open(stream) = &mut *st else {
+                return Ok(None);
+            };
             let batch = stream.next_batch(max.max(1) as usize)?;
             if batch.is_none() {
                 let version = stream.version();

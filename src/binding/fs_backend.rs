@@ -12,9 +12,9 @@ use super::payload::{items_json, pairs, strings_json};
 use crate::engine::backend::Backend;
 use crate::engine::error::{Error, Result};
 use crate::engine::fs_backend::{FsBackend, MANIFEST_FILE};
+use crate::engine::fsutil;
 use crate::engine::manifest::Manifest;
 use crate::engine::records::Records;
-use crate::engine::fsutil;
 
 #[napi]
 pub struct NativeFsBackend {
@@ -24,11 +24,16 @@ pub struct NativeFsBackend {
 
 impl NativeFsBackend {
     fn backend(&self) -> Result<Arc<FsBackend>> {
-        lock(&self.inner).clone().ok_or_else(|| Error::Invalid("FsBackend is not initialized. Call initialize() first.".into()))
+        lock(&self.inner).clone().ok_or_else(|| {
+            Error::Invalid("FsBackend is not initialized. Call initialize() first.".into())
+        })
     }
 
     /// Runs `f` with the backend on a worker.
-    fn run(&self, f: impl FnOnce(&FsBackend) -> Result<Option<String>> + Send + 'static) -> AsyncTask<Job> {
+    fn run(
+        &self,
+        f: impl FnOnce(&FsBackend) -> Result<Option<String>> + Send + 'static,
+    ) -> AsyncTask<Job> {
         let backend = self.backend();
         spawn(move || f(&*backend?))
     }
@@ -39,7 +44,10 @@ impl NativeFsBackend {
     #[napi(constructor)]
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        NativeFsBackend { inner: Arc::new(Mutex::new(None)), dir: Arc::new(Mutex::new(String::new())) }
+        NativeFsBackend {
+            inner: Arc::new(Mutex::new(None)),
+            dir: Arc::new(Mutex::new(String::new())),
+        }
     }
 
     #[napi(getter)]
@@ -80,7 +88,9 @@ impl NativeFsBackend {
     pub fn write_manifest(&self, text: String) -> AsyncTask<Job> {
         self.run(move |b| {
             Manifest::parse(&text).map_err(Error::Type)?;
-            fsutil::write_replace(&b.dir().join(MANIFEST_FILE), |w| w.write_all(text.as_bytes()))?;
+            fsutil::write_replace(&b.dir().join(MANIFEST_FILE), |w| {
+                w.write_all(text.as_bytes())
+            })?;
             Ok(None)
         })
     }
@@ -155,7 +165,9 @@ impl NativeFsBackend {
     pub fn load_archive_segment(&self, rel: String) -> AsyncTask<Job> {
         self.run(move |b| {
             let records = b.load_archive_segment(&rel)?;
-            Ok(Some(items_json(records.iter().map(|(id, t)| (id.as_str(), t.as_str())))))
+            Ok(Some(items_json(
+                records.iter().map(|(id, t)| (id.as_str(), t.as_str())),
+            )))
         })
     }
 

@@ -25,7 +25,10 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, EngineError>) -> napi::Result<T> {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::new(Status::GenericFailure, format!("opslog-native internal error: {msg}")))
+            Err(Error::new(
+                Status::GenericFailure,
+                format!("opslog-native internal error: {msg}"),
+            ))
         }
     }
 }

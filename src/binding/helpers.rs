@@ -61,7 +61,9 @@ pub struct LamportClock {
 impl LamportClock {
     #[napi(constructor)]
     pub fn new(initial: Option<f64>) -> Self {
-        LamportClock { inner: clock::LamportClock::new(initial.unwrap_or(0.0)) }
+        LamportClock {
+            inner: clock::LamportClock::new(initial.unwrap_or(0.0)),
+        }
     }
 
     #[napi]
@@ -90,7 +92,9 @@ pub struct DirLock {
 pub fn acquire_dir_lock(dir: String) -> napi::Result<DirLock> {
     guard(|| {
         let handle = dirlock::acquire(std::path::Path::new(&dir), &dir)?;
-        Ok(DirLock { handle: Mutex::new(Some(handle)) })
+        Ok(DirLock {
+            handle: Mutex::new(Some(handle)),
+        })
     })
 }
 

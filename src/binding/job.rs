@@ -26,8 +26,12 @@ impl Task for Job {
     }
 }
 
-pub fn spawn(work: impl FnOnce() -> Result<Option<String>, EngineError> + Send + 'static) -> AsyncTask<Job> {
-    AsyncTask::new(Job { work: Some(Box::new(work)) })
+pub fn spawn(
+    work: impl FnOnce() -> Result<Option<String>, EngineError> + Send + 'static,
+) -> AsyncTask<Job> {
+    AsyncTask::new(Job {
+        work: Some(Box::new(work)),
+    })
 }
 
 /// Resolves to a Buffer.
@@ -48,6 +52,10 @@ impl Task for BytesJob {
     }
 }
 
-pub fn spawn_bytes(work: impl FnOnce() -> Result<Vec<u8>, EngineError> + Send + 'static) -> AsyncTask<BytesJob> {
-    AsyncTask::new(BytesJob { work: Some(Box::new(work)) })
+pub fn spawn_bytes(
+    work: impl FnOnce() -> Result<Vec<u8>, EngineError> + Send + 'static,
+) -> AsyncTask<BytesJob> {
+    AsyncTask::new(BytesJob {
+        work: Some(Box::new(work)),
+    })
 }

@@ -52,14 +52,19 @@ pub struct JsBackend {
 
 impl JsBackend {
     pub fn new(dispatch: Dispatch, dir: String) -> Self {
-        JsBackend { dispatch: Mutex::new(Some(Arc::new(dispatch))), dir }
+        JsBackend {
+            dispatch: Mutex::new(Some(Arc::new(dispatch))),
+            dir,
+        }
     }
 
     /// Calls `method` on the JavaScript backend and waits for its promise.
     fn call(&self, method: &str, a: Option<String>, b: Option<String>) -> Result<Option<String>> {
         let dispatch = lock(&self.dispatch).clone();
         let Some(dispatch) = dispatch else {
-            return Err(Error::Invalid("Store is not open. Call open() first.".into()));
+            return Err(Error::Invalid(
+                "Store is not open. Call open() first.".into(),
+            ));
         };
         let args: Args = (method.to_string(), a, b).into();
         block_on(async move {
@@ -70,7 +75,8 @@ impl JsBackend {
     }
 
     fn call_text(&self, method: &str, a: Option<String>, b: Option<String>) -> Result<String> {
-        self.call(method, a, b)?.ok_or_else(|| Error::Backend(format!("storage backend: {method}() returned nothing")))
+        self.call(method, a, b)?
+            .ok_or_else(|| Error::Backend(format!("storage backend: {method}() returned nothing")))
     }
 
     fn load_items(&self, method: &str, rel: &str) -> Result<Vec<(String, String)>> {
@@ -80,7 +86,8 @@ impl JsBackend {
     /// The backend's ops as newline-separated lines, in the op-file layout the engine tracks.
     fn op_lines(&self, rel: &str) -> Result<ReadResult> {
         let text = self.call_text("readOps", Some(rel.to_string()), None)?;
-        let elements = crate::engine::json::array_elements(&text).map_err(|e| Error::Backend(e.to_string()))?;
+        let elements = crate::engine::json::array_elements(&text)
+            .map_err(|e| Error::Backend(e.to_string()))?;
         let mut bytes = Vec::with_capacity(text.len());
         for e in elements {
             bytes.extend_from_slice(e.as_bytes());
@@ -96,7 +103,12 @@ impl Backend for JsBackend {
     }
 
     fn initialize(&self, read_only: bool) -> Result<()> {
-        self.call("initialize", Some(self.dir.clone()), read_only.then(|| "1".to_string())).map(|_| ())
+        self.call(
+            "initialize",
+            Some(self.dir.clone()),
+            read_only.then(|| "1".to_string()),
+        )
+        .map(|_| ())
     }
 
     fn shutdown(&self) -> Result<()> {
@@ -122,18 +134,27 @@ impl Backend for JsBackend {
     }
 
     fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
-        self.call("writeManifest", Some(manifest.encode()), None).map(|_| ())
+        self.call("writeManifest", Some(manifest.encode()), None)
+            .map(|_| ())
     }
 
     fn write_snapshot(&self, records: &Records, version: u64) -> Result<String> {
-        self.call_text("writeSnapshot", Some(items_json(records.iter())), Some(version.to_string()))
+        self.call_text(
+            "writeSnapshot",
+            Some(items_json(records.iter())),
+            Some(version.to_string()),
+        )
     }
 
     fn load_snapshot(&self, rel: &str) -> Result<(Records, u64)> {
         let text = self.call_text("loadSnapshot", Some(rel.to_string()), None)?;
-        let members = crate::engine::json::object_members(&text).map_err(|e| Error::Backend(e.to_string()))?;
+        let members = crate::engine::json::object_members(&text)
+            .map_err(|e| Error::Backend(e.to_string()))?;
         let get = |k: &str| members.iter().find(|m| m.key == k).map(|m| m.value);
-        let version = get("\"version\"").and_then(|v| v.parse::<f64>().ok()).filter(|v| *v >= 1.0).unwrap_or(1.0) as u64;
+        let version = get("\"version\"")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| *v >= 1.0)
+            .unwrap_or(1.0) as u64;
         let mut records = Records::default();
         for (id, data) in pairs(get("\"items\"").unwrap_or("[]"))? {
             records.set(&id, data.into());
@@ -143,7 +164,10 @@ impl Backend for JsBackend {
 
     fn stream_snapshot(&self, rel: &str) -> Result<Box<dyn BatchStream>> {
         let (records, version) = self.load_snapshot(rel)?;
-        let values = records.iter().flat_map(|(id, t)| [id.to_string(), t.to_string()]).collect();
+        let values = records
+            .iter()
+            .flat_map(|(id, t)| [id.to_string(), t.to_string()])
+            .collect();
         Ok(Box::new(VecStream::new(values, 2, Some(version))))
     }
 
@@ -175,11 +199,17 @@ impl Backend for JsBackend {
     fn append_ops(&self, rel: &str, lines: &[u8]) -> Result<()> {
         let text = String::from_utf8_lossy(lines);
         let ops: Vec<&str> = text.split('\n').filter(|l| !l.is_empty()).collect();
-        self.call("appendOps", Some(rel.to_string()), Some(format!("[{}]", ops.join(",")))).map(|_| ())
+        self.call(
+            "appendOps",
+            Some(rel.to_string()),
+            Some(format!("[{}]", ops.join(","))),
+        )
+        .map(|_| ())
     }
 
     fn truncate_ops(&self, rel: &str, _pos: u64) -> Result<()> {
-        self.call("truncateLastOp", Some(rel.to_string()), None).map(|_| ())
+        self.call("truncateLastOp", Some(rel.to_string()), None)
+            .map(|_| ())
     }
 
     fn write_archive_segment(&self, period: &str, records: &[(String, String)]) -> Result<String> {

@@ -5,9 +5,18 @@ use crate::engine::json;
 
 /// `[id, record, ...]` text to pairs of canonical texts.
 pub fn pairs(items: &str) -> Result<Vec<(String, String)>> {
-    let elements = json::array_elements(items).map_err(|e| Error::Type(format!("opslog: bad records payload: {e}")))?;
-    let canon = |t: &str| json::canonicalize(t).map(|c| c.into_owned()).map_err(|e| Error::Type(e.to_string()));
-    elements.chunks(2).filter(|p| p.len() == 2).map(|p| Ok((canon(p[0])?, canon(p[1])?))).collect()
+    let elements = json::array_elements(items)
+        .map_err(|e| Error::Type(format!("opslog: bad records payload: {e}")))?;
+    let canon = |t: &str| {
+        json::canonicalize(t)
+            .map(|c| c.into_owned())
+            .map_err(|e| Error::Type(e.to_string()))
+    };
+    elements
+        .chunks(2)
+        .filter(|p| p.len() == 2)
+        .map(|p| Ok((canon(p[0])?, canon(p[1])?)))
+        .collect()
 }
 
 pub fn items_json<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
@@ -25,5 +34,11 @@ pub fn items_json<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> St
 }
 
 pub fn strings_json(v: &[String]) -> String {
-    format!("[{}]", v.iter().map(|s| json::quote(s)).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        v.iter()
+            .map(|s| json::quote(s))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }

@@ -11,9 +11,9 @@ use super::guard::{guard, lock};
 use super::job::{spawn, Job};
 use super::js_backend::{Args, JsBackend};
 use crate::engine::backend::Backend;
-use crate::engine::oplog::OpLog;
 use crate::engine::error::{Error, Result};
 use crate::engine::fs_backend::FsBackend;
+use crate::engine::oplog::OpLog;
 use crate::engine::store::{Effect, Options, Store, WriteMode, WriteOutcome};
 use crate::engine::wal::LoggedOp;
 
@@ -41,7 +41,9 @@ pub struct NativeStore {
 
 fn with_store<T>(inner: &Shared, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
     let mut guard = lock(inner);
-    let store = guard.as_mut().ok_or_else(|| Error::Invalid("Store is not open. Call open() first.".into()))?;
+    let store = guard
+        .as_mut()
+        .ok_or_else(|| Error::Invalid("Store is not open. Call open() first.".into()))?;
     f(store)
 }
 
@@ -54,8 +56,10 @@ fn outcome_code(o: WriteOutcome) -> u32 {
 
 /// `[[id, record|null], ...]`
 fn effects_json(effects: &[Effect]) -> String {
-    let items: Vec<String> =
-        effects.iter().map(|e| format!("[{},{}]", e.id, e.record.as_deref().unwrap_or("null"))).collect();
+    let items: Vec<String> = effects
+        .iter()
+        .map(|e| format!("[{},{}]", e.id, e.record.as_deref().unwrap_or("null")))
+        .collect();
     format!("[{}]", items.join(","))
 }
 
@@ -91,7 +95,11 @@ impl NativeStore {
     #[napi(constructor)]
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        NativeStore { inner: Arc::new(Mutex::new(None)), backend: Arc::new(Mutex::new(None)), ops: Arc::default() }
+        NativeStore {
+            inner: Arc::new(Mutex::new(None)),
+            backend: Arc::new(Mutex::new(None)),
+            ops: Arc::default(),
+        }
     }
 
     /// Opens the store on a worker; resolves to `{"storedVersion":n,"needsMigration":bool}`.
@@ -107,7 +115,11 @@ impl NativeStore {
             "immediate" => WriteMode::Immediate,
             "group" => WriteMode::Group,
             "async" => WriteMode::Async,
-            other => return Err(napi::Error::from_reason(format!("unknown writeMode '{other}'"))),
+            other => {
+                return Err(napi::Error::from_reason(format!(
+                    "unknown writeMode '{other}'"
+                )))
+            }
         };
         let opts = Options {
             checkpoint_threshold: options.checkpoint_threshold,
@@ -120,7 +132,11 @@ impl NativeStore {
         };
         let backend: Arc<dyn Backend> = match dispatch {
             Some(f) => {
-                let tsfn = f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
+                let tsfn = f
+                    .build_threadsafe_function()
+                    .callee_handled::<false>()
+                    .weak::<true>()
+                    .build()?;
                 Arc::new(JsBackend::new(tsfn, dir))
             }
             None => Arc::new(FsBackend::new(&dir)),
@@ -145,7 +161,12 @@ impl NativeStore {
             with_store(&self.inner, |s| {
                 let mut out = String::from("[");
                 let mut next = start as usize;
-                for (n, (after, id, text)) in s.records().iter_from(start as usize).take(max as usize).enumerate() {
+                for (n, (after, id, text)) in s
+                    .records()
+                    .iter_from(start as usize)
+                    .take(max as usize)
+                    .enumerate()
+                {
                     if n > 0 {
                         out.push(',');
                     }
@@ -178,7 +199,12 @@ impl NativeStore {
 
     #[napi]
     pub fn finish_replay(&self) -> napi::Result<()> {
-        guard(|| with_store(&self.inner, |s| Ok(s.finish_replay())))
+        guard(|| {
+            with_store(&self.inner, |s| {
+                s.finish_replay();
+                Ok(())
+            })
+        })
     }
 
     /// 0 when done, 1 when a checkpoint must follow.
@@ -236,7 +262,10 @@ impl NativeStore {
     pub fn get_ops(&self, since: Option<String>) -> String {
         let log = lock(&self.ops).clone();
         let ops = log.lock();
-        lines_json(ops.iter().filter(|l| since.as_deref().is_none_or(|t| l.op.ts.as_str() > t)))
+        lines_json(
+            ops.iter()
+                .filter(|l| since.as_deref().is_none_or(|t| l.op.ts.as_str() > t)),
+        )
     }
 
     #[napi]
@@ -279,10 +308,17 @@ impl NativeStore {
     /// Resolves to the named segment's records as `[id, record, ...]`.
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn load_archive(&self, name: String) -> napi::Result<AsyncTask<Job>> {
-        let (backend, rel) = guard(|| with_store(&self.inner, |s| Ok((s.backend().clone(), s.find_archive_segment(&name)?))))?;
+        let (backend, rel) = guard(|| {
+            with_store(&self.inner, |s| {
+                Ok((s.backend().clone(), s.find_archive_segment(&name)?))
+            })
+        })?;
         Ok(spawn(move || {
             let records = backend.load_archive_segment(&rel)?;
-            let items: Vec<String> = records.iter().map(|(id, text)| format!("{id},{text}")).collect();
+            let items: Vec<String> = records
+                .iter()
+                .map(|(id, text)| format!("{id},{text}"))
+                .collect();
             Ok(Some(format!("[{}]", items.join(","))))
         }))
     }
@@ -300,13 +336,19 @@ impl NativeStore {
             with_store(&inner, |s| {
                 let t = s.tail()?;
                 let lines: Vec<&str> = t.lines.iter().map(|l| &**l).collect();
-                Ok(Some(format!("{{\"reset\":{},\"ops\":[{}]}}", t.reset, lines.join(","))))
+                Ok(Some(format!(
+                    "{{\"reset\":{},\"ops\":[{}]}}",
+                    t.reset,
+                    lines.join(",")
+                )))
             })
         })
     }
 
     fn open_backend(&self) -> napi::Result<Arc<dyn Backend>> {
-        lock(&self.backend).clone().ok_or_else(|| napi::Error::from_reason("Store is not open. Call open() first."))
+        lock(&self.backend)
+            .clone()
+            .ok_or_else(|| napi::Error::from_reason("Store is not open. Call open() first."))
     }
 
     /// Streams the snapshot `rel` (the facade passes the current one).
@@ -326,7 +368,11 @@ impl NativeStore {
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn set_async(&self, id: String, data: String) -> AsyncTask<Job> {
         let inner = self.inner.clone();
-        spawn(move || with_store(&inner, |s| s.set(&id, &data).map(|o| Some(outcome_code(o).to_string()))))
+        spawn(move || {
+            with_store(&inner, |s| {
+                s.set(&id, &data).map(|o| Some(outcome_code(o).to_string()))
+            })
+        })
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
@@ -344,7 +390,11 @@ impl NativeStore {
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn batch_commit_async(&self) -> AsyncTask<Job> {
         let inner = self.inner.clone();
-        spawn(move || with_store(&inner, |s| s.batch_commit().map(|o| Some(outcome_code(o).to_string()))))
+        spawn(move || {
+            with_store(&inner, |s| {
+                s.batch_commit().map(|o| Some(outcome_code(o).to_string()))
+            })
+        })
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
@@ -366,7 +416,8 @@ impl NativeStore {
         spawn(move || {
             let due = with_store(&inner, |s| {
                 let o = s.options();
-                let due = !o.read_only && o.checkpoint_on_close && !o.skip_load && !s.ops().is_empty();
+                let due =
+                    !o.read_only && o.checkpoint_on_close && !o.skip_load && !s.ops().is_empty();
                 if !o.read_only {
                     s.flush()?;
                 }

@@ -78,14 +78,17 @@ fn check_segment(text: &str) -> std::result::Result<&str, String> {
     if !version_ok {
         return Err(invalid("version must be a positive finite integer"));
     }
-    let non_empty_string = |name: &str| get(name).is_some_and(|v| json::kind_of(v) == Kind::String && v != "\"\"");
+    let non_empty_string =
+        |name: &str| get(name).is_some_and(|v| json::kind_of(v) == Kind::String && v != "\"\"");
     if !non_empty_string("\"period\"") {
         return Err(invalid("period must be a non-empty string"));
     }
     if !non_empty_string("\"timestamp\"") {
         return Err(invalid("timestamp must be a non-empty string"));
     }
-    get("\"records\"").filter(|r| json::kind_of(r) == Kind::Object).ok_or_else(|| invalid("records must be an object"))
+    get("\"records\"")
+        .filter(|r| json::kind_of(r) == Kind::Object)
+        .ok_or_else(|| invalid("records must be an object"))
 }
 
 /// `validateArchiveSegment` on JSON text: `Err(message)` when it fails.
@@ -98,8 +101,12 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>> {
     let records = check_segment(text).map_err(Error::Corrupt)?;
     let mut out = Vec::new();
     for m in json::object_members_dedup(records).map_err(|e| Error::Corrupt(e.to_string()))? {
-        let id = json::canonicalize(m.key).map_err(|e| Error::Corrupt(e.to_string()))?.into_owned();
-        let data = json::canonicalize(m.value).map_err(|e| Error::Corrupt(e.to_string()))?.into_owned();
+        let id = json::canonicalize(m.key)
+            .map_err(|e| Error::Corrupt(e.to_string()))?
+            .into_owned();
+        let data = json::canonicalize(m.value)
+            .map_err(|e| Error::Corrupt(e.to_string()))?
+            .into_owned();
         out.push((id, data));
     }
     Ok(out)
@@ -108,24 +115,37 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>> {
 /// A period names a file inside `archive/`; refuse anything that could point elsewhere.
 pub fn check_period(period: &str) -> Result<()> {
     if period.is_empty() || period.contains(['/', '\\', '\0']) || period == "." || period == ".." {
-        return Err(Error::Type(format!("archive segment name must be a non-empty file name without path separators, got {}", json::quote(period))));
+        return Err(Error::Type(format!(
+            "archive segment name must be a non-empty file name without path separators, got {}",
+            json::quote(period)
+        )));
     }
     Ok(())
 }
 
 /// Writes `records` into the period's segment, merged over what it already holds
 /// (`{...existing, ...new}`). Returns the segment's relative path.
-pub fn write(dir: &Path, dir_display: &str, period: &str, records: &[(String, String)]) -> Result<String> {
+pub fn write(
+    dir: &Path,
+    dir_display: &str,
+    period: &str,
+    records: &[(String, String)],
+) -> Result<String> {
     check_period(period)?;
     let name = format!("archive-{period}.json");
     let rel = format!("archive/{name}");
     let path = dir.join(&rel);
     let mut merged: Vec<(String, String)> = match fsutil::read_text(&path) {
-        Ok(text) => parse(&text).map_err(|e| Error::Corrupt(format!("{e} ({})", display_join(dir_display, &rel))))?,
+        Ok(text) => parse(&text)
+            .map_err(|e| Error::Corrupt(format!("{e} ({})", display_join(dir_display, &rel))))?,
         Err(e) if e.is_not_found() => Vec::new(),
         Err(e) => return Err(e),
     };
-    let mut index: HashMap<String, usize> = merged.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+    let mut index: HashMap<String, usize> = merged
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.clone(), i))
+        .collect();
     for (id, data) in records {
         match index.get(id) {
             Some(&i) => merged[i].1 = data.clone(),
@@ -169,7 +189,9 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<Vec<(String, Str
 
 /// Segment files present in `archive/`, as relative paths.
 pub fn list(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir.join("archive")) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir.join("archive")) else {
+        return Vec::new();
+    };
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.starts_with("archive-") && n.ends_with(".json"))
@@ -201,11 +223,37 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("opslog-arch-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("archive")).unwrap();
-        let rel = write(&dir, "d", "2026-Q1", &[("\"b\"".into(), r#"{"n":1}"#.into())]).unwrap();
-        write(&dir, "d", "2026-Q1", &[("\"a\"".into(), "{}".into()), ("\"b\"".into(), r#"{"n":2}"#.into())]).unwrap();
+        let rel = write(
+            &dir,
+            "d",
+            "2026-Q1",
+            &[("\"b\"".into(), r#"{"n":1}"#.into())],
+        )
+        .unwrap();
+        write(
+            &dir,
+            "d",
+            "2026-Q1",
+            &[
+                ("\"a\"".into(), "{}".into()),
+                ("\"b\"".into(), r#"{"n":2}"#.into()),
+            ],
+        )
+        .unwrap();
         let text = std::fs::read_to_string(dir.join(&rel)).unwrap();
-        assert!(text.ends_with("\"records\": {\n    \"b\": {\n      \"n\": 2\n    },\n    \"a\": {}\n  }\n}"), "{text}");
-        assert_eq!(load(&dir, "d", &rel).unwrap(), vec![("\"b\"".into(), r#"{"n":2}"#.into()), ("\"a\"".into(), "{}".into())]);
+        assert!(
+            text.ends_with(
+                "\"records\": {\n    \"b\": {\n      \"n\": 2\n    },\n    \"a\": {}\n  }\n}"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            load(&dir, "d", &rel).unwrap(),
+            vec![
+                ("\"b\"".into(), r#"{"n":2}"#.into()),
+                ("\"a\"".into(), "{}".into())
+            ]
+        );
         assert!(write(&dir, "d", "../x", &[]).is_err());
         assert_eq!(list(&dir), vec![rel]);
     }

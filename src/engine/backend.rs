@@ -52,7 +52,11 @@ pub struct VecStream {
 
 impl VecStream {
     pub fn new(values: Vec<String>, arity: usize, version: Option<u64>) -> Self {
-        VecStream { items: values.into_iter(), arity: arity.max(1), version }
+        VecStream {
+            items: values.into_iter(),
+            arity: arity.max(1),
+            version,
+        }
     }
 }
 

@@ -20,7 +20,11 @@ impl LamportClock {
     /// Moves past a value seen from another writer and returns the new value.
     pub fn merge(&mut self, received: f64) -> f64 {
         // Math.max: NaN wins.
-        let max = if self.counter.is_nan() || received.is_nan() { f64::NAN } else { self.counter.max(received) };
+        let max = if self.counter.is_nan() || received.is_nan() {
+            f64::NAN
+        } else {
+            self.counter.max(received)
+        };
         self.counter = max + 1.0;
         self.counter
     }

@@ -37,7 +37,10 @@ fn find<'a>(ms: &[Member<'a>], key: &str) -> Option<&'a str> {
 pub fn create_delta(old: &str, new: &str) -> Option<String> {
     let old_m = members(old)?;
     let new_m = members(new)?;
-    let set: Vec<&Member<'_>> = old_m.iter().filter(|m| find(&new_m, m.key) != Some(m.value)).collect();
+    let set: Vec<&Member<'_>> = old_m
+        .iter()
+        .filter(|m| find(&new_m, m.key) != Some(m.value))
+        .collect();
     // The reference tests keys with `in`, which also sees Object.prototype's properties: a
     // new key with such a name is never listed for removal.
     let unset: Vec<&str> = new_m
@@ -81,8 +84,10 @@ pub fn is_delta_smaller(patch: &str, full: &str) -> bool {
 /// Applies a patch to a record as `{...record}`, then `$set`, then `$unset` would in
 /// JavaScript, property order included. `None` when the record or patch is not an object.
 pub fn apply_delta(record: &str, patch: &str) -> Option<String> {
-    let mut props: Vec<(String, String)> =
-        members(record)?.iter().map(|m| (m.key.to_string(), m.value.to_string())).collect();
+    let mut props: Vec<(String, String)> = members(record)?
+        .iter()
+        .map(|m| (m.key.to_string(), m.value.to_string()))
+        .collect();
     for m in members(patch)? {
         match m.key {
             "\"$set\"" => {
@@ -118,7 +123,12 @@ pub fn apply_delta(record: &str, patch: &str) -> Option<String> {
 /// The string elements of an array text, as raw tokens.
 fn array_strings(text: &str) -> Vec<String> {
     json::array_elements(text)
-        .map(|es| es.into_iter().filter(|e| json::kind_of(e) == Kind::String).map(str::to_string).collect())
+        .map(|es| {
+            es.into_iter()
+                .filter(|e| json::kind_of(e) == Kind::String)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -156,12 +166,19 @@ mod tests {
     #[test]
     fn unset_handles_strings_with_commas_and_brackets() {
         let rec = r#"{"a,b":1,"[x]":2,"k":3}"#;
-        assert_eq!(apply_delta(rec, r#"{"$unset":["a,b","[x]"]}"#).unwrap(), r#"{"k":3}"#);
+        assert_eq!(
+            apply_delta(rec, r#"{"$unset":["a,b","[x]"]}"#).unwrap(),
+            r#"{"k":3}"#
+        );
     }
 
     #[test]
     fn inherited_names_are_never_unset() {
-        let d = create_delta(r#"{"a":"old value"}"#, r#"{"a":"new","constructor":1,"b":2}"#).unwrap();
+        let d = create_delta(
+            r#"{"a":"old value"}"#,
+            r#"{"a":"new","constructor":1,"b":2}"#,
+        )
+        .unwrap();
         assert_eq!(d, r#"{"$set":{"a":"old value"},"$unset":["b"]}"#);
     }
 

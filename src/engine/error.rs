@@ -25,7 +25,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn io(path: impl Into<String>, source: io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -46,9 +49,16 @@ impl fmt::Display for Error {
                 write!(f, "{code}, '{path}'")
             }
             Error::Locked { pid, lock_path } => {
-                write!(f, "Store is locked by process {pid}. If this is stale, delete {lock_path}")
+                write!(
+                    f,
+                    "Store is locked by process {pid}. If this is stale, delete {lock_path}"
+                )
             }
-            Error::Corrupt(m) | Error::Invalid(m) | Error::Type(m) | Error::NotFound(m) | Error::Backend(m) => f.write_str(m),
+            Error::Corrupt(m)
+            | Error::Invalid(m)
+            | Error::Type(m)
+            | Error::NotFound(m)
+            | Error::Backend(m) => f.write_str(m),
         }
     }
 }

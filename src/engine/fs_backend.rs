@@ -40,7 +40,12 @@ pub struct FsBackend {
 
 impl FsBackend {
     pub fn new(dir: &str) -> Self {
-        FsBackend { dir: PathBuf::from(dir), display: dir.to_string(), lock: Mutex::new(None), writer: Mutex::new(None) }
+        FsBackend {
+            dir: PathBuf::from(dir),
+            display: dir.to_string(),
+            lock: Mutex::new(None),
+            writer: Mutex::new(None),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -62,7 +67,9 @@ impl FsBackend {
         let rel = format!("ops/{name}");
         let path = self.path(&rel)?;
         if path.parent() != Some(opsdir.as_path()) {
-            return Err(Error::Invalid(format!("opslog: agent id '{agent}' cannot be part of a file name")));
+            return Err(Error::Invalid(format!(
+                "opslog: agent id '{agent}' cannot be part of a file name"
+            )));
         }
         fs::write(&path, "").map_err(|e| Error::io(self.shown(&rel), e))?;
         Ok(rel)
@@ -70,7 +77,9 @@ impl FsBackend {
 
     /// Op files in `ops/`, as relative paths, in name order.
     pub fn list_ops_files(&self) -> Vec<String> {
-        let Ok(entries) = fs::read_dir(self.dir.join("ops")) else { return Vec::new() };
+        let Ok(entries) = fs::read_dir(self.dir.join("ops")) else {
+            return Vec::new();
+        };
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.ends_with(".jsonl"))
@@ -88,14 +97,21 @@ impl FsBackend {
     pub fn acquire_compaction_lock(&self) -> Result<()> {
         let path = self.dir.join(COMPACT_LOCK_FILE);
         let shown = self.shown(COMPACT_LOCK_FILE);
-        let mut file = match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        let mut file = match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::Invalid("Compaction lock held by another agent".into()))
+                return Err(Error::Invalid(
+                    "Compaction lock held by another agent".into(),
+                ))
             }
             Err(e) => return Err(Error::io(shown, e)),
         };
-        std::io::Write::write_all(&mut file, std::process::id().to_string().as_bytes()).map_err(|e| Error::io(&shown, e))?;
+        std::io::Write::write_all(&mut file, std::process::id().to_string().as_bytes())
+            .map_err(|e| Error::io(&shown, e))?;
         Ok(())
     }
 
@@ -105,9 +121,14 @@ impl FsBackend {
 
     /// The manifest's modification time in ms (`stat().mtimeMs` as a string), or `None`.
     pub fn manifest_version(&self) -> Option<String> {
-        let modified = fs::metadata(self.dir.join(MANIFEST_FILE)).ok()?.modified().ok()?;
+        let modified = fs::metadata(self.dir.join(MANIFEST_FILE))
+            .ok()?
+            .modified()
+            .ok()?;
         let d = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
-        Some(super::json::format_number(d.as_secs() as f64 * 1e3 + f64::from(d.subsec_nanos()) / 1e6))
+        Some(super::json::format_number(
+            d.as_secs() as f64 * 1e3 + f64::from(d.subsec_nanos()) / 1e6,
+        ))
     }
 
     pub fn truncate_last_op(&self, rel: &str) -> Result<bool> {
@@ -136,7 +157,8 @@ impl FsBackend {
         let mut buf = vec![0u8; length];
         let mut filled = 0;
         while filled < length {
-            let n = read_at(&file, &mut buf[filled..], offset + filled as u64).map_err(|e| Error::io(&shown, e))?;
+            let n = read_at(&file, &mut buf[filled..], offset + filled as u64)
+                .map_err(|e| Error::io(&shown, e))?;
             if n == 0 {
                 break;
             }
@@ -148,8 +170,12 @@ impl FsBackend {
 
     pub fn list_blobs(&self, prefix: &str) -> Result<Vec<String>> {
         let path = self.path(prefix)?;
-        let Ok(entries) = fs::read_dir(path) else { return Ok(Vec::new()) };
-        let mut names: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        let Ok(entries) = fs::read_dir(path) else {
+            return Ok(Vec::new());
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -162,8 +188,14 @@ impl FsBackend {
 
     pub fn delete_blob_dir(&self, prefix: &str) -> Result<()> {
         let path = self.path(prefix)?;
-        if path == self.dir || Path::new(prefix).components().all(|c| matches!(c, std::path::Component::CurDir)) {
-            return Err(Error::Invalid(format!("opslog: refusing to delete the whole store directory ('{prefix}')")));
+        if path == self.dir
+            || Path::new(prefix)
+                .components()
+                .all(|c| matches!(c, std::path::Component::CurDir))
+        {
+            return Err(Error::Invalid(format!(
+                "opslog: refusing to delete the whole store directory ('{prefix}')"
+            )));
         }
         match fs::remove_dir_all(&path) {
             Ok(()) => Ok(()),
@@ -177,7 +209,10 @@ impl FsBackend {
         if guard.as_ref().is_none_or(|(path, _)| path != rel) {
             let path = self.path(rel)?;
             let read = wal::read(&path)?;
-            *guard = Some((rel.to_string(), OpWriter::open(&path, self.shown(rel), &read)?));
+            *guard = Some((
+                rel.to_string(),
+                OpWriter::open(&path, self.shown(rel), &read)?,
+            ));
         }
         f(&mut guard.as_mut().expect("writer just opened").1)
     }
@@ -238,12 +273,16 @@ impl Backend for FsBackend {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        Manifest::parse(&text).map(Some).map_err(|m| Error::Corrupt(format!("{m} ({})", self.shown(MANIFEST_FILE))))
+        Manifest::parse(&text)
+            .map(Some)
+            .map_err(|m| Error::Corrupt(format!("{m} ({})", self.shown(MANIFEST_FILE))))
     }
 
     fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
         let text = manifest.encode();
-        fsutil::write_replace(&self.dir.join(MANIFEST_FILE), |w| w.write_all(text.as_bytes()))
+        fsutil::write_replace(&self.dir.join(MANIFEST_FILE), |w| {
+            w.write_all(text.as_bytes())
+        })
     }
 
     fn write_snapshot(&self, records: &Records, version: u64) -> Result<String> {
@@ -257,7 +296,11 @@ impl Backend for FsBackend {
 
     fn stream_snapshot(&self, rel: &str) -> Result<Box<dyn BatchStream>> {
         self.path(rel)?;
-        Ok(Box::new(SnapshotStream::open(&self.dir, &self.display, rel)?))
+        Ok(Box::new(SnapshotStream::open(
+            &self.dir,
+            &self.display,
+            rel,
+        )?))
     }
 
     fn read_ops(&self, rel: &str, from: u64) -> Result<ReadResult> {

@@ -17,12 +17,20 @@ pub fn read_text(path: &Path) -> Result<String> {
 }
 
 /// Writes `path` through `<path>.tmp` and a rename, so readers see the old or the new file.
-pub fn write_replace(path: &Path, fill: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
-    let tmp = path.with_file_name(format!("{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+pub fn write_replace(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        "{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
     let display = tmp.display().to_string();
     let file = File::create(&tmp).map_err(|e| Error::io(&display, e))?;
     let mut w = io::BufWriter::with_capacity(1 << 20, file);
-    fill(&mut w).and_then(|_| w.flush()).map_err(|e| Error::io(&display, e))?;
+    fill(&mut w)
+        .and_then(|_| w.flush())
+        .map_err(|e| Error::io(&display, e))?;
     drop(w);
     fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))
 }

@@ -63,7 +63,11 @@ struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     fn new(text: &'a str) -> Self {
-        Scanner { s: text.as_bytes(), text, pos: 0 }
+        Scanner {
+            s: text.as_bytes(),
+            text,
+            pos: 0,
+        }
     }
 
     fn ws(&mut self) {
@@ -95,19 +99,17 @@ impl<'a> Scanner<'a> {
                     self.pos += 1;
                     return Ok(());
                 }
-                Some(b'\\') => {
-                    match self.s.get(self.pos + 1) {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
-                        Some(b'u') => {
-                            let hex = self.s.get(self.pos + 2..self.pos + 6);
-                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                                return err("bad unicode escape", self.pos);
-                            }
-                            self.pos += 6;
+                Some(b'\\') => match self.s.get(self.pos + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
+                    Some(b'u') => {
+                        let hex = self.s.get(self.pos + 2..self.pos + 6);
+                        if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                            return err("bad unicode escape", self.pos);
                         }
-                        _ => return err("bad escape", self.pos),
+                        self.pos += 6;
                     }
-                }
+                    _ => return err("bad escape", self.pos),
+                },
                 Some(c) if c < 0x20 => return err("control character in string", self.pos),
                 Some(_) => self.pos += 1,
             }
@@ -198,7 +200,9 @@ impl<'a> Scanner<'a> {
             }
             // A value just ended: close containers or move to the next element.
             loop {
-                let Some(&in_object) = stack.last() else { return Ok(()) };
+                let Some(&in_object) = stack.last() else {
+                    return Ok(());
+                };
                 self.ws();
                 match self.peek() {
                     Some(b',') => {
@@ -261,7 +265,10 @@ pub fn object_members(text: &str) -> Result<Vec<Member<'_>>, JsonError> {
             sc.ws();
             let v = sc.pos;
             sc.skip_value()?;
-            members.push(Member { key, value: sc.slice(v) });
+            members.push(Member {
+                key,
+                value: sc.slice(v),
+            });
             sc.ws();
             match sc.peek() {
                 Some(b',') => sc.pos += 1,
@@ -383,7 +390,10 @@ fn quote_units(units: &[u16], out: &mut String) {
     let mut i = 0;
     while i < units.len() {
         let u = units[i];
-        if (0xD800..0xDC00).contains(&u) && i + 1 < units.len() && (0xDC00..0xE000).contains(&units[i + 1]) {
+        if (0xD800..0xDC00).contains(&u)
+            && i + 1 < units.len()
+            && (0xDC00..0xE000).contains(&units[i + 1])
+        {
             let c = 0x10000 + (((u as u32) - 0xD800) << 10) + ((units[i + 1] as u32) - 0xDC00);
             out.push(char::from_u32(c).expect("valid pair"));
             i += 2;
@@ -438,7 +448,18 @@ pub fn js_string(raw: &str) -> String {
         Kind::String => decode_string(raw).unwrap_or_default(),
         Kind::Object => "[object Object]".into(),
         Kind::Array => array_elements(raw)
-            .map(|es| es.iter().map(|e| if kind_of(e) == Kind::Null { String::new() } else { js_string(e) }).collect::<Vec<_>>().join(","))
+            .map(|es| {
+                es.iter()
+                    .map(|e| {
+                        if kind_of(e) == Kind::Null {
+                            String::new()
+                        } else {
+                            js_string(e)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
             .unwrap_or_default(),
         Kind::Number => canonical_number(raw).into_owned(),
         Kind::Bool | Kind::Null => raw.to_string(),
@@ -512,7 +533,11 @@ fn canonical_number(raw: &str) -> Cow<'_, str> {
 fn array_index(key: &str) -> Option<u32> {
     let inner = key.strip_prefix('"')?.strip_suffix('"')?;
     let b = inner.as_bytes();
-    if b.is_empty() || b.len() > 10 || !b.iter().all(u8::is_ascii_digit) || (b[0] == b'0' && b.len() > 1) {
+    if b.is_empty()
+        || b.len() > 10
+        || !b.iter().all(u8::is_ascii_digit)
+        || (b[0] == b'0' && b.len() > 1)
+    {
         return None;
     }
     let v: u64 = inner.parse().ok()?;
@@ -654,13 +679,19 @@ fn is_canonical(text: &str) -> bool {
                                 Some(b'u') => {
                                     // Canonical only for lowercase escapes of control chars and
                                     // lone surrogates; anything else was written literally.
-                                    let Some(hex) = text.get(i + 2..i + 6) else { return false };
-                                    let Ok(u) = u16::from_str_radix(hex, 16) else { return false };
+                                    let Some(hex) = text.get(i + 2..i + 6) else {
+                                        return false;
+                                    };
+                                    let Ok(u) = u16::from_str_radix(hex, 16) else {
+                                        return false;
+                                    };
                                     if hex.bytes().any(|c| c.is_ascii_uppercase()) {
                                         return false;
                                     }
                                     let surrogate = (0xD800..0xE000).contains(&u);
-                                    if !(u < 0x20 && !matches!(u, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d)) && !surrogate {
+                                    let escaped_control =
+                                        u < 0x20 && !matches!(u, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d);
+                                    if !escaped_control && !surrogate {
                                         return false;
                                     }
                                     if surrogate {
@@ -668,15 +699,23 @@ fn is_canonical(text: &str) -> bool {
                                         let next = text.get(i + 6..i + 12);
                                         let is_high = u < 0xDC00;
                                         if is_high {
-                                            if let Some(n) = next.and_then(|n| n.strip_prefix("\\u")) {
-                                                if u16::from_str_radix(n, 16).is_ok_and(|l| (0xDC00..0xE000).contains(&l)) {
+                                            if let Some(n) =
+                                                next.and_then(|n| n.strip_prefix("\\u"))
+                                            {
+                                                if u16::from_str_radix(n, 16)
+                                                    .is_ok_and(|l| (0xDC00..0xE000).contains(&l))
+                                                {
                                                     return false;
                                                 }
                                             }
                                         } else if start + 1 < i {
                                             let prev = text.get(i - 6..i);
-                                            if let Some(p) = prev.and_then(|p| p.strip_prefix("\\u")) {
-                                                if u16::from_str_radix(p, 16).is_ok_and(|h| (0xD800..0xDC00).contains(&h)) {
+                                            if let Some(p) =
+                                                prev.and_then(|p| p.strip_prefix("\\u"))
+                                            {
+                                                if u16::from_str_radix(p, 16)
+                                                    .is_ok_and(|h| (0xD800..0xDC00).contains(&h))
+                                                {
                                                     return false;
                                                 }
                                             }
@@ -697,7 +736,9 @@ fn is_canonical(text: &str) -> bool {
                 i += 1;
                 if expect_key {
                     let key = &text[start..i];
-                    let Some((keys, seen_plain, last_index)) = objects.last_mut() else { return false };
+                    let Some((keys, seen_plain, last_index)) = objects.last_mut() else {
+                        return false;
+                    };
                     if keys.contains(&key) {
                         return false;
                     }
@@ -747,7 +788,8 @@ fn is_canonical(text: &str) -> bool {
             }
             b'-' | b'0'..=b'9' => {
                 let start = i;
-                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
                     i += 1;
                 }
                 let raw = &text[start..i];
@@ -825,7 +867,10 @@ mod tests {
 
     #[test]
     fn rewrites_to_what_javascript_would_produce() {
-        assert_eq!(canon("{ \"a\" : 1.0 ,\n \"b\": [ 1e2 , -0 ] }"), r#"{"a":1,"b":[100,0]}"#);
+        assert_eq!(
+            canon("{ \"a\" : 1.0 ,\n \"b\": [ 1e2 , -0 ] }"),
+            r#"{"a":1,"b":[100,0]}"#
+        );
         assert_eq!(canon(r#"{"b":1,"a":2,"b":3}"#), r#"{"b":3,"a":2}"#);
         assert_eq!(canon(r#"{"b":1,"10":2,"2":3}"#), r#"{"2":3,"10":2,"b":1}"#);
         assert_eq!(canon(r#""\u0041\/\uD83D\uDE00\uDC00""#), "\"A/😀\\udc00\"");
@@ -837,7 +882,18 @@ mod tests {
 
     #[test]
     fn rejects_invalid_json() {
-        for s in ["", "{", "{\"a\"}", "[1,]", "01", "1.", "tru", "\"\\x\"", "{} x", "\"a\u{1}\""] {
+        for s in [
+            "",
+            "{",
+            "{\"a\"}",
+            "[1,]",
+            "01",
+            "1.",
+            "tru",
+            "\"\\x\"",
+            "{} x",
+            "\"a\u{1}\"",
+        ] {
             assert!(canonicalize(s).is_err(), "{s:?}");
         }
     }
@@ -854,9 +910,27 @@ mod tests {
     fn members_and_dedup() {
         let m = object_members(r#" {"a":{"x":[1]},"b":"s","a":2} "#).unwrap();
         assert_eq!(m.len(), 3);
-        assert_eq!(m[0], Member { key: "\"a\"", value: "{\"x\":[1]}" });
+        assert_eq!(
+            m[0],
+            Member {
+                key: "\"a\"",
+                value: "{\"x\":[1]}"
+            }
+        );
         let d = object_members_dedup(r#"{"a":1,"b":"s","\u0061":2}"#).unwrap();
-        assert_eq!(d, vec![Member { key: "\"a\"", value: "2" }, Member { key: "\"b\"", value: "\"s\"" }]);
+        assert_eq!(
+            d,
+            vec![
+                Member {
+                    key: "\"a\"",
+                    value: "2"
+                },
+                Member {
+                    key: "\"b\"",
+                    value: "\"s\""
+                }
+            ]
+        );
     }
 
     #[test]
@@ -870,7 +944,10 @@ mod tests {
 
     #[test]
     fn quote_and_decode() {
-        assert_eq!(quote("a\"b\\c\n\u{1}\u{2028}"), "\"a\\\"b\\\\c\\n\\u0001\u{2028}\"");
+        assert_eq!(
+            quote("a\"b\\c\n\u{1}\u{2028}"),
+            "\"a\\\"b\\\\c\\n\\u0001\u{2028}\""
+        );
         assert_eq!(decode_string(r#""a\u0041\n""#).unwrap(), "aA\n");
         assert_eq!(utf16_len("a😀é"), 4);
     }

@@ -23,7 +23,10 @@ fn parse_pid(text: &str) -> Option<i64> {
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
     };
-    let end = digits.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+    let end = digits
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
     let n: i64 = digits[..end].parse().ok()?;
     Some(if neg { -n } else { n })
 }
@@ -44,7 +47,8 @@ pub fn acquire(dir: &Path, dir_display: &str) -> Result<LockHandle> {
     for _ in 0..100 {
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut file) => {
-                file.write_all(std::process::id().to_string().as_bytes()).map_err(|e| Error::io(&shown, e))?;
+                file.write_all(std::process::id().to_string().as_bytes())
+                    .map_err(|e| Error::io(&shown, e))?;
                 return Ok(LockHandle { _file: file, path });
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
@@ -57,12 +61,17 @@ pub fn acquire(dir: &Path, dir_display: &str) -> Result<LockHandle> {
         };
         if let Some(pid) = parse_pid(&content) {
             if is_alive(pid) {
-                return Err(Error::Locked { pid, lock_path: shown });
+                return Err(Error::Locked {
+                    pid,
+                    lock_path: shown,
+                });
             }
         }
         let _ = fs::remove_file(&path);
     }
-    Err(Error::Invalid(format!("Could not acquire {shown}: it keeps reappearing")))
+    Err(Error::Invalid(format!(
+        "Could not acquire {shown}: it keeps reappearing"
+    )))
 }
 
 pub fn release(handle: LockHandle) {
@@ -90,11 +99,20 @@ mod tests {
         let _ = std::fs::remove_file(dir.join(LOCK_FILE));
         let h = acquire(&dir, "d").unwrap();
         let e = acquire(&dir, "d").unwrap_err().to_string();
-        assert_eq!(e, format!("Store is locked by process {}. If this is stale, delete d/.lock", std::process::id()));
+        assert_eq!(
+            e,
+            format!(
+                "Store is locked by process {}. If this is stale, delete d/.lock",
+                std::process::id()
+            )
+        );
         release(h);
         std::fs::write(dir.join(LOCK_FILE), "999999999").unwrap();
         let h = acquire(&dir, "d").unwrap();
-        assert_eq!(std::fs::read_to_string(dir.join(LOCK_FILE)).unwrap(), std::process::id().to_string());
+        assert_eq!(
+            std::fs::read_to_string(dir.join(LOCK_FILE)).unwrap(),
+            std::process::id().to_string()
+        );
         release(h);
         std::fs::write(dir.join(LOCK_FILE), "junk").unwrap();
         release(acquire(&dir, "d").unwrap());

@@ -47,28 +47,50 @@ impl Manifest {
         let q = json::quote;
         let mut out = String::from("{\n");
         out.push_str(&format!("  \"version\": {},\n", self.version));
-        out.push_str(&format!("  \"currentSnapshot\": {},\n", q(&self.current_snapshot)));
+        out.push_str(&format!(
+            "  \"currentSnapshot\": {},\n",
+            q(&self.current_snapshot)
+        ));
         out.push_str(&format!("  \"activeOps\": {},\n", q(&self.active_ops)));
         if self.archive_segments.is_empty() {
             out.push_str("  \"archiveSegments\": [],\n");
         } else {
-            let items: Vec<String> = self.archive_segments.iter().map(|s| format!("    {}", q(s))).collect();
-            out.push_str(&format!("  \"archiveSegments\": [\n{}\n  ],\n", items.join(",\n")));
+            let items: Vec<String> = self
+                .archive_segments
+                .iter()
+                .map(|s| format!("    {}", q(s)))
+                .collect();
+            out.push_str(&format!(
+                "  \"archiveSegments\": [\n{}\n  ],\n",
+                items.join(",\n")
+            ));
         }
         let s = &self.stats;
         out.push_str("  \"stats\": {\n");
         out.push_str(&format!("    \"activeRecords\": {},\n", s.active_records));
-        out.push_str(&format!("    \"archivedRecords\": {},\n", s.archived_records));
+        out.push_str(&format!(
+            "    \"archivedRecords\": {},\n",
+            s.archived_records
+        ));
         out.push_str(&format!("    \"opsCount\": {},\n", s.ops_count));
         out.push_str(&format!("    \"created\": {},\n", q(&s.created)));
-        out.push_str(&format!("    \"lastCheckpoint\": {}\n", q(&s.last_checkpoint)));
+        out.push_str(&format!(
+            "    \"lastCheckpoint\": {}\n",
+            q(&s.last_checkpoint)
+        ));
         out.push_str("  }");
         if let Some(agents) = &self.active_agent_ops {
             if agents.is_empty() {
                 out.push_str(",\n  \"activeAgentOps\": {}");
             } else {
-                let items: Vec<String> = agents.iter().map(|(a, p)| format!("    {}: {}", q(a), q(p))).collect();
-                out.push_str(&format!(",\n  \"activeAgentOps\": {{\n{}\n  }}", items.join(",\n")));
+                let items: Vec<String> = agents
+                    .iter()
+                    .map(|(a, p)| format!("    {}: {}", q(a), q(p)))
+                    .collect();
+                out.push_str(&format!(
+                    ",\n  \"activeAgentOps\": {{\n{}\n  }}",
+                    items.join(",\n")
+                ));
             }
         }
         out.push_str("\n}");
@@ -95,27 +117,41 @@ impl Manifest {
 
     /// Parses and validates manifest text with `validateManifest`'s rules and messages.
     pub fn parse(text: &str) -> Result<Manifest, String> {
-        let raw: Value = serde_json::from_str(text).map_err(|e| format!("Invalid manifest JSON: {e}"))?;
+        let raw: Value =
+            serde_json::from_str(text).map_err(|e| format!("Invalid manifest JSON: {e}"))?;
         Self::from_value(&raw)
     }
 
     pub fn from_value(raw: &Value) -> Result<Manifest, String> {
         let obj = raw.as_object().ok_or("Invalid manifest: not an object")?;
-        let version = positive_int(obj.get("version")).ok_or("Invalid manifest: version must be a positive finite integer")?;
-        let current_snapshot = non_empty(obj.get("currentSnapshot")).ok_or("Invalid manifest: missing currentSnapshot")?;
-        let active_ops = non_empty(obj.get("activeOps")).ok_or("Invalid manifest: missing activeOps")?;
+        let version = positive_int(obj.get("version"))
+            .ok_or("Invalid manifest: version must be a positive finite integer")?;
+        let current_snapshot = non_empty(obj.get("currentSnapshot"))
+            .ok_or("Invalid manifest: missing currentSnapshot")?;
+        let active_ops =
+            non_empty(obj.get("activeOps")).ok_or("Invalid manifest: missing activeOps")?;
         let segs = obj.get("archiveSegments").and_then(Value::as_array);
         let segs = segs.ok_or("Invalid manifest: archiveSegments must be an array")?;
         let mut archive_segments = Vec::with_capacity(segs.len());
         for seg in segs {
-            let s = non_empty(Some(seg)).ok_or("Invalid manifest: archiveSegments entries must be non-empty strings")?;
+            let s = non_empty(Some(seg))
+                .ok_or("Invalid manifest: archiveSegments entries must be non-empty strings")?;
             archive_segments.push(s);
         }
-        let stats = obj.get("stats").and_then(Value::as_object).ok_or("Invalid manifest: missing stats")?;
+        let stats = obj
+            .get("stats")
+            .and_then(Value::as_object)
+            .ok_or("Invalid manifest: missing stats")?;
         let count = |name: &str| {
-            non_negative_int(stats.get(name)).ok_or(format!("Invalid manifest: stats.{name} must be a non-negative integer"))
+            non_negative_int(stats.get(name)).ok_or(format!(
+                "Invalid manifest: stats.{name} must be a non-negative integer"
+            ))
         };
-        let text = |name: &str| non_empty(stats.get(name)).ok_or(format!("Invalid manifest: stats.{name} must be a non-empty string"));
+        let text = |name: &str| {
+            non_empty(stats.get(name)).ok_or(format!(
+                "Invalid manifest: stats.{name} must be a non-empty string"
+            ))
+        };
         let stats = Stats {
             active_records: count("activeRecords")?,
             archived_records: count("archivedRecords")?,
@@ -126,21 +162,34 @@ impl Manifest {
         let active_agent_ops = match obj.get("activeAgentOps") {
             None => None,
             Some(v) => {
-                let map = v.as_object().ok_or("Invalid manifest: activeAgentOps must be an object")?;
+                let map = v
+                    .as_object()
+                    .ok_or("Invalid manifest: activeAgentOps must be an object")?;
                 let mut agents = Vec::with_capacity(map.len());
                 for (agent, path) in map {
-                    let p = non_empty(Some(path)).ok_or("Invalid manifest: activeAgentOps values must be non-empty strings")?;
+                    let p = non_empty(Some(path)).ok_or(
+                        "Invalid manifest: activeAgentOps values must be non-empty strings",
+                    )?;
                     agents.push((agent.clone(), p));
                 }
                 Some(agents)
             }
         };
-        Ok(Manifest { version, current_snapshot, active_ops, archive_segments, stats, active_agent_ops })
+        Ok(Manifest {
+            version,
+            current_snapshot,
+            active_ops,
+            archive_segments,
+            stats,
+            active_agent_ops,
+        })
     }
 }
 
 fn non_empty(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+    v.and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn non_negative_int(v: Option<&Value>) -> Option<u64> {
@@ -158,7 +207,11 @@ mod tests {
 
     #[test]
     fn encodes_like_json_stringify_pretty() {
-        let mut m = Manifest::fresh("snapshots/snap-1.jsonl".into(), "ops/ops-1.jsonl".into(), "T".into());
+        let mut m = Manifest::fresh(
+            "snapshots/snap-1.jsonl".into(),
+            "ops/ops-1.jsonl".into(),
+            "T".into(),
+        );
         assert_eq!(
             m.encode(),
             "{\n  \"version\": 1,\n  \"currentSnapshot\": \"snapshots/snap-1.jsonl\",\n  \"activeOps\": \"ops/ops-1.jsonl\",\n  \"archiveSegments\": [],\n  \"stats\": {\n    \"activeRecords\": 0,\n    \"archivedRecords\": 0,\n    \"opsCount\": 0,\n    \"created\": \"T\",\n    \"lastCheckpoint\": \"T\"\n  }\n}"
@@ -167,16 +220,29 @@ mod tests {
         m.active_agent_ops = Some(vec![("a".into(), "ops/agent-a-1.jsonl".into())]);
         let text = m.encode();
         assert!(text.contains("\"archiveSegments\": [\n    \"archive/archive-2026-Q4.json\"\n  ],"));
-        assert!(text.ends_with("  },\n  \"activeAgentOps\": {\n    \"a\": \"ops/agent-a-1.jsonl\"\n  }\n}"));
+        assert!(text.ends_with(
+            "  },\n  \"activeAgentOps\": {\n    \"a\": \"ops/agent-a-1.jsonl\"\n  }\n}"
+        ));
         assert_eq!(Manifest::parse(&text).unwrap(), m);
     }
 
     #[test]
     fn validation_messages() {
-        assert_eq!(Manifest::parse("[]").unwrap_err(), "Invalid manifest: not an object");
-        assert_eq!(Manifest::parse("{\"version\":0}").unwrap_err(), "Invalid manifest: version must be a positive finite integer");
+        assert_eq!(
+            Manifest::parse("[]").unwrap_err(),
+            "Invalid manifest: not an object"
+        );
+        assert_eq!(
+            Manifest::parse("{\"version\":0}").unwrap_err(),
+            "Invalid manifest: version must be a positive finite integer"
+        );
         let bad_stats = r#"{"version":1,"currentSnapshot":"s","activeOps":"o","archiveSegments":[],"stats":{"activeRecords":-1}}"#;
-        assert_eq!(Manifest::parse(bad_stats).unwrap_err(), "Invalid manifest: stats.activeRecords must be a non-negative integer");
-        assert!(Manifest::parse("{oops").unwrap_err().starts_with("Invalid manifest JSON"));
+        assert_eq!(
+            Manifest::parse(bad_stats).unwrap_err(),
+            "Invalid manifest: stats.activeRecords must be a non-negative integer"
+        );
+        assert!(Manifest::parse("{oops")
+            .unwrap_err()
+            .starts_with("Invalid manifest JSON"));
     }
 }

@@ -67,32 +67,48 @@ impl Op {
         // Keys in canonical form so `"\u0074s"` counts as `ts`, as JSON.parse would see it.
         let mut fields: Vec<(String, &str)> = Vec::with_capacity(members.len());
         for m in &members {
-            let key = json::canonicalize(m.key).map_err(|e| e.to_string())?.into_owned();
+            let key = json::canonicalize(m.key)
+                .map_err(|e| e.to_string())?
+                .into_owned();
             fields.push((key, m.value));
         }
         let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
         let string_field = |name: &str| -> Option<String> {
-            get(name).filter(|v| json::kind_of(v) == Kind::String).and_then(|v| json::decode_string(v).ok())
+            get(name)
+                .filter(|v| json::kind_of(v) == Kind::String)
+                .and_then(|v| json::decode_string(v).ok())
         };
 
         let ts = string_field("\"ts\"").filter(|s| !s.is_empty());
         let ts = ts.ok_or("Invalid operation: ts must be a non-empty string")?;
         let op = get("\"op\"");
         let kind = match op.map(|v| (json::kind_of(v), v)) {
-            Some((Kind::String, v)) if json::decode_string(v).as_deref() == Ok("set") => OpKind::Set,
-            Some((Kind::String, v)) if json::decode_string(v).as_deref() == Ok("delete") => OpKind::Delete,
+            Some((Kind::String, v)) if json::decode_string(v).as_deref() == Ok("set") => {
+                OpKind::Set
+            }
+            Some((Kind::String, v)) if json::decode_string(v).as_deref() == Ok("delete") => {
+                OpKind::Delete
+            }
             other => {
                 let got = other.map_or("undefined".to_string(), |(_, v)| json::js_string(v));
-                return Err(format!("Invalid operation: op must be \"set\" or \"delete\", got \"{got}\""));
+                return Err(format!(
+                    "Invalid operation: op must be \"set\" or \"delete\", got \"{got}\""
+                ));
             }
         };
         let id = get("\"id\"").filter(|v| json::kind_of(v) == Kind::String && *v != "\"\"");
         let id = id.ok_or("Invalid operation: id must be a non-empty string")?;
-        let id = json::canonicalize(id).map_err(|e| e.to_string())?.into_owned();
+        let id = json::canonicalize(id)
+            .map_err(|e| e.to_string())?
+            .into_owned();
         let prev = get("\"prev\"").ok_or("Invalid operation: missing prev")?;
         let prev = match json::kind_of(prev) {
             Kind::Null => None,
-            Kind::Object => Some(json::canonicalize(prev).map_err(|e| e.to_string())?.into_owned()),
+            Kind::Object => Some(
+                json::canonicalize(prev)
+                    .map_err(|e| e.to_string())?
+                    .into_owned(),
+            ),
             _ => return Err("Invalid operation: prev must be an object or null".into()),
         };
         let data = get("\"data\"");
@@ -106,7 +122,11 @@ impl Op {
             return Err("Invalid operation: delete op must not have data field".into());
         }
         let data = match data {
-            Some(d) => Some(json::canonicalize(d).map_err(|e| e.to_string())?.into_owned()),
+            Some(d) => Some(
+                json::canonicalize(d)
+                    .map_err(|e| e.to_string())?
+                    .into_owned(),
+            ),
             None => None,
         };
         let delta = match get("\"encoding\"") {
@@ -115,7 +135,9 @@ impl Op {
             Some("\"full\"") => false,
             Some(other) => {
                 let got = json::js_string(other);
-                return Err(format!("Invalid operation: encoding must be \"full\" or \"delta\", got \"{got}\""));
+                return Err(format!(
+                    "Invalid operation: encoding must be \"full\" or \"delta\", got \"{got}\""
+                ));
             }
         };
         let agent = match get("\"agent\"") {
@@ -139,7 +161,16 @@ impl Op {
                 Some(v as u64)
             }
         };
-        Ok(Op { ts, kind, id, prev, data, delta, agent, clock })
+        Ok(Op {
+            ts,
+            kind,
+            id,
+            prev,
+            data,
+            delta,
+            agent,
+            clock,
+        })
     }
 }
 
@@ -171,28 +202,66 @@ mod tests {
     fn validation_messages() {
         let cases = [
             ("[1]", "Invalid operation: not an object"),
-            (r#"{"op":"set"}"#, "Invalid operation: ts must be a non-empty string"),
-            (r#"{"ts":"t","op":"put"}"#, "Invalid operation: op must be \"set\" or \"delete\", got \"put\""),
-            (r#"{"ts":"t","op":"set","id":""}"#, "Invalid operation: id must be a non-empty string"),
-            (r#"{"ts":"t","op":"set","id":"a"}"#, "Invalid operation: missing prev"),
-            (r#"{"ts":"t","op":"set","id":"a","prev":[1]}"#, "Invalid operation: prev must be an object or null"),
-            (r#"{"ts":"t","op":"set","id":"a","prev":null,"data":null}"#, "Invalid operation: set op must have non-null data"),
-            (r#"{"ts":"t","op":"delete","id":"a","prev":null}"#, "Invalid operation: delete op must have non-null prev"),
-            (r#"{"ts":"t","op":"delete","id":"a","prev":{},"data":{}}"#, "Invalid operation: delete op must not have data field"),
-            (r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{},"encoding":"x"}"#, "Invalid operation: encoding must be \"full\" or \"delta\", got \"x\""),
-            (r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{},"agent":""}"#, "Invalid operation: agent must be a non-empty string"),
-            (r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{},"clock":1.5}"#, "Invalid operation: clock must be a non-negative integer"),
+            (
+                r#"{"op":"set"}"#,
+                "Invalid operation: ts must be a non-empty string",
+            ),
+            (
+                r#"{"ts":"t","op":"put"}"#,
+                "Invalid operation: op must be \"set\" or \"delete\", got \"put\"",
+            ),
+            (
+                r#"{"ts":"t","op":"set","id":""}"#,
+                "Invalid operation: id must be a non-empty string",
+            ),
+            (
+                r#"{"ts":"t","op":"set","id":"a"}"#,
+                "Invalid operation: missing prev",
+            ),
+            (
+                r#"{"ts":"t","op":"set","id":"a","prev":[1]}"#,
+                "Invalid operation: prev must be an object or null",
+            ),
+            (
+                r#"{"ts":"t","op":"set","id":"a","prev":null,"data":null}"#,
+                "Invalid operation: set op must have non-null data",
+            ),
+            (
+                r#"{"ts":"t","op":"delete","id":"a","prev":null}"#,
+                "Invalid operation: delete op must have non-null prev",
+            ),
+            (
+                r#"{"ts":"t","op":"delete","id":"a","prev":{},"data":{}}"#,
+                "Invalid operation: delete op must not have data field",
+            ),
+            (
+                r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{},"encoding":"x"}"#,
+                "Invalid operation: encoding must be \"full\" or \"delta\", got \"x\"",
+            ),
+            (
+                r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{},"agent":""}"#,
+                "Invalid operation: agent must be a non-empty string",
+            ),
+            (
+                r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{},"clock":1.5}"#,
+                "Invalid operation: clock must be a non-negative integer",
+            ),
         ];
         for (line, msg) in cases {
             assert_eq!(Op::parse(line).unwrap_err(), msg, "{line}");
         }
         assert!(Op::parse("{not json").is_err());
-        assert!(Op::parse(r#"{"ts":"t","op":"delete","id":"a","prev":{"x":1},"agent":"b","clock":3}"#).is_ok());
+        assert!(Op::parse(
+            r#"{"ts":"t","op":"delete","id":"a","prev":{"x":1},"agent":"b","clock":3}"#
+        )
+        .is_ok());
     }
 
     #[test]
     fn parsed_values_are_canonical() {
-        let op = Op::parse(r#"{ "ts":"t", "op":"set", "id":"\u0061", "prev":null, "data":{"n": 1.0} }"#).unwrap();
+        let op =
+            Op::parse(r#"{ "ts":"t", "op":"set", "id":"\u0061", "prev":null, "data":{"n": 1.0} }"#)
+                .unwrap();
         assert_eq!(op.id, "\"a\"");
         assert_eq!(op.data.as_deref(), Some(r#"{"n":1}"#));
     }

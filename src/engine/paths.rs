@@ -7,7 +7,11 @@ use super::error::{Error, Result};
 
 /// `dir` joined with `rel`, refusing absolute paths and `..` that climbs above `dir`.
 pub fn inside(dir: &Path, rel: &str) -> Result<PathBuf> {
-    let refuse = || Err(Error::Invalid(format!("opslog: path '{rel}' is outside the store directory")));
+    let refuse = || {
+        Err(Error::Invalid(format!(
+            "opslog: path '{rel}' is outside the store directory"
+        )))
+    };
     if rel.contains('\0') {
         return refuse();
     }
@@ -35,7 +39,10 @@ mod tests {
     #[test]
     fn keeps_paths_inside() {
         let d = Path::new("/data");
-        assert_eq!(inside(d, "ops/a.jsonl").unwrap(), Path::new("/data/ops/a.jsonl"));
+        assert_eq!(
+            inside(d, "ops/a.jsonl").unwrap(),
+            Path::new("/data/ops/a.jsonl")
+        );
         assert!(inside(d, "a/../b").is_ok());
         assert!(inside(d, "").is_ok());
         for bad in ["../x", "/etc/passwd", "a/../../x", "x\0y"] {

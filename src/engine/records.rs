@@ -53,7 +53,10 @@ impl Records {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.slots.iter().flatten().map(|(id, text)| (&**id, &**text))
+        self.slots
+            .iter()
+            .flatten()
+            .map(|(id, text)| (&**id, &**text))
     }
 
     /// Records from slot `start` on, for resumable export; yields the slot after each record.

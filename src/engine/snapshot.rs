@@ -13,7 +13,10 @@ use super::records::Records;
 use super::time;
 
 pub fn header(version: u64, timestamp: &str) -> String {
-    format!("{{\"version\":{version},\"timestamp\":{}}}", json::quote(timestamp))
+    format!(
+        "{{\"version\":{version},\"timestamp\":{}}}",
+        json::quote(timestamp)
+    )
 }
 
 pub fn record_line(id: &str, data: &str, out: &mut Vec<u8>) {
@@ -54,10 +57,16 @@ fn parse_record_line(line: &str) -> std::result::Result<(String, String), String
             _ => {}
         }
     }
-    let id = id.filter(|v| json::kind_of(v) == Kind::String).ok_or("record line has no string id")?;
+    let id = id
+        .filter(|v| json::kind_of(v) == Kind::String)
+        .ok_or("record line has no string id")?;
     let data = data.ok_or("record line has no data")?;
-    let id = json::canonicalize(id).map_err(|e| e.to_string())?.into_owned();
-    let data = json::canonicalize(data).map_err(|e| e.to_string())?.into_owned();
+    let id = json::canonicalize(id)
+        .map_err(|e| e.to_string())?
+        .into_owned();
+    let data = json::canonicalize(data)
+        .map_err(|e| e.to_string())?
+        .into_owned();
     Ok((id, data))
 }
 
@@ -93,12 +102,17 @@ pub fn validate(text: &str) -> std::result::Result<(), String> {
 
 /// The legacy whole-object form: validates as `validateSnapshot` and yields its records.
 fn legacy_records(text: &str, path: &str) -> Result<(u64, Vec<(String, String)>)> {
-    let members = json::object_members_dedup(text).map_err(|_| Error::Corrupt("Invalid snapshot: not an object".into()))?;
+    let members = json::object_members_dedup(text)
+        .map_err(|_| Error::Corrupt("Invalid snapshot: not an object".into()))?;
     let (version, records) = check_snapshot(&members).map_err(Error::Corrupt)?;
     let mut out = Vec::new();
     for m in json::object_members_dedup(records).map_err(|e| corrupt(path, e))? {
-        let id = json::canonicalize(m.key).map_err(|e| corrupt(path, e))?.into_owned();
-        let data = json::canonicalize(m.value).map_err(|e| corrupt(path, e))?.into_owned();
+        let id = json::canonicalize(m.key)
+            .map_err(|e| corrupt(path, e))?
+            .into_owned();
+        let data = json::canonicalize(m.value)
+            .map_err(|e| corrupt(path, e))?
+            .into_owned();
         out.push((id, data));
     }
     Ok((version, out))
@@ -151,7 +165,8 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, u64)> 
                 if line.is_empty() {
                     continue;
                 }
-                let (id, data) = parse_record_line(line).map_err(|e| corrupt(&shown, format!("line {}: {e}", n + 1)))?;
+                let (id, data) = parse_record_line(line)
+                    .map_err(|e| corrupt(&shown, format!("line {}: {e}", n + 1)))?;
                 records.set(&id, data.into());
             }
             Ok((records, version))
@@ -182,15 +197,29 @@ impl SnapshotStream {
         let file = File::open(&path).map_err(|e| Error::io(&shown, e))?;
         let mut reader = BufReader::with_capacity(1 << 16, file);
         let mut first = Vec::new();
-        reader.read_until(b'\n', &mut first).map_err(|e| Error::io(&shown, e))?;
+        reader
+            .read_until(b'\n', &mut first)
+            .map_err(|e| Error::io(&shown, e))?;
         let first = String::from_utf8_lossy(&first).into_owned();
         match detect(&first) {
-            Form::Jsonl { version } => Ok(SnapshotStream { shown, deferred: None, state: StreamState::Lines(reader), line_no: 1, version }),
+            Form::Jsonl { version } => Ok(SnapshotStream {
+                shown,
+                deferred: None,
+                state: StreamState::Lines(reader),
+                line_no: 1,
+                version,
+            }),
             Form::Legacy => {
                 // A legacy snapshot is one JSON value; it has to be read whole to be split.
                 let text = fsutil::read_text(&path)?;
                 let (version, recs) = legacy_records(&text, &shown)?;
-                Ok(SnapshotStream { shown, deferred: None, state: StreamState::Buffered(recs.into_iter()), line_no: 0, version })
+                Ok(SnapshotStream {
+                    shown,
+                    deferred: None,
+                    state: StreamState::Buffered(recs.into_iter()),
+                    line_no: 0,
+                    version,
+                })
             }
         }
     }
@@ -224,7 +253,9 @@ impl SnapshotStream {
                 let mut buf = Vec::new();
                 while n < max {
                     buf.clear();
-                    let read = reader.read_until(b'\n', &mut buf).map_err(|e| Error::io(&self.shown, e))?;
+                    let read = reader
+                        .read_until(b'\n', &mut buf)
+                        .map_err(|e| Error::io(&self.shown, e))?;
                     if read == 0 {
                         break;
                     }
@@ -279,14 +310,23 @@ mod tests {
         let text = std::fs::read_to_string(dir.join(&rel)).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
         assert!(lines[0].starts_with("{\"version\":3,\"timestamp\":\""));
-        assert_eq!(lines[1], "{\"id\":\"a\",\"data\":{\"x\":1e+21,\"s\":\"\u{2028}\"}}");
+        assert_eq!(
+            lines[1],
+            "{\"id\":\"a\",\"data\":{\"x\":1e+21,\"s\":\"\u{2028}\"}}"
+        );
         assert_eq!(lines[2], r#"{"id":"b\ud800","data":{}}"#);
         assert_eq!(lines[3], "");
         let (loaded, v) = load(&dir, "d", &rel).unwrap();
         assert_eq!(v, 3);
-        assert_eq!(loaded.iter().collect::<Vec<_>>(), r.iter().collect::<Vec<_>>());
+        assert_eq!(
+            loaded.iter().collect::<Vec<_>>(),
+            r.iter().collect::<Vec<_>>()
+        );
         let mut s = SnapshotStream::open(&dir, "d", &rel).unwrap();
-        assert_eq!(s.next_batch(1).unwrap().unwrap(), "[\"a\",{\"x\":1e+21,\"s\":\"\u{2028}\"}]");
+        assert_eq!(
+            s.next_batch(1).unwrap().unwrap(),
+            "[\"a\",{\"x\":1e+21,\"s\":\"\u{2028}\"}]"
+        );
         assert_eq!(s.next_batch(5).unwrap().unwrap(), r#"["b\ud800",{}]"#);
         assert_eq!(s.next_batch(5).unwrap(), None);
     }
@@ -296,24 +336,49 @@ mod tests {
         let dir = tmpdir("legacy");
         let one = r#"{"version":2,"timestamp":"t","records":{"a":{"n":1},"b":{"m":[1, 2]}}}"#;
         let pretty = "{\n  \"version\": 2,\n  \"timestamp\": \"t\",\n  \"records\": {\n    \"a\": {\n      \"n\": 1\n    },\n    \"b\": {\"m\": [1, 2]}\n  }\n}";
-        for (name, text) in [("snapshots/one.json", one), ("snapshots/pretty.json", pretty)] {
+        for (name, text) in [
+            ("snapshots/one.json", one),
+            ("snapshots/pretty.json", pretty),
+        ] {
             std::fs::write(dir.join(name), text).unwrap();
             let (r, v) = load(&dir, "d", name).unwrap();
             assert_eq!(v, 2);
-            assert_eq!(r.iter().collect::<Vec<_>>(), vec![("\"a\"", "{\"n\":1}"), ("\"b\"", "{\"m\":[1,2]}")]);
+            assert_eq!(
+                r.iter().collect::<Vec<_>>(),
+                vec![("\"a\"", "{\"n\":1}"), ("\"b\"", "{\"m\":[1,2]}")]
+            );
             let mut s = SnapshotStream::open(&dir, "d", name).unwrap();
-            assert_eq!(s.next_batch(10).unwrap().unwrap(), r#"["a",{"n":1},"b",{"m":[1,2]}]"#);
+            assert_eq!(
+                s.next_batch(10).unwrap().unwrap(),
+                r#"["a",{"n":1},"b",{"m":[1,2]}]"#
+            );
         }
-        std::fs::write(dir.join("snapshots/bad.json"), r#"{"version":0,"timestamp":"t","records":{}}"#).unwrap();
+        std::fs::write(
+            dir.join("snapshots/bad.json"),
+            r#"{"version":0,"timestamp":"t","records":{}}"#,
+        )
+        .unwrap();
         let e = load(&dir, "d", "snapshots/bad.json").unwrap_err();
-        assert_eq!(e.to_string(), "Invalid snapshot: version must be a positive finite integer");
+        assert_eq!(
+            e.to_string(),
+            "Invalid snapshot: version must be a positive finite integer"
+        );
     }
 
     #[test]
     fn corrupt_line_names_the_file() {
         let dir = tmpdir("corrupt");
-        std::fs::write(dir.join("snapshots/s.jsonl"), "{\"version\":1,\"timestamp\":\"t\"}\n{\"id\":\"a\",\"data\":{}}\n{garbage\n").unwrap();
-        let e = load(&dir, "d", "snapshots/s.jsonl").unwrap_err().to_string();
-        assert!(e.starts_with("Corrupt snapshot d/snapshots/s.jsonl: line 3"), "{e}");
+        std::fs::write(
+            dir.join("snapshots/s.jsonl"),
+            "{\"version\":1,\"timestamp\":\"t\"}\n{\"id\":\"a\",\"data\":{}}\n{garbage\n",
+        )
+        .unwrap();
+        let e = load(&dir, "d", "snapshots/s.jsonl")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("Corrupt snapshot d/snapshots/s.jsonl: line 3"),
+            "{e}"
+        );
     }
 }

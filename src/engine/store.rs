@@ -13,9 +13,9 @@ use super::delta;
 use super::error::{display_join, Error, Result};
 use super::manifest::Manifest;
 use super::op::{Op, OpKind};
+use super::oplog::OpLog;
 use super::records::Records;
 use super::time;
-use super::oplog::OpLog;
 use super::wal::{LoggedOp, ReadResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +121,9 @@ impl Store {
     fn open_locked(backend: Arc<dyn Backend>, opts: Options) -> Result<(Store, OpenInfo)> {
         let Some(manifest) = backend.read_manifest()? else {
             if opts.read_only {
-                return Err(Error::Invalid("Cannot open in readOnly mode: no existing store found".into()));
+                return Err(Error::Invalid(
+                    "Cannot open in readOnly mode: no existing store found".into(),
+                ));
             }
             let snapshot = backend.write_snapshot(&Records::default(), opts.version)?;
             let ops = backend.create_ops_file()?;
@@ -129,10 +131,22 @@ impl Store {
             backend.write_manifest(&manifest)?;
             let version = opts.version;
             let store = Store::new(backend, opts, manifest, ops, version);
-            return Ok((store, OpenInfo { stored_version: version, needs_migration: false }));
+            return Ok((
+                store,
+                OpenInfo {
+                    stored_version: version,
+                    needs_migration: false,
+                },
+            ));
         };
         let active = manifest.active_ops.clone();
-        let mut store = Store::new(backend.clone(), opts.clone(), manifest.clone(), active.clone(), opts.version);
+        let mut store = Store::new(
+            backend.clone(),
+            opts.clone(),
+            manifest.clone(),
+            active.clone(),
+            opts.version,
+        );
         store.archived = manifest.stats.archived_records;
         let read = backend.read_ops(&active, 0)?;
         if !opts.read_only {
@@ -140,18 +154,27 @@ impl Store {
         }
         store.written = read.complete_len + u64::from(read.missing_newline && !opts.read_only);
         if opts.skip_load {
-            return Ok((store, OpenInfo { stored_version: opts.version, needs_migration: false }));
+            return Ok((
+                store,
+                OpenInfo {
+                    stored_version: opts.version,
+                    needs_migration: false,
+                },
+            ));
         }
-        let (records, stored_version) = backend.load_snapshot(&manifest.current_snapshot).map_err(|e| {
-            if e.is_not_found() {
-                Error::Invalid(format!(
-                    "Snapshot file not found: {}. The data directory may be corrupted.",
-                    manifest.current_snapshot
-                ))
-            } else {
-                e
-            }
-        })?;
+        let (records, stored_version) =
+            backend
+                .load_snapshot(&manifest.current_snapshot)
+                .map_err(|e| {
+                    if e.is_not_found() {
+                        Error::Invalid(format!(
+                            "Snapshot file not found: {}. The data directory may be corrupted.",
+                            manifest.current_snapshot
+                        ))
+                    } else {
+                        e
+                    }
+                })?;
         store.records = Arc::new(records);
         store.version = stored_version;
         store.replay = read.ops;
@@ -161,10 +184,22 @@ impl Store {
         } else {
             store.finish_replay();
         }
-        Ok((store, OpenInfo { stored_version, needs_migration }))
+        Ok((
+            store,
+            OpenInfo {
+                stored_version,
+                needs_migration,
+            },
+        ))
     }
 
-    fn new(backend: Arc<dyn Backend>, opts: Options, manifest: Manifest, active_ops: String, version: u64) -> Store {
+    fn new(
+        backend: Arc<dyn Backend>,
+        opts: Options,
+        manifest: Manifest,
+        active_ops: String,
+        version: u64,
+    ) -> Store {
         Store {
             backend,
             opts,
@@ -229,20 +264,26 @@ impl Store {
 
     fn ensure_writable(&self) -> Result<()> {
         if self.opts.read_only {
-            return Err(Error::Invalid("Store is read-only. Cannot perform mutations.".into()));
+            return Err(Error::Invalid(
+                "Store is read-only. Cannot perform mutations.".into(),
+            ));
         }
         Ok(())
     }
 
     fn ensure_loaded(&self) -> Result<()> {
         if self.opts.skip_load {
-            return Err(Error::Invalid("Cannot compact in skipLoad mode — in-memory Map is incomplete".into()));
+            return Err(Error::Invalid(
+                "Cannot compact in skipLoad mode — in-memory Map is incomplete".into(),
+            ));
         }
         Ok(())
     }
 
     fn next_pos(&self) -> u64 {
-        self.written + self.pending.len() as u64 + self.batch.as_ref().map_or(0, |b| b.bytes.len() as u64)
+        self.written
+            + self.pending.len() as u64
+            + self.batch.as_ref().map_or(0, |b| b.bytes.len() as u64)
     }
 
     fn make_op(&self, kind: OpKind, id: &str, data: Option<&str>) -> Op {
@@ -298,7 +339,11 @@ impl Store {
             }
         }
         apply(Arc::make_mut(&mut self.records), &op);
-        self.ops.lock().push(LoggedOp { op, line: line.into(), pos });
+        self.ops.lock().push(LoggedOp {
+            op,
+            line: line.into(),
+            pos,
+        });
         Ok(self.outcome(false))
     }
 
@@ -336,14 +381,19 @@ impl Store {
 
     pub fn batch_begin(&mut self) -> Result<()> {
         self.ensure_writable()?;
-        self.batch = Some(Batch { ops_start: self.ops.lock().len(), bytes: Vec::new() });
+        self.batch = Some(Batch {
+            ops_start: self.ops.lock().len(),
+            bytes: Vec::new(),
+        });
         Ok(())
     }
 
     /// Writes the batch's ops in one append (after anything buffered, keeping log order).
     /// On error the batch stays staged for `batch_rollback`.
     pub fn batch_commit(&mut self) -> Result<WriteOutcome> {
-        let Some(batch) = self.batch.as_ref() else { return Ok(WriteOutcome::Done) };
+        let Some(batch) = self.batch.as_ref() else {
+            return Ok(WriteOutcome::Done);
+        };
         if batch.bytes.is_empty() {
             self.batch = None;
             return Ok(WriteOutcome::Done);
@@ -360,17 +410,25 @@ impl Store {
 
     /// Reverses every staged op of the open batch, newest first.
     pub fn batch_rollback(&mut self) -> Vec<Effect> {
-        let Some(batch) = self.batch.take() else { return Vec::new() };
+        let Some(batch) = self.batch.take() else {
+            return Vec::new();
+        };
         let staged: Vec<LoggedOp> = self.ops.lock().drain(batch.ops_start..).collect();
         let records = Arc::make_mut(&mut self.records);
-        staged.iter().rev().filter_map(|l| reverse(records, &l.op)).collect()
+        staged
+            .iter()
+            .rev()
+            .filter_map(|l| reverse(records, &l.op))
+            .collect()
     }
 
     /// Undoes the last op: removes exactly its line from the log and reverses it.
     /// `None` when there is nothing to undo.
     pub fn undo(&mut self) -> Result<Option<Vec<Effect>>> {
         self.ensure_writable()?;
-        let Some(pos) = self.ops.lock().last().map(|l| l.pos) else { return Ok(None) };
+        let Some(pos) = self.ops.lock().last().map(|l| l.pos) else {
+            return Ok(None);
+        };
         if pos >= self.written {
             let cut = (pos - self.written) as usize;
             self.pending.truncate(cut);
@@ -450,8 +508,10 @@ impl Store {
     pub fn archive(&mut self, ids: &[String], period: &str) -> Result<usize> {
         self.ensure_writable()?;
         self.ensure_loaded()?;
-        let moved: Vec<(String, String)> =
-            ids.iter().filter_map(|id| self.records.get(id).map(|t| (id.clone(), t.to_string()))).collect();
+        let moved: Vec<(String, String)> = ids
+            .iter()
+            .filter_map(|id| self.records.get(id).map(|t| (id.clone(), t.to_string())))
+            .collect();
         if moved.is_empty() {
             return Ok(0);
         }
@@ -485,7 +545,9 @@ impl Store {
     pub fn tail(&mut self) -> Result<TailResult> {
         if self.opts.read_only {
             if let Some(m) = self.backend.read_manifest()? {
-                if m.active_ops != self.active_ops || m.current_snapshot != self.manifest.current_snapshot {
+                if m.active_ops != self.active_ops
+                    || m.current_snapshot != self.manifest.current_snapshot
+                {
                     return self.reload(m);
                 }
             }
@@ -502,7 +564,9 @@ impl Store {
         } else {
             read.ops
         };
-        let Some(last) = complete.last() else { return Ok(TailResult::default()) };
+        let Some(last) = complete.last() else {
+            return Ok(TailResult::default());
+        };
         self.written = last.pos + last.line.len() as u64 + 1;
         let records = Arc::make_mut(&mut self.records);
         let mut lines = Vec::with_capacity(complete.len());
@@ -511,7 +575,10 @@ impl Store {
             lines.push(logged.line.clone());
             self.ops.lock().push(logged);
         }
-        Ok(TailResult { lines, reset: false })
+        Ok(TailResult {
+            lines,
+            reset: false,
+        })
     }
 
     fn reload(&mut self, manifest: Manifest) -> Result<TailResult> {
@@ -538,7 +605,8 @@ impl Store {
         }
         if !self.opts.read_only {
             self.flush()?;
-            if self.opts.checkpoint_on_close && !self.opts.skip_load && !self.ops.lock().is_empty() {
+            if self.opts.checkpoint_on_close && !self.opts.skip_load && !self.ops.lock().is_empty()
+            {
                 self.checkpoint()?;
             }
         }
@@ -584,16 +652,25 @@ fn reverse(records: &mut Records, op: &Op) -> Option<Effect> {
     match (&op.prev, op.delta) {
         (None, _) => {
             records.remove(&op.id);
-            Some(Effect { id: op.id.clone(), record: None })
+            Some(Effect {
+                id: op.id.clone(),
+                record: None,
+            })
         }
         (Some(patch), true) => {
             let restored = delta::apply_delta(records.get(&op.id)?, patch)?;
             records.set(&op.id, restored.as_str().into());
-            Some(Effect { id: op.id.clone(), record: Some(restored) })
+            Some(Effect {
+                id: op.id.clone(),
+                record: Some(restored),
+            })
         }
         (Some(full), false) => {
             records.set(&op.id, full.as_str().into());
-            Some(Effect { id: op.id.clone(), record: Some(full.clone()) })
+            Some(Effect {
+                id: op.id.clone(),
+                record: Some(full.clone()),
+            })
         }
     }
 }
@@ -614,7 +691,10 @@ mod tests {
     }
 
     fn state(s: &Store) -> Vec<(String, String)> {
-        s.records().iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        s.records()
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     fn ops_file(d: &str, s: &Store) -> String {
@@ -627,13 +707,23 @@ mod tests {
         let mut s = open(&d, Options::default());
         s.set("\"a\"", r#"{"n":1}"#).unwrap();
         s.set("\"b\"", r#"{"n":2}"#).unwrap();
-        s.set("\"a\"", r#"{"n":3,"x":"long enough to make a delta pay off"}"#).unwrap();
+        s.set(
+            "\"a\"",
+            r#"{"n":3,"x":"long enough to make a delta pay off"}"#,
+        )
+        .unwrap();
         s.delete("\"b\"").unwrap();
         assert!(matches!(s.delete("\"b\""), Err(Error::NotFound(_))));
         let before = state(&s);
         drop(s);
         std::fs::remove_file(format!("{d}/.lock")).unwrap();
-        let mut s = open(&d, Options { checkpoint_on_close: true, ..Options::default() });
+        let mut s = open(
+            &d,
+            Options {
+                checkpoint_on_close: true,
+                ..Options::default()
+            },
+        );
         assert_eq!(state(&s), before);
         assert_eq!(s.ops().len(), 4);
         s.close().unwrap();
@@ -646,12 +736,26 @@ mod tests {
     fn undo_truncates_exactly_the_last_op() {
         let d = dir("undo");
         let mut s = open(&d, Options::default());
-        s.set("\"a\"", r#"{"name":"A long name that makes deltas pay","status":"x"}"#).unwrap();
+        s.set(
+            "\"a\"",
+            r#"{"name":"A long name that makes deltas pay","status":"x"}"#,
+        )
+        .unwrap();
         let after_first = ops_file(&d, &s);
-        s.set("\"a\"", r#"{"name":"A long name that makes deltas pay","status":"z","extra":1}"#).unwrap();
+        s.set(
+            "\"a\"",
+            r#"{"name":"A long name that makes deltas pay","status":"z","extra":1}"#,
+        )
+        .unwrap();
         assert!(s.ops()[1].op.delta);
         let effects = s.undo().unwrap().unwrap();
-        assert_eq!(effects, vec![Effect { id: "\"a\"".into(), record: Some(r#"{"name":"A long name that makes deltas pay","status":"x"}"#.into()) }]);
+        assert_eq!(
+            effects,
+            vec![Effect {
+                id: "\"a\"".into(),
+                record: Some(r#"{"name":"A long name that makes deltas pay","status":"x"}"#.into())
+            }]
+        );
         assert_eq!(ops_file(&d, &s), after_first);
         assert_eq!(s.undo().unwrap().unwrap()[0].record, None);
         assert_eq!(ops_file(&d, &s), "");
@@ -661,7 +765,11 @@ mod tests {
     #[test]
     fn group_mode_buffers_and_undo_takes_the_buffered_op() {
         let d = dir("group");
-        let opts = Options { write_mode: WriteMode::Group, group_size: 3, ..Options::default() };
+        let opts = Options {
+            write_mode: WriteMode::Group,
+            group_size: 3,
+            ..Options::default()
+        };
         let mut s = open(&d, opts);
         s.set("\"a\"", "{}").unwrap();
         s.set("\"b\"", "{}").unwrap();
@@ -670,7 +778,10 @@ mod tests {
         s.set("\"c\"", "{}").unwrap();
         s.set("\"d\"", "{}").unwrap();
         let text = ops_file(&d, &s);
-        let ids: Vec<&str> = text.lines().map(|l| &l[l.find("\"id\":").unwrap() + 5..l.find(",\"prev\"").unwrap()]).collect();
+        let ids: Vec<&str> = text
+            .lines()
+            .map(|l| &l[l.find("\"id\":").unwrap() + 5..l.find(",\"prev\"").unwrap()])
+            .collect();
         assert_eq!(ids, ["\"a\"", "\"c\"", "\"d\""]);
         s.undo().unwrap();
         assert_eq!(ops_file(&d, &s).lines().count(), 2);
@@ -687,7 +798,10 @@ mod tests {
         s.set("\"b\"", r#"{"v":3}"#).unwrap();
         let effects = s.batch_rollback();
         assert_eq!(effects.len(), 3);
-        assert_eq!(state(&s), vec![("\"a\"".to_string(), r#"{"v":1}"#.to_string())]);
+        assert_eq!(
+            state(&s),
+            vec![("\"a\"".to_string(), r#"{"v":1}"#.to_string())]
+        );
         assert_eq!(ops_file(&d, &s).lines().count(), 1);
         s.batch_begin().unwrap();
         s.set("\"b\"", "{}").unwrap();
@@ -701,7 +815,13 @@ mod tests {
     #[test]
     fn threshold_asks_for_a_checkpoint() {
         let d = dir("threshold");
-        let mut s = open(&d, Options { checkpoint_threshold: 2.0, ..Options::default() });
+        let mut s = open(
+            &d,
+            Options {
+                checkpoint_threshold: 2.0,
+                ..Options::default()
+            },
+        );
         assert_eq!(s.set("\"a\"", "{}").unwrap(), WriteOutcome::Done);
         assert_eq!(s.set("\"b\"", "{}").unwrap(), WriteOutcome::CheckpointDue);
         let old_ops = s.active_ops().to_string();
@@ -717,7 +837,13 @@ mod tests {
         let d = dir("follow");
         let mut w = open(&d, Options::default());
         w.set("\"a\"", "{}").unwrap();
-        let mut r = open(&d, Options { read_only: true, ..Options::default() });
+        let mut r = open(
+            &d,
+            Options {
+                read_only: true,
+                ..Options::default()
+            },
+        );
         assert_eq!(r.records().len(), 1);
         w.set("\"b\"", "{}").unwrap();
         assert_eq!(r.tail().unwrap().lines.len(), 1);
@@ -734,7 +860,9 @@ mod tests {
     fn lock_excludes_a_second_writer() {
         let d = dir("lock");
         let mut s = open(&d, Options::default());
-        let e = Store::open(Arc::new(FsBackend::new(&d)), Options::default()).err().unwrap();
+        let e = Store::open(Arc::new(FsBackend::new(&d)), Options::default())
+            .err()
+            .unwrap();
         assert!(matches!(e, Error::Locked { .. }));
 
         s.close().unwrap();

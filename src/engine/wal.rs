@@ -31,7 +31,10 @@ pub struct ReadResult {
 
 /// Parses op lines from `bytes`, which start at byte `base` of the file.
 pub fn parse_lines(bytes: &[u8], base: u64) -> ReadResult {
-    let mut result = ReadResult { complete_len: base, ..Default::default() };
+    let mut result = ReadResult {
+        complete_len: base,
+        ..Default::default()
+    };
     let mut start = 0usize;
     while start < bytes.len() {
         let (end, complete) = match bytes[start..].iter().position(|&b| b == b'\n') {
@@ -43,7 +46,11 @@ pub fn parse_lines(bytes: &[u8], base: u64) -> ReadResult {
         if !line.is_empty() {
             match Op::parse(line) {
                 Ok(op) => {
-                    result.ops.push(LoggedOp { op, line: line.into(), pos: base + start as u64 });
+                    result.ops.push(LoggedOp {
+                        op,
+                        line: line.into(),
+                        pos: base + start as u64,
+                    });
                     if !complete {
                         result.missing_newline = true;
                         result.complete_len = base + end as u64;
@@ -69,7 +76,12 @@ pub fn read(path: &Path) -> Result<ReadResult> {
 pub fn read_from(path: &Path, from: u64) -> Result<ReadResult> {
     let mut file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ReadResult { complete_len: from, ..Default::default() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ReadResult {
+                complete_len: from,
+                ..Default::default()
+            })
+        }
         Err(e) => return Err(Error::io(path.display().to_string(), e)),
     };
     let mut bytes = Vec::new();
@@ -96,15 +108,34 @@ pub struct OpWriter {
 
 impl OpWriter {
     pub fn create(path: &Path, shown: String) -> Result<Self> {
-        let file = OpenOptions::new().create_new(true).read(true).write(true).open(path).map_err(|e| Error::io(&shown, e))?;
-        Ok(OpWriter { file, shown, len: 0 })
+        let file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(&shown, e))?;
+        Ok(OpWriter {
+            file,
+            shown,
+            len: 0,
+        })
     }
 
     /// Opens an existing op file for appending at `len`, cutting off a torn tail beyond it and
     /// ending a final line that lacks its newline.
     pub fn open(path: &Path, shown: String, read: &ReadResult) -> Result<Self> {
-        let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(|e| Error::io(&shown, e))?;
-        let mut w = OpWriter { file, shown, len: read.complete_len };
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(&shown, e))?;
+        let mut w = OpWriter {
+            file,
+            shown,
+            len: read.complete_len,
+        };
         let actual = w.file.metadata().map_err(|e| Error::io(&w.shown, e))?.len();
         if actual != read.complete_len {
             w.truncate(read.complete_len)?;
@@ -126,7 +157,9 @@ impl OpWriter {
     }
 
     pub fn truncate(&mut self, len: u64) -> Result<()> {
-        self.file.set_len(len).map_err(|e| Error::io(&self.shown, e))?;
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io(&self.shown, e))?;
         self.len = len;
         Ok(())
     }
@@ -167,7 +200,8 @@ pub fn truncate_last_line(path: &Path) -> Result<bool> {
         let chunk = &mut buf[..(end - start) as usize];
         read_exact_at(&file, chunk, start).map_err(|e| Error::io(&shown, e))?;
         if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
-            file.set_len(start + i as u64 + 1).map_err(|e| Error::io(&shown, e))?;
+            file.set_len(start + i as u64 + 1)
+                .map_err(|e| Error::io(&shown, e))?;
             return Ok(true);
         }
         end = start;
@@ -205,13 +239,19 @@ impl OpStream {
 
     /// Up to `max` op lines with `ts > since`, as a JSON array text, or `None` at the end.
     pub fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
-        let Some(reader) = self.reader.as_mut() else { return Ok(None) };
+        let Some(reader) = self.reader.as_mut() else {
+            return Ok(None);
+        };
         let mut out = String::from("[");
         let mut n = 0;
         let mut buf = Vec::new();
         while n < max {
             buf.clear();
-            if reader.read_until(b'\n', &mut buf).map_err(|e| Error::io("op file", e))? == 0 {
+            if reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| Error::io("op file", e))?
+                == 0
+            {
                 break;
             }
             let text = String::from_utf8_lossy(&buf);
@@ -267,7 +307,10 @@ mod tests {
         assert_eq!((r.ops.len(), r.skipped), (1, 1));
         let mut w = OpWriter::open(&path, "p".into(), &r).unwrap();
         w.append(format!("{B}\n").as_bytes()).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{A}\n{B}\n"));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{A}\n{B}\n")
+        );
         // Undo the last op: truncate to its line start.
         let r = read(&path).unwrap();
         w.truncate(r.ops[1].pos).unwrap();
@@ -284,7 +327,10 @@ mod tests {
         assert_eq!(r.ops.len(), 1);
         let mut w = OpWriter::open(&path, "p".into(), &r).unwrap();
         w.append(format!("{B}\n").as_bytes()).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{A}\n{B}\n"));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{A}\n{B}\n")
+        );
     }
 
     #[test]
@@ -294,7 +340,10 @@ mod tests {
         let path = dir.join("ops.jsonl");
         std::fs::write(&path, "{\"s\":\"ééé😀\"}\n{\"b\":1}\n").unwrap();
         assert!(truncate_last_line(&path).unwrap());
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"s\":\"ééé😀\"}\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"s\":\"ééé😀\"}\n"
+        );
         assert!(truncate_last_line(&path).unwrap());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
         assert!(!truncate_last_line(&path).unwrap());
