@@ -3,9 +3,17 @@
 import { appendFile, mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
-let last = 0;
-/** Date.now(), but never the same twice, so two files made in one millisecond get two names. */
-const stamp = () => (last = Math.max(Date.now(), last + 1));
+/** `<prefix><Date.now()><suffix>` under `dir`, moved to the next millisecond while that name is taken. */
+async function freshName(dir, prefix, suffix) {
+  for (let ms = Date.now(); ; ms++) {
+    const rel = `${prefix}${ms}${suffix}`;
+    try {
+      await stat(join(dir, rel));
+    } catch {
+      return rel;
+    }
+  }
+}
 
 export class JsFsBackend {
   dir = "";
@@ -36,7 +44,7 @@ export class JsFsBackend {
   }
 
   async writeSnapshot(records, version) {
-    const rel = `snapshots/snap-${stamp()}.jsonl`;
+    const rel = await freshName(this.dir, "snapshots/snap-", ".jsonl");
     const lines = [JSON.stringify({ version, timestamp: new Date().toISOString() })];
     for (const [id, data] of records) lines.push(JSON.stringify({ id, data }));
     await writeFile(join(this.dir, rel), `${lines.join("\n")}\n`);
@@ -101,7 +109,7 @@ export class JsFsBackend {
   }
 
   async createOpsFile() {
-    const rel = `ops/ops-${stamp()}.jsonl`;
+    const rel = await freshName(this.dir, "ops/ops-", ".jsonl");
     await writeFile(join(this.dir, rel), "");
     return rel;
   }
@@ -155,7 +163,7 @@ export class JsFsBackend {
   }
 
   async createAgentOpsFile(agentId) {
-    const rel = `ops/agent-${agentId}-${stamp()}.jsonl`;
+    const rel = await freshName(this.dir, `ops/agent-${agentId}-`, ".jsonl");
     await writeFile(join(this.dir, rel), "");
     return rel;
   }

@@ -22,6 +22,21 @@ function makeDispatcher(backend, state) {
       state.lock = null;
       return null;
     },
+    // A held lock shows as a rejection; that is an answer ("0"), not a failure of the store.
+    acquireCompactionLock: async () => {
+      try {
+        state.compactionLock = await backend.acquireCompactionLock();
+        return "1";
+      } catch {
+        return "0";
+      }
+    },
+    releaseCompactionLock: async () => {
+      if (state.compactionLock != null) await backend.releaseCompactionLock(state.compactionLock);
+      state.compactionLock = null;
+      return null;
+    },
+    createAgentOpsFile: async (agent) => String(await backend.createAgentOpsFile(agent)),
     readManifest: async () => {
       const manifest = await backend.readManifest();
       return manifest == null ? null : JSON.stringify(manifest);

@@ -45,8 +45,9 @@ class Store {
 
   async open(dir, options) {
     const o = checkOptions(options);
-    if (o.agentId !== undefined) {
-      throw new Error("opslog-native: multi-writer mode (agentId) is not available in this version");
+    if (o.agentId !== undefined && o.writeMode !== "immediate") {
+      console.error(`opslog: writeMode '${o.writeMode}' is not compatible with multi-writer (agentId). Using 'immediate'.`);
+      o.writeMode = "immediate";
     }
     dir = path.join(String(dir));
     let dispatch = null;
@@ -73,6 +74,7 @@ class Store {
         skipLoad: o.skipLoad,
         writeMode: o.writeMode,
         groupCommitSize: o.groupCommitSize,
+        agentId: o.agentId,
       }, dispatch)),
     );
     this.#native = native;
@@ -278,9 +280,10 @@ class Store {
   async undo() {
     this.#ensureOpen();
     this.#ensureWritable();
-    const apply = (effects) => {
-      if (effects === null) return false;
-      this.#applyEffects(effects);
+    const apply = (change) => {
+      if (change === null) return false;
+      if (change === '"reset"') return this.#loadView().then(() => true);
+      this.#applyEffects(change);
       return true;
     };
     if (this.#adapter) return this.#enqueue(async () => apply(await this.#call(this.#native.undoAsync())));
@@ -312,8 +315,11 @@ class Store {
       const ids = [];
       for (const [id, value] of this.#records) if (predicate(value, id)) ids.push(id);
       if (ids.length === 0) return 0;
-      const moved = Number(await this.#call(this.#native.archive(ids.map((id) => JSON.stringify(id)), segment ?? defaultPeriod())));
-      for (const id of ids) this.#records.delete(id);
+      const { moved, reset } = JSON.parse(
+        await this.#call(this.#native.archive(ids.map((id) => JSON.stringify(id)), segment ?? defaultPeriod())),
+      );
+      if (reset) await this.#loadView();
+      else for (const id of ids) this.#records.delete(id);
       this.#manifest = JSON.parse(this.#native.manifest());
       return moved;
     });
@@ -470,7 +476,9 @@ class Store {
 
   async #checkpoint() {
     this.#clearGroupTimer();
-    this.#manifest = JSON.parse(await this.#call(this.#native.checkpoint()));
+    const { reset, manifest } = JSON.parse(await this.#call(this.#native.checkpoint()));
+    if (reset) await this.#loadView();
+    this.#manifest = manifest;
   }
 
   #flushNow() {

@@ -62,6 +62,7 @@ function checkOptions(options) {
     if (given(name) && !(typeof o[name] === "number" && o[name] >= 0)) bad(name, "a non-negative number");
   }
   if (given("agentId") && typeof o.agentId !== "string") bad("agentId", "a string");
+  if (o.agentId && /[/\\\0]/.test(o.agentId)) bad("agentId", "usable in a file name (no path separators)");
   const skipLoad = Boolean(o.skipLoad);
   return {
     checkpointThreshold: given("checkpointThreshold") ? o.checkpointThreshold : 100,

@@ -148,7 +148,11 @@ impl NativeFsBackend {
 
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn create_agent_ops_file(&self, agent: String) -> AsyncTask<Job> {
-        self.run(move |b| b.create_agent_ops_file(&agent).map(Some))
+        self.run(move |b| {
+            let rel = b.create_agent_ops_file(&agent)?;
+            b.shutdown()?;
+            Ok(Some(rel))
+        })
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
@@ -188,15 +192,15 @@ impl NativeFsBackend {
 
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn acquire_compaction_lock(&self) -> AsyncTask<Job> {
-        self.run(|b| b.acquire_compaction_lock().map(|_| None))
+        self.run(|b| match b.try_compaction_lock()? {
+            true => Ok(None),
+            false => Err(Error::Invalid("Compaction lock held by another agent".into())),
+        })
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn release_compaction_lock(&self) -> AsyncTask<Job> {
-        self.run(|b| {
-            b.release_compaction_lock();
-            Ok(None)
-        })
+        self.run(|b| b.release_compaction_lock().map(|_| None))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]

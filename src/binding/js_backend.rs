@@ -212,6 +212,18 @@ impl Backend for JsBackend {
             .map(|_| ())
     }
 
+    fn create_agent_ops_file(&self, agent: &str) -> Result<String> {
+        self.call_text("createAgentOpsFile", Some(agent.to_string()), None)
+    }
+
+    fn try_compaction_lock(&self) -> Result<bool> {
+        Ok(self.call("acquireCompactionLock", None, None)?.as_deref() == Some("1"))
+    }
+
+    fn release_compaction_lock(&self) -> Result<()> {
+        self.call("releaseCompactionLock", None, None).map(|_| ())
+    }
+
     fn write_archive_segment(&self, period: &str, records: &[(String, String)]) -> Result<String> {
         let items = items_json(records.iter().map(|(id, t)| (id.as_str(), t.as_str())));
         self.call_text("writeArchiveSegment", Some(period.to_string()), Some(items))

@@ -14,7 +14,7 @@ use crate::engine::backend::Backend;
 use crate::engine::error::{Error, Result};
 use crate::engine::fs_backend::FsBackend;
 use crate::engine::oplog::OpLog;
-use crate::engine::store::{Effect, Options, Store, WriteMode, WriteOutcome};
+use crate::engine::store::{Change, Effect, Options, Store, WriteMode, WriteOutcome};
 use crate::engine::wal::LoggedOp;
 
 #[napi(object)]
@@ -27,6 +27,8 @@ pub struct NativeOptions {
     /// "immediate", "group" or "async".
     pub write_mode: String,
     pub group_commit_size: u32,
+    /// Multi-writer mode: this writer's agent id.
+    pub agent_id: Option<String>,
 }
 
 type Shared = Arc<Mutex<Option<Store>>>;
@@ -63,6 +65,14 @@ fn effects_json(effects: &[Effect]) -> String {
     format!("[{}]", items.join(","))
 }
 
+/// The view change of an undo: `[[id, record|null], ...]`, or `"reset"` (rebuild the view).
+fn change_json(change: &Change) -> String {
+    match change {
+        Change::Effects(effects) => effects_json(effects),
+        Change::Reset => "\"reset\"".to_string(),
+    }
+}
+
 fn lines_json<'a>(ops: impl Iterator<Item = &'a LoggedOp>) -> String {
     let mut out = String::from("[");
     for (i, l) in ops.enumerate() {
@@ -76,14 +86,20 @@ fn lines_json<'a>(ops: impl Iterator<Item = &'a LoggedOp>) -> String {
 }
 
 /// Runs a whole checkpoint, writing the snapshot without holding the store's mutex.
-fn checkpoint(inner: &Shared) -> Result<()> {
+/// Returns whether the records were reloaded (multi-writer), so the view must be rebuilt.
+fn checkpoint(inner: &Shared) -> Result<bool> {
+    let multi = with_store(inner, |s| Ok(s.options().agent_id.is_some()))?;
+    if multi {
+        return with_store(inner, |s| s.checkpoint());
+    }
     let (backend, records, version) = with_store(inner, |s| {
         let (records, version) = s.checkpoint_begin()?;
         Ok((s.backend().clone(), records, version))
     })?;
     let snapshot = backend.write_snapshot(&records, version)?;
     drop(records);
-    with_store(inner, |s| s.checkpoint_finish(snapshot))
+    with_store(inner, |s| s.checkpoint_finish(snapshot))?;
+    Ok(false)
 }
 
 fn manifest_json(inner: &Shared) -> Result<Option<String>> {
@@ -129,6 +145,7 @@ impl NativeStore {
             skip_load: options.skip_load,
             write_mode,
             group_size: options.group_commit_size.max(1) as usize,
+            agent_id: options.agent_id,
         };
         let backend: Arc<dyn Backend> = match dispatch {
             Some(f) => {
@@ -244,7 +261,7 @@ impl NativeStore {
     /// Undoes the last op; the view changes, or null when there was nothing to undo.
     #[napi]
     pub fn undo(&self) -> napi::Result<Option<String>> {
-        guard(|| with_store(&self.inner, |s| Ok(s.undo()?.map(|e| effects_json(&e)))))
+        guard(|| with_store(&self.inner, |s| Ok(s.undo()?.map(|c| change_json(&c)))))
     }
 
     #[napi]
@@ -293,8 +310,9 @@ impl NativeStore {
     pub fn checkpoint(&self) -> AsyncTask<Job> {
         let inner = self.inner.clone();
         spawn(move || {
-            checkpoint(&inner)?;
-            manifest_json(&inner)
+            let reset = checkpoint(&inner)?;
+            let manifest = manifest_json(&inner)?.unwrap_or_default();
+            Ok(Some(format!("{{\"reset\":{reset},\"manifest\":{manifest}}}")))
         })
     }
 
@@ -302,7 +320,12 @@ impl NativeStore {
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn archive(&self, ids: Vec<String>, period: String) -> AsyncTask<Job> {
         let inner = self.inner.clone();
-        spawn(move || with_store(&inner, |s| Ok(Some(s.archive(&ids, &period)?.to_string()))))
+        spawn(move || {
+            with_store(&inner, |s| {
+                let (moved, reset) = s.archive(&ids, &period)?;
+                Ok(Some(format!("{{\"moved\":{moved},\"reset\":{reset}}}")))
+            })
+        })
     }
 
     /// Resolves to the named segment's records as `[id, record, ...]`.
@@ -400,7 +423,7 @@ impl NativeStore {
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn undo_async(&self) -> AsyncTask<Job> {
         let inner = self.inner.clone();
-        spawn(move || with_store(&inner, |s| Ok(s.undo()?.map(|e| effects_json(&e)))))
+        spawn(move || with_store(&inner, |s| Ok(s.undo()?.map(|c| change_json(&c)))))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]

@@ -38,6 +38,11 @@ pub trait Backend: Send + Sync {
     fn append_ops(&self, rel: &str, lines: &[u8]) -> Result<()>;
     /// Removes everything from byte `pos` on (the last op, for undo).
     fn truncate_ops(&self, rel: &str, pos: u64) -> Result<()>;
+    /// Multi-writer: a new empty op file for `agent`, which appends go to from now on.
+    fn create_agent_ops_file(&self, agent: &str) -> Result<String>;
+    /// Multi-writer: takes the compaction lock; `false` when another live writer holds it.
+    fn try_compaction_lock(&self) -> Result<bool>;
+    fn release_compaction_lock(&self) -> Result<()>;
     fn write_archive_segment(&self, period: &str, records: &[(String, String)]) -> Result<String>;
     fn load_archive_segment(&self, rel: &str) -> Result<Vec<(String, String)>>;
 }

@@ -35,6 +35,7 @@ pub struct FsBackend {
     dir: PathBuf,
     display: String,
     lock: Mutex<Option<LockHandle>>,
+    compact_lock: Mutex<Option<LockHandle>>,
     writer: Mutex<Option<(String, OpWriter)>>,
 }
 
@@ -44,6 +45,7 @@ impl FsBackend {
             dir: PathBuf::from(dir),
             display: dir.to_string(),
             lock: Mutex::new(None),
+            compact_lock: Mutex::new(None),
             writer: Mutex::new(None),
         }
     }
@@ -59,20 +61,6 @@ impl FsBackend {
     /// The absolute path of a file of the store; refuses paths that lead outside it.
     fn path(&self, rel: &str) -> Result<PathBuf> {
         paths::inside(&self.dir, rel)
-    }
-
-    pub fn create_agent_ops_file(&self, agent: &str) -> Result<String> {
-        let opsdir = self.dir.join("ops");
-        let name = fsutil::fresh_name(&opsdir, &format!("agent-{agent}-"), "jsonl");
-        let rel = format!("ops/{name}");
-        let path = self.path(&rel)?;
-        if path.parent() != Some(opsdir.as_path()) {
-            return Err(Error::Invalid(format!(
-                "opslog: agent id '{agent}' cannot be part of a file name"
-            )));
-        }
-        fs::write(&path, "").map_err(|e| Error::io(self.shown(&rel), e))?;
-        Ok(rel)
     }
 
     /// Op files in `ops/`, as relative paths, in name order.
@@ -91,32 +79,6 @@ impl FsBackend {
 
     pub fn list_archive_segments(&self) -> Vec<String> {
         archive::list(&self.dir)
-    }
-
-    /// Takes `.compact-lock` (multi-writer compaction); fails when another agent holds it.
-    pub fn acquire_compaction_lock(&self) -> Result<()> {
-        let path = self.dir.join(COMPACT_LOCK_FILE);
-        let shown = self.shown(COMPACT_LOCK_FILE);
-        let mut file = match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::Invalid(
-                    "Compaction lock held by another agent".into(),
-                ))
-            }
-            Err(e) => return Err(Error::io(shown, e)),
-        };
-        std::io::Write::write_all(&mut file, std::process::id().to_string().as_bytes())
-            .map_err(|e| Error::io(&shown, e))?;
-        Ok(())
-    }
-
-    pub fn release_compaction_lock(&self) {
-        let _ = fs::remove_file(self.dir.join(COMPACT_LOCK_FILE));
     }
 
     /// The manifest's modification time in ms (`stat().mtimeMs` as a string), or `None`.
@@ -334,6 +296,36 @@ impl Backend for FsBackend {
 
     fn truncate_ops(&self, rel: &str, pos: u64) -> Result<()> {
         self.with_writer(rel, |w| w.truncate(pos))
+    }
+
+    fn create_agent_ops_file(&self, agent: &str) -> Result<String> {
+        let opsdir = self.dir.join("ops");
+        let name = fsutil::fresh_name(&opsdir, &format!("agent-{agent}-"), "jsonl");
+        let rel = format!("ops/{name}");
+        let path = self.path(&rel)?;
+        if path.parent() != Some(opsdir.as_path()) {
+            return Err(Error::Type(format!("opslog: agent id '{agent}' cannot be part of a file name")));
+        }
+        let writer = OpWriter::create(&path, self.shown(&rel))?;
+        *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some((rel.clone(), writer));
+        Ok(rel)
+    }
+
+    fn try_compaction_lock(&self) -> Result<bool> {
+        match lock::try_acquire(&self.dir, &self.display, COMPACT_LOCK_FILE)? {
+            Ok(handle) => {
+                *self.compact_lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+                Ok(true)
+            }
+            Err(_holder) => Ok(false),
+        }
+    }
+
+    fn release_compaction_lock(&self) -> Result<()> {
+        if let Some(h) = self.compact_lock.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            lock::release(h);
+        }
+        Ok(())
     }
 
     fn write_archive_segment(&self, period: &str, records: &[(String, String)]) -> Result<String> {

@@ -41,15 +41,24 @@ fn is_alive(pid: i64) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Takes the store's `.lock`; `Error::Locked` when a live process holds it.
 pub fn acquire(dir: &Path, dir_display: &str) -> Result<LockHandle> {
-    let path = dir.join(LOCK_FILE);
-    let shown = display_join(dir_display, LOCK_FILE);
-    for _ in 0..100 {
+    match try_acquire(dir, dir_display, LOCK_FILE)? {
+        Ok(handle) => Ok(handle),
+        Err(pid) => Err(Error::Locked { pid, lock_path: display_join(dir_display, LOCK_FILE) }),
+    }
+}
+
+/// Takes the lock file `name` of `dir` (created exclusively, holding our pid), taking over one
+/// whose pid is dead. `Ok(Err(pid))` when the live process `pid` holds it.
+pub fn try_acquire(dir: &Path, dir_display: &str, name: &str) -> Result<std::result::Result<LockHandle, i64>> {
+    let path = dir.join(name);
+    let shown = display_join(dir_display, name);
+    for _ in 0..200 {
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut file) => {
-                file.write_all(std::process::id().to_string().as_bytes())
-                    .map_err(|e| Error::io(&shown, e))?;
-                return Ok(LockHandle { _file: file, path });
+                file.write_all(std::process::id().to_string().as_bytes()).map_err(|e| Error::io(&shown, e))?;
+                return Ok(Ok(LockHandle { _file: file, path }));
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io(&shown, e)),
@@ -59,19 +68,27 @@ pub fn acquire(dir: &Path, dir_display: &str) -> Result<LockHandle> {
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io(&shown, e)),
         };
-        if let Some(pid) = parse_pid(&content) {
-            if is_alive(pid) {
-                return Err(Error::Locked {
-                    pid,
-                    lock_path: shown,
-                });
+        match parse_pid(&content) {
+            Some(pid) if is_alive(pid) => return Ok(Err(pid)),
+            None if content.trim().is_empty() && is_fresh(&path) => {
+                // Its owner has just created it and is about to write its pid.
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                continue;
             }
+            _ => {}
         }
         let _ = fs::remove_file(&path);
     }
-    Err(Error::Invalid(format!(
-        "Could not acquire {shown}: it keeps reappearing"
-    )))
+    Err(Error::Invalid(format!("Could not acquire {shown}: it keeps reappearing")))
+}
+
+/// Whether a file was modified within the last second.
+fn is_fresh(path: &Path) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < std::time::Duration::from_secs(1))
 }
 
 pub fn release(handle: LockHandle) {

@@ -22,6 +22,9 @@ pub struct Manifest {
     pub stats: Stats,
     /// Multi-writer: agent id to op file, in manifest order.
     pub active_agent_ops: Option<Vec<(String, String)>>,
+    /// Multi-writer: per agent, the highest clock of its ops that the current snapshot holds.
+    /// Ops at or below it are not replayed. (Unknown to the reference, which ignores it.)
+    pub agent_clocks: Option<Vec<(String, u64)>>,
 }
 
 impl Manifest {
@@ -39,6 +42,7 @@ impl Manifest {
                 last_checkpoint: now,
             },
             active_agent_ops: None,
+            agent_clocks: None,
         }
     }
 
@@ -93,8 +97,21 @@ impl Manifest {
                 ));
             }
         }
+        if let Some(clocks) = &self.agent_clocks {
+            if clocks.is_empty() {
+                out.push_str(",\n  \"agentClocks\": {}");
+            } else {
+                let items: Vec<String> = clocks.iter().map(|(a, c)| format!("    {}: {c}", q(a))).collect();
+                out.push_str(&format!(",\n  \"agentClocks\": {{\n{}\n  }}", items.join(",\n")));
+            }
+        }
         out.push_str("\n}");
         out
+    }
+
+    /// The snapshot's clock for `agent`'s ops, if it records one.
+    pub fn agent_clock(&self, agent: &str) -> Option<u64> {
+        self.agent_clocks.as_ref()?.iter().find(|(a, _)| a == agent).map(|(_, c)| *c)
     }
 
     /// The compact JSON of what `getManifest()` exposes.
@@ -175,6 +192,18 @@ impl Manifest {
                 Some(agents)
             }
         };
+        let agent_clocks = match obj.get("agentClocks") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let bad = "Invalid manifest: agentClocks values must be non-negative integers";
+                let map = v.as_object().ok_or(bad)?;
+                let mut clocks = Vec::with_capacity(map.len());
+                for (agent, clock) in map {
+                    clocks.push((agent.clone(), non_negative_int(Some(clock)).ok_or(bad)?));
+                }
+                Some(clocks)
+            }
+        };
         Ok(Manifest {
             version,
             current_snapshot,
@@ -182,6 +211,7 @@ impl Manifest {
             archive_segments,
             stats,
             active_agent_ops,
+            agent_clocks,
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod json;
 pub mod lock;
 pub mod manifest;
+pub mod merge;
 pub mod op;
 pub mod oplog;
 pub mod paths;

@@ -8,6 +8,8 @@
 
 use std::sync::{Arc, MutexGuard};
 
+mod multi;
+
 use super::backend::Backend;
 use super::delta;
 use super::error::{display_join, Error, Result};
@@ -35,6 +37,8 @@ pub struct Options {
     pub skip_load: bool,
     pub write_mode: WriteMode,
     pub group_size: usize,
+    /// Multi-writer mode: this writer's agent id.
+    pub agent_id: Option<String>,
 }
 
 impl Default for Options {
@@ -47,6 +51,7 @@ impl Default for Options {
             skip_load: false,
             write_mode: WriteMode::Immediate,
             group_size: 50,
+            agent_id: None,
         }
     }
 }
@@ -63,6 +68,13 @@ pub enum WriteOutcome {
     Done,
     /// The write is logged; the op count reached the threshold and a checkpoint must follow.
     CheckpointDue,
+}
+
+/// How the JavaScript view must follow a change: record by record, or rebuilt from the records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Effects(Vec<Effect>),
+    Reset,
 }
 
 /// What `tail` found: new ops applied, or (after the writer checkpointed) a whole new state.
@@ -94,6 +106,8 @@ pub struct Store {
     /// Ops read at open, applied once migration of the snapshot's records is done.
     replay: Vec<LoggedOp>,
     closed: bool,
+    /// Multi-writer: the Lamport clock.
+    clock: u64,
 }
 
 /// What `open` tells the caller.
@@ -106,6 +120,9 @@ pub struct OpenInfo {
 impl Store {
     pub fn open(backend: Arc<dyn Backend>, opts: Options) -> Result<(Store, OpenInfo)> {
         backend.initialize(opts.read_only)?;
+        if let Some(agent) = opts.agent_id.clone() {
+            return Self::open_multi(backend, opts, &agent);
+        }
         if !opts.read_only {
             backend.acquire_lock()?;
         }
@@ -162,19 +179,7 @@ impl Store {
                 },
             ));
         }
-        let (records, stored_version) =
-            backend
-                .load_snapshot(&manifest.current_snapshot)
-                .map_err(|e| {
-                    if e.is_not_found() {
-                        Error::Invalid(format!(
-                            "Snapshot file not found: {}. The data directory may be corrupted.",
-                            manifest.current_snapshot
-                        ))
-                    } else {
-                        e
-                    }
-                })?;
+        let (records, stored_version) = load_snapshot(&*backend, &manifest)?;
         store.records = Arc::new(records);
         store.version = stored_version;
         store.replay = read.ops;
@@ -215,6 +220,7 @@ impl Store {
             batch: None,
             replay: Vec::new(),
             closed: false,
+            clock: 0,
         }
     }
 
@@ -286,7 +292,11 @@ impl Store {
             + self.batch.as_ref().map_or(0, |b| b.bytes.len() as u64)
     }
 
-    fn make_op(&self, kind: OpKind, id: &str, data: Option<&str>) -> Op {
+    fn make_op(&mut self, kind: OpKind, id: &str, data: Option<&str>) -> Op {
+        let clock = self.opts.agent_id.is_some().then(|| {
+            self.clock += 1;
+            self.clock
+        });
         let old = self.records.get(id);
         let mut op = Op {
             ts: time::now_iso(),
@@ -295,8 +305,8 @@ impl Store {
             prev: old.map(str::to_string),
             data: data.map(str::to_string),
             delta: false,
-            agent: None,
-            clock: None,
+            agent: self.opts.agent_id.clone(),
+            clock,
         };
         if let (OpKind::Set, Some(old), Some(new)) = (kind, old, data) {
             if let Some(patch) = delta::create_delta(old, new) {
@@ -424,8 +434,11 @@ impl Store {
 
     /// Undoes the last op: removes exactly its line from the log and reverses it.
     /// `None` when there is nothing to undo.
-    pub fn undo(&mut self) -> Result<Option<Vec<Effect>>> {
+    pub fn undo(&mut self) -> Result<Option<Change>> {
         self.ensure_writable()?;
+        if self.agent().is_some() {
+            return self.undo_multi();
+        }
         let Some(pos) = self.ops.lock().last().map(|l| l.pos) else {
             return Ok(None);
         };
@@ -441,7 +454,7 @@ impl Store {
         }
         let last = self.ops.lock().pop().expect("checked above");
         let effect = reverse(Arc::make_mut(&mut self.records), &last.op);
-        Ok(Some(effect.into_iter().collect()))
+        Ok(Some(Change::Effects(effect.into_iter().collect())))
     }
 
     /// Writes what group/async modes have buffered.
@@ -486,6 +499,7 @@ impl Store {
                 last_checkpoint: now,
             },
             active_agent_ops: None,
+            agent_clocks: None,
         };
         self.backend.write_manifest(&manifest)?;
         self.manifest = manifest;
@@ -496,24 +510,37 @@ impl Store {
     }
 
     /// A whole checkpoint in one call (the snapshot written while holding the store).
-    pub fn checkpoint(&mut self) -> Result<()> {
+    /// Returns whether the records were reloaded (multi-writer compaction merges every agent's
+    /// ops), so a view of them must be rebuilt.
+    pub fn checkpoint(&mut self) -> Result<bool> {
+        if self.agent().is_some() {
+            self.ensure_writable()?;
+            self.ensure_loaded()?;
+            return Ok(self.compact_multi(false, None)?.is_some());
+        }
         let (records, version) = self.checkpoint_begin()?;
         let snapshot = self.backend.write_snapshot(&records, version)?;
         drop(records);
-        self.checkpoint_finish(snapshot)
+        self.checkpoint_finish(snapshot)?;
+        Ok(false)
     }
 
     /// Moves the records with these ids into the period's archive segment, then checkpoints.
     /// Returns how many were archived.
-    pub fn archive(&mut self, ids: &[String], period: &str) -> Result<usize> {
+    /// Returns how many records moved and whether the records were reloaded (see `checkpoint`).
+    pub fn archive(&mut self, ids: &[String], period: &str) -> Result<(usize, bool)> {
         self.ensure_writable()?;
         self.ensure_loaded()?;
+        if self.agent().is_some() {
+            let moved = self.compact_multi(true, Some((ids, period)))?.unwrap_or(0);
+            return Ok((moved, true));
+        }
         let moved: Vec<(String, String)> = ids
             .iter()
             .filter_map(|id| self.records.get(id).map(|t| (id.clone(), t.to_string())))
             .collect();
         if moved.is_empty() {
-            return Ok(0);
+            return Ok((0, false));
         }
         let segment = self.backend.write_archive_segment(period, &moved)?;
         if !self.manifest.archive_segments.contains(&segment) {
@@ -525,7 +552,7 @@ impl Store {
         }
         self.archived += moved.len() as u64;
         self.checkpoint()?;
-        Ok(moved.len())
+        Ok((moved.len(), false))
     }
 
     /// The segment `loadArchive(name)` means: `archive/archive-<name>.json`, else the first
@@ -543,6 +570,9 @@ impl Store {
     /// Picks up ops another process appended to the active op file. When that writer has
     /// checkpointed since (the manifest names a new op file), reloads the whole state.
     pub fn tail(&mut self) -> Result<TailResult> {
+        if self.agent().is_some() {
+            return self.reload_multi();
+        }
         if self.opts.read_only {
             if let Some(m) = self.backend.read_manifest()? {
                 if m.active_ops != self.active_ops
@@ -633,6 +663,20 @@ impl Drop for Store {
             let _ = self.flush();
         }
     }
+}
+
+/// Loads the manifest's snapshot; a missing file is reported as the reference words it.
+fn load_snapshot(backend: &dyn Backend, manifest: &Manifest) -> Result<(Records, u64)> {
+    backend.load_snapshot(&manifest.current_snapshot).map_err(|e| {
+        if e.is_not_found() {
+            Error::Invalid(format!(
+                "Snapshot file not found: {}. The data directory may be corrupted.",
+                manifest.current_snapshot
+            ))
+        } else {
+            e
+        }
+    })
 }
 
 fn apply(records: &mut Records, op: &Op) {

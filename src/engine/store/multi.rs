@@ -1,0 +1,274 @@
+//! Multi-writer mode (`agentId`): each agent appends to its own op file, registered in the
+//! manifest's `activeAgentOps`; state is the snapshot with every agent's ops applied in
+//! `(clock, agent)` order.
+//!
+//! What keeps every acknowledged write: only an agent ever replaces its own op file, and only in
+//! its own compaction. A compaction runs under `.compact-lock`, re-reads the manifest and every
+//! agent's file first (so the snapshot holds all ops written so far, not the compactor's view),
+//! keeps the other agents' files registered, and records in the manifest (`agentClocks`) the
+//! highest clock of each file the snapshot holds; readers replay only the ops above it. An agent
+//! whose clock lags can still only append ops above its own last clock, so nothing it writes later
+//! is mistaken for something the snapshot holds. Registering an agent also edits the manifest,
+//! so it takes the same lock.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{apply, Change, OpenInfo, Options, Store, TailResult};
+use crate::engine::backend::Backend;
+use crate::engine::error::{Error, Result};
+use crate::engine::manifest::{Manifest, Stats};
+use crate::engine::merge;
+use crate::engine::records::Records;
+use crate::engine::time;
+use crate::engine::wal::{LoggedOp, ReadResult};
+
+/// How long registration and archive wait for another agent's compaction.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// Everything the agents' files and the snapshot say, before the ops are applied.
+struct Merged {
+    records: Records,
+    version: u64,
+    /// Ops the snapshot does not hold, of every agent, in `(clock, agent)` order.
+    ops: Vec<LoggedOp>,
+    max_clock: u64,
+    /// Per registered file: its agent and the highest clock in it (or recorded for it).
+    file_clocks: Vec<(String, u64)>,
+    /// What was read of this agent's own file.
+    own_read: Option<ReadResult>,
+}
+
+fn load_merged(backend: &dyn Backend, manifest: &Manifest, agent: &str, with_snapshot: bool) -> Result<Merged> {
+    let (records, version) = if with_snapshot {
+        super::load_snapshot(backend, manifest)?
+    } else {
+        (Records::default(), manifest.version)
+    };
+    // A store written by a single writer has no agent files yet: its op file stands as agent "".
+    let files = match &manifest.active_agent_ops {
+        Some(agents) => agents.clone(),
+        None => vec![(String::new(), manifest.active_ops.clone())],
+    };
+    let mut lists = Vec::with_capacity(files.len());
+    let mut max_clock = 0;
+    let mut file_clocks = Vec::with_capacity(files.len());
+    let mut own_read = None;
+    for (file_agent, rel) in &files {
+        let mut read = backend.read_ops(rel, 0)?;
+        let mark = manifest.agent_clock(file_agent);
+        let top = read.ops.iter().filter_map(|l| l.op.clock).max().unwrap_or(0).max(mark.unwrap_or(0));
+        max_clock = max_clock.max(top);
+        file_clocks.push((file_agent.clone(), top));
+        let ops = std::mem::take(&mut read.ops);
+        lists.push(ops.into_iter().filter(|l| mark.is_none_or(|m| l.op.clock.unwrap_or(0) > m)).collect());
+        if file_agent == agent {
+            own_read = Some(read);
+        }
+    }
+    Ok(Merged { records, version, ops: merge::merge(lists), max_clock, file_clocks, own_read })
+}
+
+impl Store {
+    pub(super) fn agent(&self) -> Option<&str> {
+        self.opts.agent_id.as_deref()
+    }
+
+    pub(super) fn open_multi(backend: Arc<dyn Backend>, opts: Options, agent: &str) -> Result<(Store, OpenInfo)> {
+        let Some(manifest) = backend.read_manifest()? else {
+            if opts.read_only {
+                return Err(Error::Invalid("Cannot open in readOnly mode: no existing store found".into()));
+            }
+            let snapshot = backend.write_snapshot(&Records::default(), opts.version)?;
+            let own = backend.create_agent_ops_file(agent)?;
+            let mut manifest = Manifest::fresh(snapshot, own.clone(), time::now_iso());
+            manifest.active_agent_ops = Some(vec![(agent.to_string(), own.clone())]);
+            backend.write_manifest(&manifest)?;
+            let version = opts.version;
+            let store = Store::new(backend, opts, manifest, own, version);
+            return Ok((store, OpenInfo { stored_version: version, needs_migration: false }));
+        };
+        let merged = load_merged(&*backend, &manifest, agent, !opts.skip_load)?;
+        let mut store = Store::new(backend.clone(), opts.clone(), manifest.clone(), manifest.active_ops.clone(), opts.version);
+        store.archived = manifest.stats.archived_records;
+        store.clock = merged.max_clock;
+        let mut info = OpenInfo { stored_version: opts.version, needs_migration: false };
+        if !opts.skip_load {
+            store.records = Arc::new(merged.records);
+            store.version = merged.version;
+            store.replay = merged.ops;
+            info = OpenInfo { stored_version: merged.version, needs_migration: merged.version < opts.version };
+            if info.needs_migration {
+                store.version = opts.version;
+            } else {
+                store.finish_replay();
+            }
+        }
+        let own = manifest.active_agent_ops.as_ref().and_then(|a| a.iter().find(|(id, _)| id == agent)).map(|(_, p)| p.clone());
+        match (own, merged.own_read) {
+            (Some(rel), Some(read)) if !opts.read_only => {
+                backend.open_for_append(&rel, &read)?;
+                store.written = read.complete_len + u64::from(read.missing_newline);
+                store.active_ops = rel;
+            }
+            (None, _) if !opts.read_only => store.register()?,
+            _ => {}
+        }
+        Ok((store, info))
+    }
+
+    /// Runs `f` holding the compaction lock. `wait`: retry while another agent holds it;
+    /// otherwise `Ok(None)` when it is held.
+    fn with_compaction_lock<T>(&mut self, wait: bool, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<Option<T>> {
+        let started = Instant::now();
+        while !self.backend.try_compaction_lock()? {
+            if !wait {
+                return Ok(None);
+            }
+            if started.elapsed() > LOCK_WAIT {
+                return Err(Error::Invalid(format!(
+                    "Compaction lock held by another agent for more than {}s",
+                    LOCK_WAIT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let result = f(self);
+        let released = self.backend.release_compaction_lock();
+        let value = result?;
+        released?;
+        Ok(Some(value))
+    }
+
+    /// Adds this agent's op file to the manifest.
+    fn register(&mut self) -> Result<()> {
+        let agent = self.agent().expect("multi-writer").to_string();
+        self.with_compaction_lock(true, |s| {
+            let mut manifest = s.backend.read_manifest()?.ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
+            let own = s.backend.create_agent_ops_file(&agent)?;
+            let agents = manifest.active_agent_ops.get_or_insert_with(|| vec![(String::new(), manifest.active_ops.clone())]);
+            agents.retain(|(a, _)| *a != agent);
+            agents.push((agent.clone(), own.clone()));
+            s.backend.write_manifest(&manifest)?;
+            s.manifest = manifest;
+            s.active_ops = own;
+            s.written = 0;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Compaction in multi-writer mode; `archive` moves records into a segment first. `Ok(None)`
+    /// when another agent is compacting and `wait` is false.
+    pub(super) fn compact_multi(&mut self, wait: bool, archive: Option<(&[String], &str)>) -> Result<Option<usize>> {
+        self.with_compaction_lock(wait, |s| s.compact_multi_locked(archive))
+    }
+
+    fn compact_multi_locked(&mut self, archive: Option<(&[String], &str)>) -> Result<usize> {
+        let agent = self.agent().expect("multi-writer").to_string();
+        let manifest = self.backend.read_manifest()?.ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
+        let merged = load_merged(&*self.backend, &manifest, &agent, true)?;
+        let mut records = merged.records;
+        for logged in &merged.ops {
+            apply(&mut records, &logged.op);
+        }
+        let mut segments = manifest.archive_segments.clone();
+        let mut moved_count = 0;
+        if let Some((ids, period)) = archive {
+            let moved: Vec<(String, String)> =
+                ids.iter().filter_map(|id| records.get(id).map(|t| (id.clone(), t.to_string()))).collect();
+            if !moved.is_empty() {
+                let segment = self.backend.write_archive_segment(period, &moved)?;
+                if !segments.contains(&segment) {
+                    segments.push(segment);
+                }
+                for (id, _) in &moved {
+                    records.remove(id);
+                }
+                moved_count = moved.len();
+            }
+        }
+        let snapshot = self.backend.write_snapshot(&records, self.version)?;
+        let own = self.backend.create_agent_ops_file(&agent)?;
+        // Every other agent keeps its file; the single-writer file ("") is now all in the snapshot.
+        let mut agents: Vec<(String, String)> = manifest.active_agent_ops.clone().unwrap_or_default();
+        agents.retain(|(a, _)| !a.is_empty());
+        match agents.iter_mut().find(|(a, _)| *a == agent) {
+            Some(slot) => slot.1 = own.clone(),
+            None => agents.push((agent.clone(), own.clone())),
+        }
+        let clocks = merged.file_clocks.into_iter().filter(|(a, _)| agents.iter().any(|(b, _)| b == a)).collect();
+        let next = Manifest {
+            version: self.version,
+            current_snapshot: snapshot,
+            active_ops: own.clone(),
+            archive_segments: segments,
+            stats: Stats {
+                active_records: records.len() as u64,
+                archived_records: manifest.stats.archived_records + moved_count as u64,
+                ops_count: 0,
+                created: manifest.stats.created.clone(),
+                last_checkpoint: time::now_iso(),
+            },
+            active_agent_ops: Some(agents),
+            agent_clocks: Some(clocks),
+        };
+        self.backend.write_manifest(&next)?;
+        self.records = Arc::new(records);
+        self.ops.lock().clear();
+        self.archived = next.stats.archived_records;
+        self.manifest = next;
+        self.active_ops = own;
+        self.written = 0;
+        self.clock = self.clock.max(merged.max_clock);
+        Ok(moved_count)
+    }
+
+    /// Re-reads the manifest, the snapshot and every agent's file; returns the ops not seen before.
+    pub(super) fn reload_multi(&mut self) -> Result<TailResult> {
+        let agent = self.agent().expect("multi-writer").to_string();
+        let manifest = self.backend.read_manifest()?.ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
+        let merged = load_merged(&*self.backend, &manifest, &agent, !self.opts.skip_load)?;
+        let seen: HashSet<(Option<String>, Option<u64>)> =
+            self.ops.lock().iter().map(|l| (l.op.agent.clone(), l.op.clock)).collect();
+        let lines = merged.ops.iter().filter(|l| !seen.contains(&(l.op.agent.clone(), l.op.clock))).map(|l| l.line.clone()).collect();
+        let mut records = merged.records;
+        if !self.opts.skip_load {
+            for logged in &merged.ops {
+                apply(&mut records, &logged.op);
+            }
+            self.records = Arc::new(records);
+            self.version = merged.version.max(self.version);
+            *self.ops.lock() = merged.ops;
+        }
+        self.archived = manifest.stats.archived_records;
+        self.clock = self.clock.max(merged.max_clock);
+        let own = manifest.active_agent_ops.as_ref().and_then(|a| a.iter().find(|(id, _)| *id == agent)).map(|(_, p)| p.clone());
+        self.manifest = manifest;
+        match own {
+            Some(rel) => {
+                if rel != self.active_ops && !self.opts.read_only {
+                    let read = merged.own_read.unwrap_or_default();
+                    self.backend.open_for_append(&rel, &read)?;
+                    self.written = read.complete_len + u64::from(read.missing_newline);
+                }
+                self.active_ops = rel;
+            }
+            None if !self.opts.read_only => self.register()?,
+            None => {}
+        }
+        Ok(TailResult { lines, reset: true })
+    }
+
+    /// Undoes this agent's own last op (one the snapshot does not hold yet), then reloads.
+    pub(super) fn undo_multi(&mut self) -> Result<Option<Change>> {
+        let agent = self.agent().expect("multi-writer").to_string();
+        let pos = self.ops.lock().iter().rev().find(|l| l.op.agent.as_deref() == Some(agent.as_str())).map(|l| l.pos);
+        let Some(pos) = pos else { return Ok(None) };
+        self.backend.truncate_ops(&self.active_ops, pos)?;
+        self.written = pos;
+        self.reload_multi()?;
+        Ok(Some(Change::Reset))
+    }
+}
