@@ -1,5 +1,6 @@
 "use strict";
-// The napi-rs style platform name of this machine, e.g. "linux-x64-gnu".
+// The napi-rs style platform name of this machine (e.g. "linux-x64-gnu") and the names derived
+// from it: the addon file of a local build and the npm package that carries a prebuilt one.
 function platformTriple() {
   const { platform, arch } = process;
   if (platform === "linux") {
@@ -11,4 +12,7 @@ function platformTriple() {
   return `${platform}-${arch}`;
 }
 
-module.exports = { platformTriple, binaryName: (triple = platformTriple()) => `opslog-native.${triple}.node` };
+const binaryName = (triple = platformTriple()) => `opslog-native.${triple}.node`;
+const packageName = (triple = platformTriple()) => `opslog-native-${triple}`;
+
+module.exports = { platformTriple, binaryName, packageName };

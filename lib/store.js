@@ -332,7 +332,7 @@ class Store {
 
   async loadArchive(segment) {
     this.#ensureOpen();
-    const items = JSON.parse(await this.#call(this.#native.loadArchive(String(segment))));
+    const items = JSON.parse(await this.#call((async () => this.#native.loadArchive(String(segment)))()));
     const out = new Map();
     for (let i = 0; i < items.length; i += 2) out.set(items[i], items[i + 1]);
     return out;
