@@ -29,7 +29,7 @@ function pack(dir) {
 }
 
 execFileSync(process.execPath, [path.join(root, "scripts", "artifacts.js")], { stdio: "inherit" });
-const main = pack(root);
+const main = pack(require("./stage").stage(path.join(work, "stage")));
 const platform = pack(path.join(root, "npm", triple));
 const leaked = main.files.filter((f) => /(^|\/)(target|__test__|npm)\/|\.node$/.test(f.path));
 if (leaked.length) throw new Error(`the package carries files users don't need: ${leaked.map((f) => f.path)}`);
