@@ -194,7 +194,9 @@ impl NativeFsBackend {
     pub fn acquire_compaction_lock(&self) -> AsyncTask<Job> {
         self.run(|b| match b.try_compaction_lock()? {
             true => Ok(None),
-            false => Err(Error::Invalid("Compaction lock held by another agent".into())),
+            false => Err(Error::Invalid(
+                "Compaction lock held by another agent".into(),
+            )),
         })
     }
 

@@ -312,7 +312,9 @@ impl NativeStore {
         spawn(move || {
             let reset = checkpoint(&inner)?;
             let manifest = manifest_json(&inner)?.unwrap_or_default();
-            Ok(Some(format!("{{\"reset\":{reset},\"manifest\":{manifest}}}")))
+            Ok(Some(format!(
+                "{{\"reset\":{reset},\"manifest\":{manifest}}}"
+            )))
         })
     }
 

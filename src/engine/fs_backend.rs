@@ -304,7 +304,9 @@ impl Backend for FsBackend {
         let rel = format!("ops/{name}");
         let path = self.path(&rel)?;
         if path.parent() != Some(opsdir.as_path()) {
-            return Err(Error::Type(format!("opslog: agent id '{agent}' cannot be part of a file name")));
+            return Err(Error::Type(format!(
+                "opslog: agent id '{agent}' cannot be part of a file name"
+            )));
         }
         let writer = OpWriter::create(&path, self.shown(&rel))?;
         *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some((rel.clone(), writer));
@@ -322,7 +324,12 @@ impl Backend for FsBackend {
     }
 
     fn release_compaction_lock(&self) -> Result<()> {
-        if let Some(h) = self.compact_lock.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(h) = self
+            .compact_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             lock::release(h);
         }
         Ok(())

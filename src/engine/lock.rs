@@ -45,19 +45,27 @@ fn is_alive(pid: i64) -> bool {
 pub fn acquire(dir: &Path, dir_display: &str) -> Result<LockHandle> {
     match try_acquire(dir, dir_display, LOCK_FILE)? {
         Ok(handle) => Ok(handle),
-        Err(pid) => Err(Error::Locked { pid, lock_path: display_join(dir_display, LOCK_FILE) }),
+        Err(pid) => Err(Error::Locked {
+            pid,
+            lock_path: display_join(dir_display, LOCK_FILE),
+        }),
     }
 }
 
 /// Takes the lock file `name` of `dir` (created exclusively, holding our pid), taking over one
 /// whose pid is dead. `Ok(Err(pid))` when the live process `pid` holds it.
-pub fn try_acquire(dir: &Path, dir_display: &str, name: &str) -> Result<std::result::Result<LockHandle, i64>> {
+pub fn try_acquire(
+    dir: &Path,
+    dir_display: &str,
+    name: &str,
+) -> Result<std::result::Result<LockHandle, i64>> {
     let path = dir.join(name);
     let shown = display_join(dir_display, name);
     for _ in 0..200 {
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut file) => {
-                file.write_all(std::process::id().to_string().as_bytes()).map_err(|e| Error::io(&shown, e))?;
+                file.write_all(std::process::id().to_string().as_bytes())
+                    .map_err(|e| Error::io(&shown, e))?;
                 return Ok(Ok(LockHandle { _file: file, path }));
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
@@ -79,7 +87,9 @@ pub fn try_acquire(dir: &Path, dir_display: &str, name: &str) -> Result<std::res
         }
         let _ = fs::remove_file(&path);
     }
-    Err(Error::Invalid(format!("Could not acquire {shown}: it keeps reappearing")))
+    Err(Error::Invalid(format!(
+        "Could not acquire {shown}: it keeps reappearing"
+    )))
 }
 
 /// Whether a file was modified within the last second.

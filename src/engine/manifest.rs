@@ -101,8 +101,14 @@ impl Manifest {
             if clocks.is_empty() {
                 out.push_str(",\n  \"agentClocks\": {}");
             } else {
-                let items: Vec<String> = clocks.iter().map(|(a, c)| format!("    {}: {c}", q(a))).collect();
-                out.push_str(&format!(",\n  \"agentClocks\": {{\n{}\n  }}", items.join(",\n")));
+                let items: Vec<String> = clocks
+                    .iter()
+                    .map(|(a, c)| format!("    {}: {c}", q(a)))
+                    .collect();
+                out.push_str(&format!(
+                    ",\n  \"agentClocks\": {{\n{}\n  }}",
+                    items.join(",\n")
+                ));
             }
         }
         out.push_str("\n}");
@@ -111,7 +117,11 @@ impl Manifest {
 
     /// The snapshot's clock for `agent`'s ops, if it records one.
     pub fn agent_clock(&self, agent: &str) -> Option<u64> {
-        self.agent_clocks.as_ref()?.iter().find(|(a, _)| a == agent).map(|(_, c)| *c)
+        self.agent_clocks
+            .as_ref()?
+            .iter()
+            .find(|(a, _)| a == agent)
+            .map(|(_, c)| *c)
     }
 
     /// The compact JSON of what `getManifest()` exposes.

@@ -27,7 +27,9 @@ pub fn agent_order(a: &str, b: &str) -> Ordering {
         .cmp(b.chars().map(primary))
         .then_with(|| {
             // Lowercase before uppercase at the first difference in case.
-            a.chars().map(|c| c.is_ascii_uppercase()).cmp(b.chars().map(|c| c.is_ascii_uppercase()))
+            a.chars()
+                .map(|c| c.is_ascii_uppercase())
+                .cmp(b.chars().map(|c| c.is_ascii_uppercase()))
         })
         .then_with(|| a.cmp(b))
 }
@@ -42,7 +44,9 @@ fn agent_of(l: &LoggedOp) -> &str {
 
 /// The total order of ops: clock, then agent.
 pub fn op_order(a: &LoggedOp, b: &LoggedOp) -> Ordering {
-    clock_of(a).cmp(&clock_of(b)).then_with(|| agent_order(agent_of(a), agent_of(b)))
+    clock_of(a)
+        .cmp(&clock_of(b))
+        .then_with(|| agent_order(agent_of(a), agent_of(b)))
 }
 
 /// Merges per-agent op lists, each already in clock order, into one ordered list (a k-way
@@ -54,7 +58,9 @@ pub fn merge(lists: Vec<Vec<LoggedOp>>) -> Vec<LoggedOp> {
     loop {
         let mut best: Option<usize> = None;
         for (i, list) in lists.iter().enumerate() {
-            let Some(candidate) = list.get(heads[i]) else { continue };
+            let Some(candidate) = list.get(heads[i]) else {
+                continue;
+            };
             if best.is_none_or(|b| op_order(candidate, &lists[b][heads[b]]) == Ordering::Less) {
                 best = Some(i);
             }
@@ -63,8 +69,14 @@ pub fn merge(lists: Vec<Vec<LoggedOp>>) -> Vec<LoggedOp> {
         order.push((i, heads[i]));
         heads[i] += 1;
     }
-    let mut slots: Vec<Vec<Option<LoggedOp>>> = lists.into_iter().map(|l| l.into_iter().map(Some).collect()).collect();
-    order.into_iter().map(|(i, j)| slots[i][j].take().expect("each op taken once")).collect()
+    let mut slots: Vec<Vec<Option<LoggedOp>>> = lists
+        .into_iter()
+        .map(|l| l.into_iter().map(Some).collect())
+        .collect();
+    order
+        .into_iter()
+        .map(|(i, j)| slots[i][j].take().expect("each op taken once"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -667,16 +667,18 @@ impl Drop for Store {
 
 /// Loads the manifest's snapshot; a missing file is reported as the reference words it.
 fn load_snapshot(backend: &dyn Backend, manifest: &Manifest) -> Result<(Records, u64)> {
-    backend.load_snapshot(&manifest.current_snapshot).map_err(|e| {
-        if e.is_not_found() {
-            Error::Invalid(format!(
-                "Snapshot file not found: {}. The data directory may be corrupted.",
-                manifest.current_snapshot
-            ))
-        } else {
-            e
-        }
-    })
+    backend
+        .load_snapshot(&manifest.current_snapshot)
+        .map_err(|e| {
+            if e.is_not_found() {
+                Error::Invalid(format!(
+                    "Snapshot file not found: {}. The data directory may be corrupted.",
+                    manifest.current_snapshot
+                ))
+            } else {
+                e
+            }
+        })
 }
 
 fn apply(records: &mut Records, op: &Op) {
@@ -795,13 +797,16 @@ mod tests {
         let effects = s.undo().unwrap().unwrap();
         assert_eq!(
             effects,
-            vec![Effect {
+            Change::Effects(vec![Effect {
                 id: "\"a\"".into(),
                 record: Some(r#"{"name":"A long name that makes deltas pay","status":"x"}"#.into())
-            }]
+            }])
         );
         assert_eq!(ops_file(&d, &s), after_first);
-        assert_eq!(s.undo().unwrap().unwrap()[0].record, None);
+        let Some(Change::Effects(effects)) = s.undo().unwrap() else {
+            panic!("an undo of a create")
+        };
+        assert_eq!(effects[0].record, None);
         assert_eq!(ops_file(&d, &s), "");
         assert_eq!(s.undo().unwrap(), None);
     }
@@ -911,5 +916,95 @@ mod tests {
 
         s.close().unwrap();
         assert!(Store::open(Arc::new(FsBackend::new(&d)), Options::default()).is_ok());
+    }
+
+    fn agent(d: &str, id: &str) -> Store {
+        open(
+            d,
+            Options {
+                agent_id: Some(id.into()),
+                ..Options::default()
+            },
+        )
+    }
+
+    #[test]
+    fn agents_compacting_with_stale_views_lose_nothing() {
+        let d = dir("agents");
+        let mut a = agent(&d, "A");
+        let mut b = agent(&d, "B");
+        a.set("\"a1\"", "{}").unwrap();
+        b.set("\"b1\"", "{}").unwrap();
+        assert!(
+            a.checkpoint().unwrap(),
+            "A compacted (and reloaded every agent's ops)"
+        );
+        b.set("\"b2\"", "{}").unwrap();
+        a.set("\"a2\"", "{}").unwrap();
+        b.checkpoint().unwrap();
+        a.set("\"a3\"", "{}").unwrap();
+        a.close().unwrap();
+        b.close().unwrap();
+        let r = open(
+            &d,
+            Options {
+                read_only: true,
+                agent_id: Some("R".into()),
+                ..Options::default()
+            },
+        );
+        let mut ids: Vec<String> = r.records().iter().map(|(id, _)| id.to_string()).collect();
+        ids.sort();
+        assert_eq!(ids, ["\"a1\"", "\"a2\"", "\"a3\"", "\"b1\"", "\"b2\""]);
+    }
+
+    #[test]
+    fn higher_clock_wins_and_ties_go_to_the_later_agent() {
+        let d = dir("lww");
+        let mut a = agent(&d, "a");
+        let mut b = agent(&d, "B");
+        a.set("\"k\"", r#"{"by":"a"}"#).unwrap(); // clock 1
+        b.set("\"k\"", r#"{"by":"B"}"#).unwrap(); // clock 1: "B" sorts after "a"
+        a.tail().unwrap();
+        assert_eq!(a.records().get("\"k\""), Some(r#"{"by":"B"}"#));
+        a.set("\"k\"", r#"{"by":"a2"}"#).unwrap(); // clock 2 after the merge
+        b.tail().unwrap();
+        assert_eq!(b.records().get("\"k\""), Some(r#"{"by":"a2"}"#));
+        assert_eq!(
+            b.ops()
+                .iter()
+                .map(|l| l.op.clock.unwrap())
+                .collect::<Vec<_>>(),
+            [1, 1, 2]
+        );
+    }
+
+    #[test]
+    fn undo_takes_back_only_this_agents_last_op() {
+        let d = dir("agent-undo");
+        let mut a = agent(&d, "A");
+        let mut b = agent(&d, "B");
+        a.set("\"x\"", "{}").unwrap();
+        b.set("\"y\"", "{}").unwrap();
+        a.tail().unwrap();
+        assert_eq!(a.undo().unwrap(), Some(Change::Reset));
+        assert_eq!(a.records().get("\"x\""), None);
+        assert!(a.records().get("\"y\"").is_some(), "B's op stays");
+        assert_eq!(a.undo().unwrap(), None);
+    }
+
+    #[test]
+    fn a_dead_agents_compaction_lock_is_taken_over() {
+        let d = dir("stale-compact");
+        let mut a = agent(&d, "A");
+        a.set("\"x\"", "{}").unwrap();
+        std::fs::write(format!("{d}/.compact-lock"), std::process::id().to_string()).unwrap();
+        assert!(
+            !a.checkpoint().unwrap(),
+            "a live holder: compaction is skipped"
+        );
+        std::fs::write(format!("{d}/.compact-lock"), "999999999").unwrap();
+        assert!(a.checkpoint().unwrap(), "a dead holder's lock is recovered");
+        assert!(!std::path::Path::new(&format!("{d}/.compact-lock")).exists());
     }
 }

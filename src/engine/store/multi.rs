@@ -40,7 +40,12 @@ struct Merged {
     own_read: Option<ReadResult>,
 }
 
-fn load_merged(backend: &dyn Backend, manifest: &Manifest, agent: &str, with_snapshot: bool) -> Result<Merged> {
+fn load_merged(
+    backend: &dyn Backend,
+    manifest: &Manifest,
+    agent: &str,
+    with_snapshot: bool,
+) -> Result<Merged> {
     let (records, version) = if with_snapshot {
         super::load_snapshot(backend, manifest)?
     } else {
@@ -58,16 +63,33 @@ fn load_merged(backend: &dyn Backend, manifest: &Manifest, agent: &str, with_sna
     for (file_agent, rel) in &files {
         let mut read = backend.read_ops(rel, 0)?;
         let mark = manifest.agent_clock(file_agent);
-        let top = read.ops.iter().filter_map(|l| l.op.clock).max().unwrap_or(0).max(mark.unwrap_or(0));
+        let top = read
+            .ops
+            .iter()
+            .filter_map(|l| l.op.clock)
+            .max()
+            .unwrap_or(0)
+            .max(mark.unwrap_or(0));
         max_clock = max_clock.max(top);
         file_clocks.push((file_agent.clone(), top));
         let ops = std::mem::take(&mut read.ops);
-        lists.push(ops.into_iter().filter(|l| mark.is_none_or(|m| l.op.clock.unwrap_or(0) > m)).collect());
+        lists.push(
+            ops.into_iter()
+                .filter(|l| mark.is_none_or(|m| l.op.clock.unwrap_or(0) > m))
+                .collect(),
+        );
         if file_agent == agent {
             own_read = Some(read);
         }
     }
-    Ok(Merged { records, version, ops: merge::merge(lists), max_clock, file_clocks, own_read })
+    Ok(Merged {
+        records,
+        version,
+        ops: merge::merge(lists),
+        max_clock,
+        file_clocks,
+        own_read,
+    })
 }
 
 impl Store {
@@ -75,10 +97,16 @@ impl Store {
         self.opts.agent_id.as_deref()
     }
 
-    pub(super) fn open_multi(backend: Arc<dyn Backend>, opts: Options, agent: &str) -> Result<(Store, OpenInfo)> {
+    pub(super) fn open_multi(
+        backend: Arc<dyn Backend>,
+        opts: Options,
+        agent: &str,
+    ) -> Result<(Store, OpenInfo)> {
         let Some(manifest) = backend.read_manifest()? else {
             if opts.read_only {
-                return Err(Error::Invalid("Cannot open in readOnly mode: no existing store found".into()));
+                return Err(Error::Invalid(
+                    "Cannot open in readOnly mode: no existing store found".into(),
+                ));
             }
             let snapshot = backend.write_snapshot(&Records::default(), opts.version)?;
             let own = backend.create_agent_ops_file(agent)?;
@@ -87,25 +115,47 @@ impl Store {
             backend.write_manifest(&manifest)?;
             let version = opts.version;
             let store = Store::new(backend, opts, manifest, own, version);
-            return Ok((store, OpenInfo { stored_version: version, needs_migration: false }));
+            return Ok((
+                store,
+                OpenInfo {
+                    stored_version: version,
+                    needs_migration: false,
+                },
+            ));
         };
         let merged = load_merged(&*backend, &manifest, agent, !opts.skip_load)?;
-        let mut store = Store::new(backend.clone(), opts.clone(), manifest.clone(), manifest.active_ops.clone(), opts.version);
+        let mut store = Store::new(
+            backend.clone(),
+            opts.clone(),
+            manifest.clone(),
+            manifest.active_ops.clone(),
+            opts.version,
+        );
         store.archived = manifest.stats.archived_records;
         store.clock = merged.max_clock;
-        let mut info = OpenInfo { stored_version: opts.version, needs_migration: false };
+        let mut info = OpenInfo {
+            stored_version: opts.version,
+            needs_migration: false,
+        };
         if !opts.skip_load {
             store.records = Arc::new(merged.records);
             store.version = merged.version;
             store.replay = merged.ops;
-            info = OpenInfo { stored_version: merged.version, needs_migration: merged.version < opts.version };
+            info = OpenInfo {
+                stored_version: merged.version,
+                needs_migration: merged.version < opts.version,
+            };
             if info.needs_migration {
                 store.version = opts.version;
             } else {
                 store.finish_replay();
             }
         }
-        let own = manifest.active_agent_ops.as_ref().and_then(|a| a.iter().find(|(id, _)| id == agent)).map(|(_, p)| p.clone());
+        let own = manifest
+            .active_agent_ops
+            .as_ref()
+            .and_then(|a| a.iter().find(|(id, _)| id == agent))
+            .map(|(_, p)| p.clone());
         match (own, merged.own_read) {
             (Some(rel), Some(read)) if !opts.read_only => {
                 backend.open_for_append(&rel, &read)?;
@@ -120,7 +170,11 @@ impl Store {
 
     /// Runs `f` holding the compaction lock. `wait`: retry while another agent holds it;
     /// otherwise `Ok(None)` when it is held.
-    fn with_compaction_lock<T>(&mut self, wait: bool, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<Option<T>> {
+    fn with_compaction_lock<T>(
+        &mut self,
+        wait: bool,
+        f: impl FnOnce(&mut Store) -> Result<T>,
+    ) -> Result<Option<T>> {
         let started = Instant::now();
         while !self.backend.try_compaction_lock()? {
             if !wait {
@@ -145,9 +199,14 @@ impl Store {
     fn register(&mut self) -> Result<()> {
         let agent = self.agent().expect("multi-writer").to_string();
         self.with_compaction_lock(true, |s| {
-            let mut manifest = s.backend.read_manifest()?.ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
+            let mut manifest = s
+                .backend
+                .read_manifest()?
+                .ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
             let own = s.backend.create_agent_ops_file(&agent)?;
-            let agents = manifest.active_agent_ops.get_or_insert_with(|| vec![(String::new(), manifest.active_ops.clone())]);
+            let agents = manifest
+                .active_agent_ops
+                .get_or_insert_with(|| vec![(String::new(), manifest.active_ops.clone())]);
             agents.retain(|(a, _)| *a != agent);
             agents.push((agent.clone(), own.clone()));
             s.backend.write_manifest(&manifest)?;
@@ -161,13 +220,20 @@ impl Store {
 
     /// Compaction in multi-writer mode; `archive` moves records into a segment first. `Ok(None)`
     /// when another agent is compacting and `wait` is false.
-    pub(super) fn compact_multi(&mut self, wait: bool, archive: Option<(&[String], &str)>) -> Result<Option<usize>> {
+    pub(super) fn compact_multi(
+        &mut self,
+        wait: bool,
+        archive: Option<(&[String], &str)>,
+    ) -> Result<Option<usize>> {
         self.with_compaction_lock(wait, |s| s.compact_multi_locked(archive))
     }
 
     fn compact_multi_locked(&mut self, archive: Option<(&[String], &str)>) -> Result<usize> {
         let agent = self.agent().expect("multi-writer").to_string();
-        let manifest = self.backend.read_manifest()?.ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
+        let manifest = self
+            .backend
+            .read_manifest()?
+            .ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
         let merged = load_merged(&*self.backend, &manifest, &agent, true)?;
         let mut records = merged.records;
         for logged in &merged.ops {
@@ -176,8 +242,10 @@ impl Store {
         let mut segments = manifest.archive_segments.clone();
         let mut moved_count = 0;
         if let Some((ids, period)) = archive {
-            let moved: Vec<(String, String)> =
-                ids.iter().filter_map(|id| records.get(id).map(|t| (id.clone(), t.to_string()))).collect();
+            let moved: Vec<(String, String)> = ids
+                .iter()
+                .filter_map(|id| records.get(id).map(|t| (id.clone(), t.to_string())))
+                .collect();
             if !moved.is_empty() {
                 let segment = self.backend.write_archive_segment(period, &moved)?;
                 if !segments.contains(&segment) {
@@ -192,13 +260,18 @@ impl Store {
         let snapshot = self.backend.write_snapshot(&records, self.version)?;
         let own = self.backend.create_agent_ops_file(&agent)?;
         // Every other agent keeps its file; the single-writer file ("") is now all in the snapshot.
-        let mut agents: Vec<(String, String)> = manifest.active_agent_ops.clone().unwrap_or_default();
+        let mut agents: Vec<(String, String)> =
+            manifest.active_agent_ops.clone().unwrap_or_default();
         agents.retain(|(a, _)| !a.is_empty());
         match agents.iter_mut().find(|(a, _)| *a == agent) {
             Some(slot) => slot.1 = own.clone(),
             None => agents.push((agent.clone(), own.clone())),
         }
-        let clocks = merged.file_clocks.into_iter().filter(|(a, _)| agents.iter().any(|(b, _)| b == a)).collect();
+        let clocks = merged
+            .file_clocks
+            .into_iter()
+            .filter(|(a, _)| agents.iter().any(|(b, _)| b == a))
+            .collect();
         let next = Manifest {
             version: self.version,
             current_snapshot: snapshot,
@@ -228,11 +301,23 @@ impl Store {
     /// Re-reads the manifest, the snapshot and every agent's file; returns the ops not seen before.
     pub(super) fn reload_multi(&mut self) -> Result<TailResult> {
         let agent = self.agent().expect("multi-writer").to_string();
-        let manifest = self.backend.read_manifest()?.ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
+        let manifest = self
+            .backend
+            .read_manifest()?
+            .ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
         let merged = load_merged(&*self.backend, &manifest, &agent, !self.opts.skip_load)?;
-        let seen: HashSet<(Option<String>, Option<u64>)> =
-            self.ops.lock().iter().map(|l| (l.op.agent.clone(), l.op.clock)).collect();
-        let lines = merged.ops.iter().filter(|l| !seen.contains(&(l.op.agent.clone(), l.op.clock))).map(|l| l.line.clone()).collect();
+        let seen: HashSet<(Option<String>, Option<u64>)> = self
+            .ops
+            .lock()
+            .iter()
+            .map(|l| (l.op.agent.clone(), l.op.clock))
+            .collect();
+        let lines = merged
+            .ops
+            .iter()
+            .filter(|l| !seen.contains(&(l.op.agent.clone(), l.op.clock)))
+            .map(|l| l.line.clone())
+            .collect();
         let mut records = merged.records;
         if !self.opts.skip_load {
             for logged in &merged.ops {
@@ -244,7 +329,11 @@ impl Store {
         }
         self.archived = manifest.stats.archived_records;
         self.clock = self.clock.max(merged.max_clock);
-        let own = manifest.active_agent_ops.as_ref().and_then(|a| a.iter().find(|(id, _)| *id == agent)).map(|(_, p)| p.clone());
+        let own = manifest
+            .active_agent_ops
+            .as_ref()
+            .and_then(|a| a.iter().find(|(id, _)| *id == agent))
+            .map(|(_, p)| p.clone());
         self.manifest = manifest;
         match own {
             Some(rel) => {
@@ -264,7 +353,13 @@ impl Store {
     /// Undoes this agent's own last op (one the snapshot does not hold yet), then reloads.
     pub(super) fn undo_multi(&mut self) -> Result<Option<Change>> {
         let agent = self.agent().expect("multi-writer").to_string();
-        let pos = self.ops.lock().iter().rev().find(|l| l.op.agent.as_deref() == Some(agent.as_str())).map(|l| l.pos);
+        let pos = self
+            .ops
+            .lock()
+            .iter()
+            .rev()
+            .find(|l| l.op.agent.as_deref() == Some(agent.as_str()))
+            .map(|l| l.pos);
         let Some(pos) = pos else { return Ok(None) };
         self.backend.truncate_ops(&self.active_ops, pos)?;
         self.written = pos;
