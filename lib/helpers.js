@@ -3,7 +3,7 @@
 const path = require("node:path");
 const { open } = require("node:fs/promises");
 const native = require("./native");
-const { call } = require("./errors");
+const { call, withCode } = require("./errors");
 
 /** JSON text of a value for the engine's validators; values JSON cannot hold count as null. */
 function jsonOf(value) {
@@ -63,7 +63,12 @@ const heldLocks = new WeakMap();
 /** Takes `.lock` (the engine's protocol) and resolves to a FileHandle on it, as the reference does. */
 async function acquireLock(dir) {
   const normalized = path.join(String(dir));
-  const lock = native.acquireDirLock(normalized);
+  let lock;
+  try {
+    lock = native.acquireDirLock(normalized);
+  } catch (err) {
+    throw withCode(err);
+  }
   try {
     const fh = await open(path.join(normalized, ".lock"), "r");
     heldLocks.set(fh, lock);

@@ -15,7 +15,7 @@ type Opener = Box<dyn FnOnce() -> Result<Box<dyn BatchStream>> + Send>;
 enum State {
     Unopened(Opener),
     Open(Box<dyn BatchStream>),
-    Done(Option<u64>),
+    Done(Option<f64>),
 }
 
 #[napi]
@@ -75,9 +75,9 @@ impl Cursor {
 
     /// The snapshot's data version, once the stream has ended.
     #[napi]
-    pub fn version(&self) -> Option<u32> {
+    pub fn version(&self) -> Option<f64> {
         match &*lock(&self.state) {
-            State::Done(v) => v.map(|v| v as u32),
+            State::Done(v) => *v,
             _ => None,
         }
     }

@@ -96,13 +96,13 @@ impl NativeFsBackend {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn write_snapshot(&self, items: String, version: u32) -> AsyncTask<Job> {
+    pub fn write_snapshot(&self, items: String, version: f64) -> AsyncTask<Job> {
         self.run(move |b| {
             let mut records = Records::default();
             for (id, text) in pairs(&items)? {
                 records.set(&id, text.into());
             }
-            b.write_snapshot(&records, u64::from(version)).map(Some)
+            b.write_snapshot(&records, version).map(Some)
         })
     }
 
@@ -112,6 +112,7 @@ impl NativeFsBackend {
         self.run(move |b| {
             let (records, version) = b.load_snapshot(&rel)?;
             let items = items_json(records.iter());
+            let version = crate::engine::json::format_number(version);
             Ok(Some(format!("{{\"version\":{version},\"items\":{items}}}")))
         })
     }
@@ -119,7 +120,7 @@ impl NativeFsBackend {
     /// Appends op lines (each `JSON.stringify(op)` followed by a newline).
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn append_ops(&self, rel: String, lines: String) -> AsyncTask<Job> {
-        self.run(move |b| b.append_ops(&rel, lines.as_bytes()).map(|_| None))
+        self.run(move |b| b.append_to_file(&rel, lines.as_bytes()).map(|_| None))
     }
 
     /// The file's valid op lines, as a JSON array.

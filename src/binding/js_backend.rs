@@ -102,6 +102,10 @@ impl Backend for JsBackend {
         &self.dir
     }
 
+    fn callable_from_any_thread(&self) -> bool {
+        false
+    }
+
     fn initialize(&self, read_only: bool) -> Result<()> {
         self.call(
             "initialize",
@@ -138,7 +142,7 @@ impl Backend for JsBackend {
             .map(|_| ())
     }
 
-    fn write_snapshot(&self, records: &Records, version: u64) -> Result<String> {
+    fn write_snapshot(&self, records: &Records, version: f64) -> Result<String> {
         self.call_text(
             "writeSnapshot",
             Some(items_json(records.iter())),
@@ -146,15 +150,14 @@ impl Backend for JsBackend {
         )
     }
 
-    fn load_snapshot(&self, rel: &str) -> Result<(Records, u64)> {
+    fn load_snapshot(&self, rel: &str) -> Result<(Records, f64)> {
         let text = self.call_text("loadSnapshot", Some(rel.to_string()), None)?;
         let members = crate::engine::json::object_members(&text)
             .map_err(|e| Error::Backend(e.to_string()))?;
         let get = |k: &str| members.iter().find(|m| m.key == k).map(|m| m.value);
         let version = get("\"version\"")
             .and_then(|v| v.parse::<f64>().ok())
-            .filter(|v| *v >= 1.0)
-            .unwrap_or(1.0) as u64;
+            .unwrap_or(1.0);
         let mut records = Records::default();
         for (id, data) in pairs(get("\"items\"").unwrap_or("[]"))? {
             records.set(&id, data.into());

@@ -140,7 +140,7 @@ impl NativeStore {
         let opts = Options {
             checkpoint_threshold: options.checkpoint_threshold,
             checkpoint_on_close: options.checkpoint_on_close,
-            version: u64::from(options.version),
+            version: f64::from(options.version),
             read_only: options.read_only,
             skip_load: options.skip_load,
             write_mode,
@@ -166,7 +166,8 @@ impl NativeStore {
             *lock(&inner) = Some(store);
             Ok(Some(format!(
                 "{{\"storedVersion\":{},\"needsMigration\":{}}}",
-                info.stored_version, info.needs_migration
+                crate::engine::json::format_number(info.stored_version),
+                info.needs_migration
             )))
         }))
     }

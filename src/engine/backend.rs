@@ -12,7 +12,7 @@ pub trait BatchStream: Send {
     fn next_batch(&mut self, max: usize) -> Result<Option<String>>;
 
     /// The data version a snapshot stream read from its header.
-    fn version(&self) -> Option<u64> {
+    fn version(&self) -> Option<f64> {
         None
     }
 }
@@ -26,8 +26,8 @@ pub trait Backend: Send + Sync {
     fn release_lock(&self) -> Result<()>;
     fn read_manifest(&self) -> Result<Option<Manifest>>;
     fn write_manifest(&self, manifest: &Manifest) -> Result<()>;
-    fn write_snapshot(&self, records: &Records, version: u64) -> Result<String>;
-    fn load_snapshot(&self, rel: &str) -> Result<(Records, u64)>;
+    fn write_snapshot(&self, records: &Records, version: f64) -> Result<String>;
+    fn load_snapshot(&self, rel: &str) -> Result<(Records, f64)>;
     fn stream_snapshot(&self, rel: &str) -> Result<Box<dyn BatchStream>>;
     /// Valid ops of an op file from byte `from` on; malformed lines are counted, not returned.
     fn read_ops(&self, rel: &str, from: u64) -> Result<ReadResult>;
@@ -38,6 +38,17 @@ pub trait Backend: Send + Sync {
     fn append_ops(&self, rel: &str, lines: &[u8]) -> Result<()>;
     /// Removes everything from byte `pos` on (the last op, for undo).
     fn truncate_ops(&self, rel: &str, pos: u64) -> Result<()>;
+    /// Whether calls may block the thread that makes them on anything but the disk (a backend
+    /// whose I/O runs on the JavaScript thread must not be called from there).
+    fn callable_from_any_thread(&self) -> bool {
+        true
+    }
+    /// Deletes files a newer checkpoint superseded (a no-op where the backend keeps them).
+    fn remove_files(&self, _rels: &[String]) {}
+    /// Makes everything appended to the current op file durable (fsync).
+    fn sync_ops(&self) -> Result<()> {
+        Ok(())
+    }
     /// Multi-writer: a new empty op file for `agent`, which appends go to from now on.
     fn create_agent_ops_file(&self, agent: &str) -> Result<String>;
     /// Multi-writer: takes the compaction lock; `false` when another live writer holds it.
@@ -52,11 +63,11 @@ pub struct VecStream {
     items: std::vec::IntoIter<String>,
     /// How many JSON values make one item (2 for `id, record` pairs).
     arity: usize,
-    version: Option<u64>,
+    version: Option<f64>,
 }
 
 impl VecStream {
-    pub fn new(values: Vec<String>, arity: usize, version: Option<u64>) -> Self {
+    pub fn new(values: Vec<String>, arity: usize, version: Option<f64>) -> Self {
         VecStream {
             items: values.into_iter(),
             arity: arity.max(1),
@@ -74,7 +85,7 @@ impl BatchStream for VecStream {
         Ok(Some(format!("[{}]", values.join(","))))
     }
 
-    fn version(&self) -> Option<u64> {
+    fn version(&self) -> Option<f64> {
         self.version
     }
 }

@@ -93,6 +93,20 @@ impl FsBackend {
         ))
     }
 
+    /// Appends to an op file at its current end, whatever else wrote to it (the exported
+    /// `appendOps`; the store's own writer keeps its file open instead).
+    pub fn append_to_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let path = self.path(rel)?;
+        let shown = self.shown(rel);
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| Error::io(&shown, e))?;
+        std::io::Write::write_all(&mut file, bytes).map_err(|e| Error::io(&shown, e))
+    }
+
     pub fn truncate_last_op(&self, rel: &str) -> Result<bool> {
         *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = None;
         wal::truncate_last_line(&self.path(rel)?)
@@ -185,7 +199,7 @@ impl BatchStream for SnapshotStream {
         SnapshotStream::next_batch(self, max)
     }
 
-    fn version(&self) -> Option<u64> {
+    fn version(&self) -> Option<f64> {
         Some(self.version)
     }
 }
@@ -247,11 +261,11 @@ impl Backend for FsBackend {
         })
     }
 
-    fn write_snapshot(&self, records: &Records, version: u64) -> Result<String> {
+    fn write_snapshot(&self, records: &Records, version: f64) -> Result<String> {
         snapshot::write(&self.dir, records, version)
     }
 
-    fn load_snapshot(&self, rel: &str) -> Result<(Records, u64)> {
+    fn load_snapshot(&self, rel: &str) -> Result<(Records, f64)> {
         self.path(rel)?;
         snapshot::load(&self.dir, &self.display, rel)
     }
@@ -296,6 +310,21 @@ impl Backend for FsBackend {
 
     fn truncate_ops(&self, rel: &str, pos: u64) -> Result<()> {
         self.with_writer(rel, |w| w.truncate(pos))
+    }
+
+    fn remove_files(&self, rels: &[String]) {
+        fsutil::remove_files(&self.dir, rels);
+    }
+
+    fn sync_ops(&self) -> Result<()> {
+        // fsync a second handle, so appends need not wait for the disk.
+        let handle = match &*self.writer.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((_, writer)) => writer.handle()?,
+            None => return Ok(()),
+        };
+        handle
+            .sync_data()
+            .map_err(|e| Error::io(self.display.clone(), e))
     }
 
     fn create_agent_ops_file(&self, agent: &str) -> Result<String> {

@@ -16,7 +16,9 @@ pub fn read_text(path: &Path) -> Result<String> {
     })
 }
 
-/// Writes `path` through `<path>.tmp` and a rename, so readers see the old or the new file.
+/// Writes `path` through `<path>.tmp`, fsyncs it, renames it into place and fsyncs the
+/// directory: readers see the old or the new file, and once this returns the new one survives a
+/// crash or power loss.
 pub fn write_replace(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
@@ -28,11 +30,43 @@ pub fn write_replace(
     let display = tmp.display().to_string();
     let file = File::create(&tmp).map_err(|e| Error::io(&display, e))?;
     let mut w = io::BufWriter::with_capacity(1 << 20, file);
-    fill(&mut w)
-        .and_then(|_| w.flush())
-        .map_err(|e| Error::io(&display, e))?;
-    drop(w);
-    fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))
+    let written = fill(&mut w).and_then(|_| w.flush());
+    let file = w
+        .into_inner()
+        .map_err(|e| Error::io(&display, e.into_error()))?;
+    if let Err(e) = written.and_then(|_| file.sync_all()) {
+        drop(file);
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(&display, e));
+    }
+    drop(file);
+    fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    sync_dir(path)
+}
+
+/// Fsyncs the directory holding `path`, so a file created or renamed there stays after a crash.
+pub fn sync_dir(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(dir.display().to_string(), e))?;
+    }
+    Ok(())
+}
+
+/// Removes files a newer checkpoint superseded; one already gone is fine.
+pub fn remove_files(dir: &Path, rels: &[String]) {
+    for rel in rels {
+        if let Ok(path) = super::paths::inside(dir, rel) {
+            let _ = fs::remove_file(path);
+        }
+    }
 }
 
 /// A file name `<prefix><ms>.<ext>` under `dir` that does not exist yet: the reference names

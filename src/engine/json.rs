@@ -483,12 +483,8 @@ pub fn format_number(x: f64) -> String {
     if x < 0.0 {
         return format!("-{}", format_number(-x));
     }
-    // Shortest round-trip digits and decimal exponent, from Rust's exponent formatting.
-    let sci = format!("{x:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("exponent form");
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let (digits, n) = shortest_digits(x);
     let k = digits.len() as i32;
-    let n = exp.parse::<i32>().expect("exponent") + 1;
     if k <= n && n <= 21 {
         let mut s = digits;
         s.extend(std::iter::repeat_n('0', (n - k) as usize));
@@ -506,6 +502,35 @@ pub fn format_number(x: f64) -> String {
             format!("{}.{}e{sign}{}", &digits[..1], &digits[1..], e.abs())
         }
     }
+}
+
+/// The shortest digits that read back as `x` (> 0) and the decimal exponent `n` such that
+/// x = 0.digits × 10^n, chosen as ECMA-262 `Number::toString` does: the closest such digits
+/// to x, and on an exact tie the even ones (Rust's formatting rounds such a tie up).
+fn shortest_digits(x: f64) -> (String, i32) {
+    let sci = format!("{x:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("exponent form");
+    let mut digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let e = exp.parse::<i32>().expect("exponent");
+    let last = digits.as_bytes()[digits.len() - 1] - b'0';
+    if last % 2 == 1 {
+        let mut lower = digits.clone();
+        lower.pop();
+        lower.push(char::from(b'0' + last - 1));
+        let as_number = |d: &str| format!("{}.{}e{e}", &d[..1], &d[1..]).parse::<f64>().ok();
+        if as_number(&lower) == Some(x) {
+            // Both read back as x: a tie when x is exactly halfway, i.e. its exact expansion is
+            // `lower` followed by a 5.
+            let exact = format!("{x:.1100e}");
+            let (exact_mantissa, exact_exp) = exact.split_once('e').expect("exponent form");
+            let exact_digits: String = exact_mantissa.chars().filter(|c| *c != '.').collect();
+            let halfway = format!("{lower}5");
+            if exact_exp.parse::<i32>() == Ok(e) && exact_digits.trim_end_matches('0') == halfway {
+                digits = lower;
+            }
+        }
+    }
+    (digits, e + 1)
 }
 
 fn canonical_number(raw: &str) -> Cow<'_, str> {
@@ -845,6 +870,8 @@ mod tests {
             (-0.0, "0"),
             (5e-324, "5e-324"),
             (1.7976931348623157e308, "1.7976931348623157e+308"),
+            // Shortest digits tie: JavaScript takes the even one.
+            (1574.8977661132812, "1574.8977661132812"),
         ] {
             assert_eq!(format_number(x), js, "{x}");
         }

@@ -12,9 +12,11 @@ use super::json::{self, Kind};
 use super::records::Records;
 use super::time;
 
-pub fn header(version: u64, timestamp: &str) -> String {
+/// The header line; the version is written as JavaScript writes the number.
+pub fn header(version: f64, timestamp: &str) -> String {
     format!(
-        "{{\"version\":{version},\"timestamp\":{}}}",
+        "{{\"version\":{},\"timestamp\":{}}}",
+        json::format_number(version),
         json::quote(timestamp)
     )
 }
@@ -28,7 +30,7 @@ pub fn record_line(id: &str, data: &str, out: &mut Vec<u8>) {
 }
 
 /// Writes a new snapshot of `records`; returns its path relative to `dir`.
-pub fn write(dir: &Path, records: &Records, version: u64) -> Result<String> {
+pub fn write(dir: &Path, records: &Records, version: f64) -> Result<String> {
     let snapdir = dir.join("snapshots");
     let name = fsutil::fresh_name(&snapdir, "snap-", "jsonl");
     fsutil::write_replace(&snapdir.join(&name), |w| {
@@ -75,7 +77,7 @@ fn corrupt(path: &str, what: impl std::fmt::Display) -> Error {
 }
 
 /// `validateSnapshot`'s checks on a whole-snapshot object; returns its `records` text and version.
-fn check_snapshot<'a>(members: &[json::Member<'a>]) -> std::result::Result<(u64, &'a str), String> {
+fn check_snapshot<'a>(members: &[json::Member<'a>]) -> std::result::Result<(f64, &'a str), String> {
     let get = |name: &str| members.iter().find(|m| m.key == name).map(|m| m.value);
     let version = get("\"version\"")
         .filter(|v| json::kind_of(v) == Kind::Number)
@@ -88,7 +90,7 @@ fn check_snapshot<'a>(members: &[json::Member<'a>]) -> std::result::Result<(u64,
     let records = get("\"records\"")
         .filter(|r| json::kind_of(r) == Kind::Object)
         .ok_or("Invalid snapshot: records must be an object")?;
-    Ok((version as u64, records))
+    Ok((version, records))
 }
 
 /// `validateSnapshot` on JSON text: `Err(message)` when it fails.
@@ -101,7 +103,7 @@ pub fn validate(text: &str) -> std::result::Result<(), String> {
 }
 
 /// The legacy whole-object form: validates as `validateSnapshot` and yields its records.
-fn legacy_records(text: &str, path: &str) -> Result<(u64, Vec<(String, String)>)> {
+fn legacy_records(text: &str, path: &str) -> Result<(f64, Vec<(String, String)>)> {
     let members = json::object_members_dedup(text)
         .map_err(|_| Error::Corrupt("Invalid snapshot: not an object".into()))?;
     let (version, records) = check_snapshot(&members).map_err(Error::Corrupt)?;
@@ -120,7 +122,7 @@ fn legacy_records(text: &str, path: &str) -> Result<(u64, Vec<(String, String)>)
 
 /// What the first line of a snapshot says about its form.
 enum Form {
-    Jsonl { version: u64 },
+    Jsonl { version: f64 },
     Legacy,
 }
 
@@ -135,8 +137,8 @@ fn detect(first_line: &str) -> Form {
                     .iter()
                     .find(|m| m.key == "\"version\"")
                     .and_then(|m| m.value.parse::<f64>().ok())
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-                    .map_or(1, |v| v as u64);
+                    .filter(|v| v.is_finite())
+                    .unwrap_or(1.0);
                 Form::Jsonl { version }
             }
         }
@@ -145,7 +147,7 @@ fn detect(first_line: &str) -> Form {
 }
 
 /// Loads a whole snapshot. `dir_display` is the directory as the user gave it (for messages).
-pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, u64)> {
+pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> {
     let path = dir.join(rel);
     let shown = display_join(dir_display, rel);
     let text = fsutil::read_text(&path)?;
@@ -181,7 +183,7 @@ pub struct SnapshotStream {
     deferred: Option<Error>,
     state: StreamState,
     line_no: usize,
-    pub version: u64,
+    pub version: f64,
 }
 
 enum StreamState {
@@ -306,7 +308,7 @@ mod tests {
         let mut r = Records::default();
         r.set("\"a\"", "{\"x\":1e+21,\"s\":\"\u{2028}\"}".into());
         r.set("\"b\\ud800\"", "{}".into());
-        let rel = write(&dir, &r, 3).unwrap();
+        let rel = write(&dir, &r, 3.0).unwrap();
         let text = std::fs::read_to_string(dir.join(&rel)).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
         assert!(lines[0].starts_with("{\"version\":3,\"timestamp\":\""));
@@ -317,7 +319,7 @@ mod tests {
         assert_eq!(lines[2], r#"{"id":"b\ud800","data":{}}"#);
         assert_eq!(lines[3], "");
         let (loaded, v) = load(&dir, "d", &rel).unwrap();
-        assert_eq!(v, 3);
+        assert_eq!(v, 3.0);
         assert_eq!(
             loaded.iter().collect::<Vec<_>>(),
             r.iter().collect::<Vec<_>>()
@@ -342,7 +344,7 @@ mod tests {
         ] {
             std::fs::write(dir.join(name), text).unwrap();
             let (r, v) = load(&dir, "d", name).unwrap();
-            assert_eq!(v, 2);
+            assert_eq!(v, 2.0);
             assert_eq!(
                 r.iter().collect::<Vec<_>>(),
                 vec![("\"a\"", "{\"n\":1}"), ("\"b\"", "{\"m\":[1,2]}")]

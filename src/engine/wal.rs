@@ -114,6 +114,7 @@ impl OpWriter {
             .write(true)
             .open(path)
             .map_err(|e| Error::io(&shown, e))?;
+        super::fsutil::sync_dir(path)?;
         Ok(OpWriter {
             file,
             shown,
@@ -164,8 +165,9 @@ impl OpWriter {
         Ok(())
     }
 
-    pub fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::io(&self.shown, e))
+    /// A second handle on the file, to fsync it without holding the writer.
+    pub fn handle(&self) -> Result<File> {
+        self.file.try_clone().map_err(|e| Error::io(&self.shown, e))
     }
 }
 

@@ -18,7 +18,7 @@ use super::op::{Op, OpKind};
 use super::oplog::OpLog;
 use super::records::Records;
 use super::time;
-use super::wal::{LoggedOp, ReadResult};
+use super::wal::LoggedOp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
@@ -32,7 +32,7 @@ pub struct Options {
     /// A checkpoint follows a write once this many ops are logged (NaN or infinity: never).
     pub checkpoint_threshold: f64,
     pub checkpoint_on_close: bool,
-    pub version: u64,
+    pub version: f64,
     pub read_only: bool,
     pub skip_load: bool,
     pub write_mode: WriteMode,
@@ -46,7 +46,7 @@ impl Default for Options {
         Options {
             checkpoint_threshold: 100.0,
             checkpoint_on_close: true,
-            version: 1,
+            version: 1.0,
             read_only: false,
             skip_load: false,
             write_mode: WriteMode::Immediate,
@@ -96,7 +96,7 @@ pub struct Store {
     ops: OpLog,
     manifest: Manifest,
     active_ops: String,
-    version: u64,
+    version: f64,
     archived: u64,
     /// Bytes of the active op file that are on disk (for a read-only follower: read so far).
     written: u64,
@@ -108,12 +108,15 @@ pub struct Store {
     closed: bool,
     /// Multi-writer: the Lamport clock.
     clock: u64,
+    /// The files of the generation before the current one, kept for readers still on them and
+    /// removed at the next checkpoint.
+    retired: Vec<String>,
 }
 
 /// What `open` tells the caller.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenInfo {
-    pub stored_version: u64,
+    pub stored_version: f64,
     pub needs_migration: bool,
 }
 
@@ -203,7 +206,7 @@ impl Store {
         opts: Options,
         manifest: Manifest,
         active_ops: String,
-        version: u64,
+        version: f64,
     ) -> Store {
         Store {
             backend,
@@ -221,6 +224,7 @@ impl Store {
             replay: Vec::new(),
             closed: false,
             clock: 0,
+            retired: Vec::new(),
         }
     }
 
@@ -475,7 +479,7 @@ impl Store {
 
     /// First step of a checkpoint: flushes, then hands out the records to write. The snapshot
     /// can be written without holding the store (records are copy-on-write).
-    pub fn checkpoint_begin(&mut self) -> Result<(Arc<Records>, u64)> {
+    pub fn checkpoint_begin(&mut self) -> Result<(Arc<Records>, f64)> {
         self.ensure_writable()?;
         self.ensure_loaded()?;
         self.flush()?;
@@ -487,7 +491,7 @@ impl Store {
         let ops = self.backend.create_ops_file()?;
         let now = time::now_iso();
         let manifest = Manifest {
-            version: self.version,
+            version: self.version as u64,
             current_snapshot: snapshot,
             active_ops: ops.clone(),
             archive_segments: self.manifest.archive_segments.clone(),
@@ -502,11 +506,26 @@ impl Store {
             agent_clocks: None,
         };
         self.backend.write_manifest(&manifest)?;
-        self.manifest = manifest;
+        let previous = std::mem::replace(&mut self.manifest, manifest);
+        self.retire(vec![previous.current_snapshot, previous.active_ops]);
         self.active_ops = ops;
         self.ops.lock().clear();
         self.written = 0;
         Ok(())
+    }
+
+    /// Once a new manifest is durable: the files it replaced become the kept previous
+    /// generation, and the generation before them is deleted (SPEC 7.8).
+    fn retire(&mut self, replaced: Vec<String>) {
+        let current = [&self.manifest.current_snapshot, &self.manifest.active_ops];
+        let replaced: Vec<String> = replaced
+            .into_iter()
+            .filter(|f| !current.contains(&f))
+            .collect();
+        let superseded = std::mem::replace(&mut self.retired, replaced);
+        if !superseded.is_empty() {
+            self.backend.remove_files(&superseded);
+        }
     }
 
     /// A whole checkpoint in one call (the snapshot written while holding the store).
@@ -611,9 +630,21 @@ impl Store {
         })
     }
 
-    fn reload(&mut self, manifest: Manifest) -> Result<TailResult> {
-        let (mut records, version) = self.backend.load_snapshot(&manifest.current_snapshot)?;
-        let read: ReadResult = self.backend.read_ops(&manifest.active_ops, 0)?;
+    fn reload(&mut self, mut manifest: Manifest) -> Result<TailResult> {
+        // The writer may delete a generation while we read it: start again from the manifest.
+        let (mut records, version, read) = loop {
+            let loaded = load_snapshot(&*self.backend, &manifest)
+                .and_then(|(r, v)| Ok((r, v, self.backend.read_ops(&manifest.active_ops, 0)?)));
+            match loaded {
+                Ok(v) => break v,
+                Err(e) => match self.backend.read_manifest()? {
+                    Some(newer) if newer.current_snapshot != manifest.current_snapshot => {
+                        manifest = newer
+                    }
+                    _ => return Err(e),
+                },
+            }
+        };
         for logged in &read.ops {
             apply(&mut records, &logged.op);
         }
@@ -659,14 +690,16 @@ impl Drop for Store {
     fn drop(&mut self) {
         // A store dropped without close (garbage collected) still writes what it buffered. Its
         // lock stays, as the reference's does, until the process ends.
-        if !self.closed {
+        // (Not through a JavaScript backend: this may run on the JavaScript thread, which that
+        // backend's calls wait for.)
+        if !self.closed && self.backend.callable_from_any_thread() {
             let _ = self.flush();
         }
     }
 }
 
 /// Loads the manifest's snapshot; a missing file is reported as the reference words it.
-fn load_snapshot(backend: &dyn Backend, manifest: &Manifest) -> Result<(Records, u64)> {
+fn load_snapshot(backend: &dyn Backend, manifest: &Manifest) -> Result<(Records, f64)> {
     backend
         .load_snapshot(&manifest.current_snapshot)
         .map_err(|e| {

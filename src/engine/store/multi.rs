@@ -30,7 +30,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// Everything the agents' files and the snapshot say, before the ops are applied.
 struct Merged {
     records: Records,
-    version: u64,
+    version: f64,
     /// Ops the snapshot does not hold, of every agent, in `(clock, agent)` order.
     ops: Vec<LoggedOp>,
     max_clock: u64,
@@ -49,7 +49,7 @@ fn load_merged(
     let (records, version) = if with_snapshot {
         super::load_snapshot(backend, manifest)?
     } else {
-        (Records::default(), manifest.version)
+        (Records::default(), manifest.version as f64)
     };
     // A store written by a single writer has no agent files yet: its op file stands as agent "".
     let files = match &manifest.active_agent_ops {
@@ -273,7 +273,7 @@ impl Store {
             .filter(|(a, _)| agents.iter().any(|(b, _)| b == a))
             .collect();
         let next = Manifest {
-            version: self.version,
+            version: self.version as u64,
             current_snapshot: snapshot,
             active_ops: own.clone(),
             archive_segments: segments,
@@ -292,6 +292,17 @@ impl Store {
         self.ops.lock().clear();
         self.archived = next.stats.archived_records;
         self.manifest = next;
+        // The snapshot this replaced, and this agent's own previous file (all in the snapshot).
+        let mut replaced = vec![manifest.current_snapshot.clone()];
+        replaced.extend(
+            manifest
+                .active_agent_ops
+                .iter()
+                .flatten()
+                .filter(|(a, _)| *a == agent)
+                .map(|(_, p)| p.clone()),
+        );
+        self.retire(replaced);
         self.active_ops = own;
         self.written = 0;
         self.clock = self.clock.max(merged.max_clock);
