@@ -237,8 +237,9 @@ impl Store {
     pub fn finish_replay(&mut self) {
         let replay = std::mem::take(&mut self.replay);
         let records = Arc::make_mut(&mut self.records);
-        for logged in &replay {
-            apply(records, &logged.op);
+        let mut replay = replay;
+        for logged in &mut replay {
+            apply(records, &mut logged.op);
         }
         *self.ops.lock() = replay;
     }
@@ -352,7 +353,8 @@ impl Store {
                 }
             }
         }
-        apply(Arc::make_mut(&mut self.records), &op);
+        let mut op = op;
+        apply(Arc::make_mut(&mut self.records), &mut op);
         self.ops.lock().push(LoggedOp {
             op,
             line: line.into(),
@@ -619,8 +621,8 @@ impl Store {
         self.written = last.pos + last.line.len() as u64 + 1;
         let records = Arc::make_mut(&mut self.records);
         let mut lines = Vec::with_capacity(complete.len());
-        for logged in complete {
-            apply(records, &logged.op);
+        for mut logged in complete {
+            apply(records, &mut logged.op);
             lines.push(logged.line.clone());
             self.ops.lock().push(logged);
         }
@@ -645,8 +647,9 @@ impl Store {
                 },
             }
         };
-        for logged in &read.ops {
-            apply(&mut records, &logged.op);
+        let mut read = read;
+        for logged in &mut read.ops {
+            apply(&mut records, &mut logged.op);
         }
         self.records = Arc::new(records);
         self.version = version;
@@ -714,10 +717,12 @@ fn load_snapshot(backend: &dyn Backend, manifest: &Manifest) -> Result<(Records,
         })
 }
 
-fn apply(records: &mut Records, op: &Op) {
-    match (op.kind, &op.data) {
+/// Applies an op to the records, moving its data into them: an op kept in the log needs only its
+/// line (for `getOps`) and `prev` (for undo), so the record text is not held twice.
+fn apply(records: &mut Records, op: &mut Op) {
+    match (op.kind, op.data.take()) {
         (OpKind::Set, Some(data)) => {
-            records.set(&op.id, data.as_str().into());
+            records.set(&op.id, data.into_boxed_str());
         }
         (OpKind::Delete, _) => {
             records.remove(&op.id);

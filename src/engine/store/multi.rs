@@ -236,8 +236,8 @@ impl Store {
             .ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
         let merged = load_merged(&*self.backend, &manifest, &agent, true)?;
         let mut records = merged.records;
-        for logged in &merged.ops {
-            apply(&mut records, &logged.op);
+        for mut logged in merged.ops {
+            apply(&mut records, &mut logged.op);
         }
         let mut segments = manifest.archive_segments.clone();
         let mut moved_count = 0;
@@ -331,12 +331,13 @@ impl Store {
             .collect();
         let mut records = merged.records;
         if !self.opts.skip_load {
-            for logged in &merged.ops {
-                apply(&mut records, &logged.op);
+            let mut ops = merged.ops;
+            for logged in &mut ops {
+                apply(&mut records, &mut logged.op);
             }
             self.records = Arc::new(records);
             self.version = merged.version.max(self.version);
-            *self.ops.lock() = merged.ops;
+            *self.ops.lock() = ops;
         }
         self.archived = manifest.stats.archived_records;
         self.clock = self.clock.max(merged.max_clock);
