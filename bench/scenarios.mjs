@@ -1,0 +1,117 @@
+// The scenarios of the benchmark (issue 5): what each measures, its size at full scale, the
+// fixture it starts from, and the target of each figure.
+//
+// Every figure has a `ratio` orientation so that a ratio above 1 always means "ours is better",
+// except for memory, where the ratio is ours / reference (below 1 is better):
+//   ops/s: ours / reference        ms: reference / ours ("x faster")        MB: ours / reference
+// A target is one of
+//   { minRatio }   the ratio is at least this
+//   { maxRatio }   the ratio is at most this
+//   { maxAbs }     our own figure is at most this (the reference's is shown for comparison)
+
+export const SCENARIOS = [
+  {
+    key: "set-immediate",
+    title: "5,000 sequential `await set` on new ids, `immediate`",
+    size: 5_000,
+    figures: [{ key: "opsPerSec", unit: "ops/s", ratio: "ours/ref", target: { minRatio: 10 } }],
+  },
+  {
+    key: "set-group",
+    title: "50,000 sequential `await set`, `group`, then `flush`",
+    size: 50_000,
+    figures: [{ key: "opsPerSec", unit: "ops/s", ratio: "ours/ref", target: { minRatio: 3 } }],
+  },
+  {
+    key: "set-async",
+    title: "50,000 sequential `await set`, `async`, then `flush`",
+    size: 50_000,
+    figures: [{ key: "opsPerSec", unit: "ops/s", ratio: "ours/ref", target: { minRatio: 3 } }],
+  },
+  {
+    key: "batch",
+    title: "100,000 sets in batches of 1,000",
+    size: 100_000,
+    figures: [{ key: "opsPerSec", unit: "ops/s", ratio: "ours/ref", target: { minRatio: 2 } }],
+  },
+  {
+    key: "open",
+    title: "`open` of a 1,000,000-record store",
+    size: 1_000_000,
+    fixture: "records-1m",
+    figures: [
+      { key: "ms", unit: "ms", ratio: "ref/ours", target: { minRatio: 2 } },
+      { key: "rssMB", label: "RSS after `open` of 1,000,000 records", unit: "MB", ratio: "ours/ref", target: { maxRatio: 1.1 } },
+    ],
+  },
+  {
+    key: "compact",
+    title: "`compact` of 1,000,000 records",
+    size: 1_000_000,
+    fixture: "records-1m",
+    figures: [
+      { key: "ms", unit: "ms", ratio: "ref/ours", target: { minRatio: 3 } },
+      { key: "stallMs", label: "longest event-loop stall during `compact`", unit: "ms", ratio: "ref/ours", word: "shorter", target: { maxAbs: 20 } },
+    ],
+  },
+  {
+    key: "stream",
+    title: "`streamSnapshot` over 1,000,000 records",
+    size: 1_000_000,
+    fixture: "records-1m",
+    figures: [
+      { key: "ms", unit: "ms", ratio: "ref/ours", target: { minRatio: 2 } },
+      { key: "growthMB", label: "RSS growth during `streamSnapshot`", unit: "MB", ratio: "ours/ref", target: { maxAbs: 64 } },
+    ],
+  },
+  {
+    key: "walops",
+    title: "`getWalOps` over 100,000 ops",
+    size: 100_000,
+    fixture: "wal-100k",
+    figures: [
+      { key: "ms", unit: "ms", ratio: "ref/ours", target: { minRatio: 2 } },
+      // "Bounded memory": held to the same fixed bound as streamSnapshot.
+      { key: "growthMB", label: "RSS growth during `getWalOps`", unit: "MB", ratio: "ours/ref", target: { maxAbs: 64 } },
+    ],
+  },
+  {
+    key: "read",
+    title: "10 x `filter` and 100,000 x `get` over 100,000 records",
+    size: 100_000,
+    fixture: "records-100k",
+    figures: [{ key: "ms", unit: "ms", ratio: "ref/ours", target: { minRatio: 0.9 } }],
+  },
+  {
+    key: "multi",
+    title: "3 agents writing concurrently, multi-writer (5,000 sets each)",
+    size: 5_000,
+    figures: [{ key: "opsPerSec", unit: "ops/s total", ratio: "ours/ref", target: { minRatio: 1, strict: true } }],
+  },
+];
+
+export const byKey = new Map(SCENARIOS.map((s) => [s.key, s]));
+
+/** The ratio of a figure, oriented as described above. */
+export function ratioOf(figure, ref, ours) {
+  if (!(ref > 0) || !(ours > 0)) return null;
+  return figure.ratio === "ref/ours" ? ref / ours : ours / ref;
+}
+
+/** Whether our figure meets its target. */
+export function meets(figure, ref, ours) {
+  const t = figure.target;
+  if (t.maxAbs !== undefined) return ours <= t.maxAbs;
+  const r = ratioOf(figure, ref, ours);
+  if (r === null) return false;
+  if (t.minRatio !== undefined) return t.strict ? r > t.minRatio : r >= t.minRatio;
+  return r <= t.maxRatio;
+}
+
+export function targetText(figure) {
+  const t = figure.target;
+  if (t.maxAbs !== undefined) return `≤ ${t.maxAbs} ${figure.unit}`;
+  if (t.maxRatio !== undefined) return `≤ ${t.maxRatio}x the reference`;
+  if (figure.ratio === "ref/ours") return t.minRatio < 1 ? `≥ ${t.minRatio}x (no slower)` : `≥ ${t.minRatio}x faster`;
+  return t.strict ? `> ${t.minRatio}x` : `≥ ${t.minRatio}x`;
+}
