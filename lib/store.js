@@ -8,6 +8,7 @@ const { checkId, recordText, checkOptions, checkPeriod } = require("./validate")
 const { FsBackend } = require("./fs-backend");
 const { makeDispatcher } = require("./js-backend");
 const { withCode } = require("./errors");
+const { readAhead } = require("./stream");
 
 const NOT_OPEN = "Store is not open. Call open() first.";
 const READ_ONLY = "Store is read-only. Cannot perform mutations.";
@@ -221,10 +222,7 @@ class Store {
   async *streamSnapshot() {
     this.#ensureOpen();
     const cursor = this.#native.streamSnapshot(this.#manifest.currentSnapshot);
-    for (;;) {
-      const text = await this.#call(cursor.next(STREAM_CHUNK));
-      if (text === null) return;
-      const items = JSON.parse(text);
+    for await (const items of readAhead(() => this.#call(cursor.next(STREAM_CHUNK)))) {
       for (let i = 0; i < items.length; i += 2) yield [items[i], items[i + 1]];
     }
   }
@@ -232,10 +230,8 @@ class Store {
   async *getWalOps(sinceTimestamp) {
     this.#ensureOpen();
     const cursor = this.#native.streamOps(this.#manifest.activeOps, sinceTimestamp ? String(sinceTimestamp) : null);
-    for (;;) {
-      const text = await this.#call(cursor.next(STREAM_CHUNK));
-      if (text === null) return;
-      yield* JSON.parse(text);
+    for await (const ops of readAhead(() => this.#call(cursor.next(STREAM_CHUNK)))) {
+      for (let i = 0; i < ops.length; i++) yield ops[i];
     }
   }
 

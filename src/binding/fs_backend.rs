@@ -127,7 +127,7 @@ impl NativeFsBackend {
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn read_ops(&self, rel: String) -> AsyncTask<Job> {
         self.run(move |b| {
-            let read = b.read_ops(&rel, 0)?;
+            let read = b.read_ops(&rel, 0, false)?;
             let lines: Vec<&str> = read.ops.iter().map(|l| &*l.line).collect();
             Ok(Some(format!("[{}]", lines.join(","))))
         })

@@ -174,7 +174,7 @@ impl Backend for JsBackend {
         Ok(Box::new(VecStream::new(values, 2, Some(version))))
     }
 
-    fn read_ops(&self, rel: &str, from: u64) -> Result<ReadResult> {
+    fn read_ops(&self, rel: &str, from: u64, _live: bool) -> Result<ReadResult> {
         let mut read = self.op_lines(rel)?;
         read.ops.retain(|l| l.pos >= from);
         Ok(read)

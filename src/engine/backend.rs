@@ -29,8 +29,10 @@ pub trait Backend: Send + Sync {
     fn write_snapshot(&self, records: &Records, version: f64) -> Result<String>;
     fn load_snapshot(&self, rel: &str) -> Result<(Records, f64)>;
     fn stream_snapshot(&self, rel: &str) -> Result<Box<dyn BatchStream>>;
-    /// Valid ops of an op file from byte `from` on; malformed lines are counted, not returned.
-    fn read_ops(&self, rel: &str, from: u64) -> Result<ReadResult>;
+    /// Valid ops of an op file from byte `from` on; malformed lines are counted, not returned,
+    /// and warned about. `live`: another process may be appending, so a torn last line is one
+    /// still being written rather than a malformed one.
+    fn read_ops(&self, rel: &str, from: u64, live: bool) -> Result<ReadResult>;
     fn stream_ops(&self, rel: &str, since: Option<String>) -> Result<Box<dyn BatchStream>>;
     fn create_ops_file(&self) -> Result<String>;
     /// Makes `rel` the file appends go to; `read` is what was read of it (torn tail handling).

@@ -279,9 +279,9 @@ impl Backend for FsBackend {
         )?))
     }
 
-    fn read_ops(&self, rel: &str, from: u64) -> Result<ReadResult> {
+    fn read_ops(&self, rel: &str, from: u64, live: bool) -> Result<ReadResult> {
         let r = wal::read_from(&self.path(rel)?, from)?;
-        wal::warn_skipped(r.skipped, &self.shown(rel));
+        wal::warn_skipped(r.skipped + usize::from(r.torn && !live), &self.shown(rel));
         Ok(r)
     }
 

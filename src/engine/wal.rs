@@ -21,8 +21,11 @@ pub struct LoggedOp {
 #[derive(Debug, Default)]
 pub struct ReadResult {
     pub ops: Vec<LoggedOp>,
-    /// Lines that were not JSON or failed validation (a torn last line included).
+    /// Complete lines that were not JSON or failed validation.
     pub skipped: usize,
+    /// Whether the last line lacks its newline and does not parse: torn by a crash, or still
+    /// being written by another process.
+    pub torn: bool,
     /// Length of the file up to the end of its last complete line.
     pub complete_len: u64,
     /// Whether the file ends in a complete line that lacks its newline.
@@ -56,7 +59,8 @@ pub fn parse_lines(bytes: &[u8], base: u64) -> ReadResult {
                         result.complete_len = base + end as u64;
                     }
                 }
-                Err(_) => result.skipped += 1,
+                Err(_) if complete => result.skipped += 1,
+                Err(_) => result.torn = true,
             }
         }
         if complete {
@@ -114,7 +118,6 @@ impl OpWriter {
             .write(true)
             .open(path)
             .map_err(|e| Error::io(&shown, e))?;
-        super::fsutil::sync_dir(path)?;
         Ok(OpWriter {
             file,
             shown,
@@ -306,7 +309,7 @@ mod tests {
         let path = dir.join("ops.jsonl");
         std::fs::write(&path, format!("{A}\n{{\"ts\":\"t2\",\"op\":\"se")).unwrap();
         let r = read(&path).unwrap();
-        assert_eq!((r.ops.len(), r.skipped), (1, 1));
+        assert_eq!((r.ops.len(), r.skipped, r.torn), (1, 0, true));
         let mut w = OpWriter::open(&path, "p".into(), &r).unwrap();
         w.append(format!("{B}\n").as_bytes()).unwrap();
         assert_eq!(

@@ -168,7 +168,7 @@ impl Store {
             opts.version,
         );
         store.archived = manifest.stats.archived_records;
-        let read = backend.read_ops(&active, 0)?;
+        let read = backend.read_ops(&active, 0, false)?;
         if !opts.read_only {
             backend.open_for_append(&active, &read)?;
         }
@@ -603,7 +603,9 @@ impl Store {
                 }
             }
         }
-        let read = self.backend.read_ops(&self.active_ops, self.written)?;
+        let read = self
+            .backend
+            .read_ops(&self.active_ops, self.written, true)?;
         if read.ops.is_empty() {
             return Ok(TailResult::default());
         }
@@ -635,8 +637,9 @@ impl Store {
     fn reload(&mut self, mut manifest: Manifest) -> Result<TailResult> {
         // The writer may delete a generation while we read it: start again from the manifest.
         let (mut records, version, read) = loop {
-            let loaded = load_snapshot(&*self.backend, &manifest)
-                .and_then(|(r, v)| Ok((r, v, self.backend.read_ops(&manifest.active_ops, 0)?)));
+            let loaded = load_snapshot(&*self.backend, &manifest).and_then(|(r, v)| {
+                Ok((r, v, self.backend.read_ops(&manifest.active_ops, 0, true)?))
+            });
             match loaded {
                 Ok(v) => break v,
                 Err(e) => match self.backend.read_manifest()? {

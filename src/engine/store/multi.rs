@@ -61,7 +61,8 @@ fn load_merged(
     let mut file_clocks = Vec::with_capacity(files.len());
     let mut own_read = None;
     for (file_agent, rel) in &files {
-        let mut read = backend.read_ops(rel, 0)?;
+        // Other agents may be appending to their files right now.
+        let mut read = backend.read_ops(rel, 0, file_agent != agent)?;
         let mark = manifest.agent_clock(file_agent);
         let top = read
             .ops
