@@ -43,6 +43,7 @@ class Store {
   #adapter = null;
   /** An FsBackend instance the caller passed (initialised on open, shut down on close). */
   #fsBackend = null;
+  #multiWriter = false;
 
   async open(dir, options) {
     const o = checkOptions(options);
@@ -62,6 +63,7 @@ class Store {
       dispatch = makeDispatcher(o.backend, this.#adapter);
     }
     this.#readOnly = o.readOnly;
+    this.#multiWriter = o.agentId !== undefined;
     this.#skipLoad = o.skipLoad;
     this.#buffered = o.writeMode !== "immediate";
     this.#groupMs = o.groupCommitMs;
@@ -229,7 +231,8 @@ class Store {
 
   async *getWalOps(sinceTimestamp) {
     this.#ensureOpen();
-    const cursor = this.#native.streamOps(this.#manifest.activeOps, sinceTimestamp ? String(sinceTimestamp) : null);
+    const since = sinceTimestamp ? String(sinceTimestamp) : null;
+    const cursor = this.#multiWriter ? this.#native.streamMergedOps(since) : this.#native.streamOps(this.#manifest.activeOps, since);
     for await (const ops of readAhead(() => this.#call(cursor.next(STREAM_CHUNK)))) {
       for (let i = 0; i < ops.length; i++) yield ops[i];
     }
@@ -279,6 +282,7 @@ class Store {
     const apply = (change) => {
       if (change === null) return false;
       if (change === '"reset"') return this.#loadView().then(() => true);
+      if (change === '"reloaded"') return this.#loadView().then(() => false);
       this.#applyEffects(change);
       return true;
     };

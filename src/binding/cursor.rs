@@ -36,6 +36,17 @@ impl Cursor {
         }))
     }
 
+    /// Multi-writer `getWalOps`: every agent's file, merged as it is read.
+    pub fn merged_ops(backend: Arc<dyn Backend>, since: Option<String>) -> Cursor {
+        Cursor::new(Box::new(move || {
+            let merged = crate::engine::merge::MergedOps::open(&*backend)?;
+            Ok(
+                Box::new(crate::engine::wal::OpStream::new(Box::new(merged), since))
+                    as Box<dyn BatchStream>,
+            )
+        }))
+    }
+
     pub fn ops(backend: Arc<dyn Backend>, rel: String, since: Option<String>) -> Cursor {
         Cursor::new(Box::new(move || backend.stream_ops(&rel, since)))
     }

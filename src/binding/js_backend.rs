@@ -180,17 +180,6 @@ impl Backend for JsBackend {
         Ok(read)
     }
 
-    fn stream_ops(&self, rel: &str, since: Option<String>) -> Result<Box<dyn BatchStream>> {
-        let read = self.op_lines(rel)?;
-        let lines = read
-            .ops
-            .into_iter()
-            .filter(|l| since.as_deref().is_none_or(|s| l.op.ts.as_str() > s))
-            .map(|l| l.line.into_string())
-            .collect();
-        Ok(Box::new(VecStream::new(lines, 1, None)))
-    }
-
     fn create_ops_file(&self) -> Result<String> {
         self.call_text("createOpsFile", None, None)
     }

@@ -70,6 +70,7 @@ fn change_json(change: &Change) -> String {
     match change {
         Change::Effects(effects) => effects_json(effects),
         Change::Reset => "\"reset\"".to_string(),
+        Change::ReloadedOnly => "\"reloaded\"".to_string(),
     }
 }
 
@@ -386,6 +387,12 @@ impl NativeStore {
     #[napi]
     pub fn stream_ops(&self, rel: String, since: Option<String>) -> napi::Result<Cursor> {
         Ok(Cursor::ops(self.open_backend()?, rel, since))
+    }
+
+    /// Multi-writer `getWalOps`: all agents' ops in `(clock, agent)` order.
+    #[napi]
+    pub fn stream_merged_ops(&self, since: Option<String>) -> napi::Result<Cursor> {
+        Ok(Cursor::merged_ops(self.open_backend()?, since))
     }
 
     // Twins of the writes for JavaScript backends: the same engine calls, on a worker, because

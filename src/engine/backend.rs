@@ -4,7 +4,7 @@
 use super::error::Result;
 use super::manifest::Manifest;
 use super::records::Records;
-use super::wal::ReadResult;
+use super::wal::{OpIter, OpStream, ReadResult};
 
 /// A source of JSON-array batches for streaming reads.
 pub trait BatchStream: Send {
@@ -33,7 +33,17 @@ pub trait Backend: Send + Sync {
     /// and warned about. `live`: another process may be appending, so a torn last line is one
     /// still being written rather than a malformed one.
     fn read_ops(&self, rel: &str, from: u64, live: bool) -> Result<ReadResult>;
-    fn stream_ops(&self, rel: &str, since: Option<String>) -> Result<Box<dyn BatchStream>>;
+    /// The valid ops of an op file in file order; by default read whole, a backend that can
+    /// read a file piece by piece streams them.
+    fn op_reader(&self, rel: &str) -> Result<OpIter> {
+        Ok(Box::new(
+            self.read_ops(rel, 0, true)?.ops.into_iter().map(Ok),
+        ))
+    }
+    /// `getWalOps` of one op file.
+    fn stream_ops(&self, rel: &str, since: Option<String>) -> Result<Box<dyn BatchStream>> {
+        Ok(Box::new(OpStream::new(self.op_reader(rel)?, since)))
+    }
     fn create_ops_file(&self) -> Result<String>;
     /// Makes `rel` the file appends go to; `read` is what was read of it (torn tail handling).
     fn open_for_append(&self, rel: &str, read: &ReadResult) -> Result<()>;
@@ -58,6 +68,12 @@ pub trait Backend: Send + Sync {
     fn release_compaction_lock(&self) -> Result<()>;
     fn write_archive_segment(&self, period: &str, records: &[(String, String)]) -> Result<String>;
     fn load_archive_segment(&self, rel: &str) -> Result<Vec<(String, String)>>;
+}
+
+impl BatchStream for OpStream {
+    fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
+        OpStream::next_batch(self, max)
+    }
 }
 
 /// A stream over batches already in memory (backends that can only load whole files).

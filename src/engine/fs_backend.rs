@@ -13,7 +13,7 @@ use super::manifest::Manifest;
 use super::paths;
 use super::records::Records;
 use super::snapshot::{self, SnapshotStream};
-use super::wal::{self, OpStream, OpWriter, ReadResult};
+use super::wal::{self, OpIter, OpReader, OpWriter, ReadResult};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const COMPACT_LOCK_FILE: &str = ".compact-lock";
@@ -204,12 +204,6 @@ impl BatchStream for SnapshotStream {
     }
 }
 
-impl BatchStream for OpStream {
-    fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
-        OpStream::next_batch(self, max)
-    }
-}
-
 impl Backend for FsBackend {
     fn display(&self) -> &str {
         &self.display
@@ -285,8 +279,8 @@ impl Backend for FsBackend {
         Ok(r)
     }
 
-    fn stream_ops(&self, rel: &str, since: Option<String>) -> Result<Box<dyn BatchStream>> {
-        Ok(Box::new(OpStream::open(&self.path(rel)?, since)?))
+    fn op_reader(&self, rel: &str) -> Result<OpIter> {
+        Ok(Box::new(OpReader::open(&self.path(rel)?)?))
     }
 
     fn create_ops_file(&self) -> Result<String> {
@@ -343,7 +337,7 @@ impl Backend for FsBackend {
     }
 
     fn try_compaction_lock(&self) -> Result<bool> {
-        match lock::try_acquire(&self.dir, &self.display, COMPACT_LOCK_FILE)? {
+        match lock::try_acquire_flocked(&self.dir, &self.display, COMPACT_LOCK_FILE)? {
             Ok(handle) => {
                 *self.compact_lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
                 Ok(true)

@@ -92,6 +92,73 @@ pub fn try_acquire(
     )))
 }
 
+/// Takes a lock file that is also held with `flock` for as long as its holder lives: a crashed
+/// holder's flock is gone with it, so taking over its file needs no unlink, and two agents can
+/// never both take over one stale lock. The file keeps the holder's pid (what the reference reads:
+/// it sees the lock as held while the file exists). `Ok(Err(pid))` when a live process holds it.
+#[cfg(unix)]
+pub fn try_acquire_flocked(
+    dir: &Path,
+    dir_display: &str,
+    name: &str,
+) -> Result<std::result::Result<LockHandle, i64>> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+    let path = dir.join(name);
+    let shown = display_join(dir_display, name);
+    for _ in 0..200 {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&shown, e))?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let holder = fs::read_to_string(&path)
+                .ok()
+                .and_then(|c| parse_pid(&c))
+                .unwrap_or(0);
+            return Ok(Err(holder));
+        }
+        // The file may have been unlinked (released) between our open and our flock.
+        let same = match (file.metadata(), fs::metadata(&path)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        };
+        if !same {
+            continue;
+        }
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut file, &mut content).map_err(|e| Error::io(&shown, e))?;
+        // A live pid with no flock behind it: a process of the reference (which only creates the
+        // file) holds it. A dead pid is a holder that crashed.
+        if let Some(pid) = parse_pid(&content) {
+            if is_alive(pid) {
+                return Ok(Err(pid));
+            }
+        }
+        file.set_len(0).map_err(|e| Error::io(&shown, e))?;
+        std::io::Seek::rewind(&mut file).map_err(|e| Error::io(&shown, e))?;
+        file.write_all(std::process::id().to_string().as_bytes())
+            .map_err(|e| Error::io(&shown, e))?;
+        return Ok(Ok(LockHandle { _file: file, path }));
+    }
+    Err(Error::Invalid(format!(
+        "Could not acquire {shown}: it keeps being replaced"
+    )))
+}
+
+#[cfg(not(unix))]
+pub fn try_acquire_flocked(
+    dir: &Path,
+    dir_display: &str,
+    name: &str,
+) -> Result<std::result::Result<LockHandle, i64>> {
+    try_acquire(dir, dir_display, name)
+}
+
 /// Whether a file was modified within the last second.
 fn is_fresh(path: &Path) -> bool {
     fs::metadata(path)
@@ -101,10 +168,12 @@ fn is_fresh(path: &Path) -> bool {
         .is_some_and(|age| age < std::time::Duration::from_secs(1))
 }
 
+/// Releases a lock: removes the file while still holding it (so no one takes the old file
+/// over in between), then closes it.
 pub fn release(handle: LockHandle) {
     let LockHandle { _file, path } = handle;
-    drop(_file);
     let _ = fs::remove_file(path);
+    drop(_file);
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 
 use std::cmp::Ordering;
 
-use super::wal::LoggedOp;
+use super::backend::Backend;
+use super::error::{Error, Result};
+use super::wal::{LoggedOp, OpIter};
 
 fn primary(c: char) -> u32 {
     match c {
@@ -77,6 +79,67 @@ pub fn merge(lists: Vec<Vec<LoggedOp>>) -> Vec<LoggedOp> {
         .into_iter()
         .map(|(i, j)| slots[i][j].take().expect("each op taken once"))
         .collect()
+}
+
+/// Every agent's ops above the snapshot's clocks, merged in `(clock, agent)` order while they are
+/// read: one op per agent file in memory (for `getWalOps` in multi-writer mode).
+pub struct MergedOps {
+    heads: Vec<(Option<LoggedOp>, OpIter, Option<u64>)>,
+}
+
+fn next_above(ops: &mut OpIter, mark: Option<u64>) -> Result<Option<LoggedOp>> {
+    for logged in ops.by_ref() {
+        let logged = logged?;
+        if mark.is_none_or(|m| logged.op.clock.unwrap_or(0) > m) {
+            return Ok(Some(logged));
+        }
+    }
+    Ok(None)
+}
+
+impl MergedOps {
+    pub fn open(backend: &dyn Backend) -> Result<Self> {
+        let manifest = backend
+            .read_manifest()?
+            .ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
+        let files = match &manifest.active_agent_ops {
+            Some(agents) => agents.clone(),
+            None => vec![(String::new(), manifest.active_ops.clone())],
+        };
+        let mut heads = Vec::with_capacity(files.len());
+        for (agent, rel) in files {
+            let mark = manifest.agent_clock(&agent);
+            let mut ops = backend.op_reader(&rel)?;
+            let head = next_above(&mut ops, mark)?;
+            heads.push((head, ops, mark));
+        }
+        Ok(MergedOps { heads })
+    }
+}
+
+impl Iterator for MergedOps {
+    type Item = Result<LoggedOp>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut best: Option<usize> = None;
+        for (i, (head, _, _)) in self.heads.iter().enumerate() {
+            let Some(candidate) = head else { continue };
+            let better = best.is_none_or(|b| {
+                let current = self.heads[b].0.as_ref().expect("best has a head");
+                op_order(candidate, current) == Ordering::Less
+            });
+            if better {
+                best = Some(i);
+            }
+        }
+        let i = best?;
+        let (head, ops, mark) = &mut self.heads[i];
+        let next = match next_above(ops, *mark) {
+            Ok(next) => next,
+            Err(e) => return Some(Err(e)),
+        };
+        std::mem::replace(head, next).map(Ok)
+    }
 }
 
 #[cfg(test)]

@@ -226,56 +226,96 @@ fn read_exact_at(mut file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<(
     file.read_exact(buf)
 }
 
-/// Streams the ops of a file a batch at a time (for `getWalOps`).
-pub struct OpStream {
+/// The valid ops of a file, read one line at a time (bounded memory); a missing file is empty.
+pub struct OpReader {
     reader: Option<BufReader<File>>,
+    shown: String,
+    pos: u64,
+}
+
+impl OpReader {
+    pub fn open(path: &Path) -> Result<Self> {
+        let shown = path.display().to_string();
+        let reader = match File::open(path) {
+            Ok(f) => Some(BufReader::with_capacity(1 << 16, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(shown, e)),
+        };
+        Ok(OpReader {
+            reader,
+            shown,
+            pos: 0,
+        })
+    }
+}
+
+impl Iterator for OpReader {
+    type Item = Result<LoggedOp>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let reader = self.reader.as_mut()?;
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            let n = match reader.read_until(b'\n', &mut buf) {
+                Ok(n) => n,
+                Err(e) => return Some(Err(Error::io(&self.shown, e))),
+            };
+            if n == 0 {
+                self.reader = None;
+                return None;
+            }
+            let pos = self.pos;
+            self.pos += n as u64;
+            let text = String::from_utf8_lossy(&buf);
+            let line = text.trim();
+            if let Ok(op) = Op::parse(line) {
+                return Some(Ok(LoggedOp {
+                    op,
+                    line: line.into(),
+                    pos,
+                }));
+            }
+        }
+    }
+}
+
+/// A source of ops in order.
+pub type OpIter = Box<dyn Iterator<Item = Result<LoggedOp>> + Send>;
+
+/// Streams ops a batch at a time (for `getWalOps`): those with `ts > since`.
+pub struct OpStream {
+    ops: OpIter,
     since: Option<String>,
 }
 
 impl OpStream {
-    pub fn open(path: &Path, since: Option<String>) -> Result<Self> {
-        let reader = match File::open(path) {
-            Ok(f) => Some(BufReader::with_capacity(1 << 16, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(path.display().to_string(), e)),
-        };
-        Ok(OpStream { reader, since })
+    pub fn new(ops: OpIter, since: Option<String>) -> Self {
+        OpStream { ops, since }
     }
 
-    /// Up to `max` op lines with `ts > since`, as a JSON array text, or `None` at the end.
+    /// Up to `max` op lines as a JSON array text, or `None` at the end.
     pub fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
-        let Some(reader) = self.reader.as_mut() else {
-            return Ok(None);
-        };
         let mut out = String::from("[");
         let mut n = 0;
-        let mut buf = Vec::new();
         while n < max {
-            buf.clear();
-            if reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| Error::io("op file", e))?
-                == 0
-            {
+            let Some(logged) = self.ops.next().transpose()? else {
                 break;
-            }
-            let text = String::from_utf8_lossy(&buf);
-            let line = text.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let Ok(op) = Op::parse(line) else { continue };
-            if self.since.as_deref().is_some_and(|s| op.ts.as_str() <= s) {
+            };
+            if self
+                .since
+                .as_deref()
+                .is_some_and(|s| logged.op.ts.as_str() <= s)
+            {
                 continue;
             }
             if n > 0 {
                 out.push(',');
             }
-            out.push_str(line);
+            out.push_str(&logged.line);
             n += 1;
         }
         if n == 0 {
-            self.reader = None;
             return Ok(None);
         }
         out.push(']');
@@ -362,7 +402,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ops.jsonl");
         std::fs::write(&path, text).unwrap();
-        let mut s = OpStream::open(&path, Some("t1".into())).unwrap();
+        let mut s = OpStream::new(Box::new(OpReader::open(&path).unwrap()), Some("t1".into()));
         assert_eq!(s.next_batch(10).unwrap().unwrap(), format!("[{B}]"));
         assert_eq!(s.next_batch(10).unwrap(), None);
     }

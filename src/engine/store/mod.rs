@@ -75,6 +75,8 @@ pub enum WriteOutcome {
 pub enum Change {
     Effects(Vec<Effect>),
     Reset,
+    /// The records were reloaded but nothing was undone.
+    ReloadedOnly,
 }
 
 /// What `tail` found: new ops applied, or (after the writer checkpointed) a whole new state.
@@ -1031,7 +1033,7 @@ mod tests {
         assert_eq!(a.undo().unwrap(), Some(Change::Reset));
         assert_eq!(a.records().get("\"x\""), None);
         assert!(a.records().get("\"y\"").is_some(), "B's op stays");
-        assert_eq!(a.undo().unwrap(), None);
+        assert_eq!(a.undo().unwrap(), Some(Change::ReloadedOnly));
     }
 
     #[test]
@@ -1039,11 +1041,18 @@ mod tests {
         let d = dir("stale-compact");
         let mut a = agent(&d, "A");
         a.set("\"x\"", "{}").unwrap();
-        std::fs::write(format!("{d}/.compact-lock"), std::process::id().to_string()).unwrap();
+        // pid 1 is alive: like a reference agent (which does not flock) holding the lock.
+        std::fs::write(format!("{d}/.compact-lock"), "1").unwrap();
         assert!(
             !a.checkpoint().unwrap(),
             "a live holder: compaction is skipped"
         );
+        // Another agent of ours holding it (with flock), in this very process.
+        std::fs::remove_file(format!("{d}/.compact-lock")).unwrap();
+        let b = agent(&d, "B");
+        assert!(b.backend.try_compaction_lock().unwrap());
+        assert!(!a.checkpoint().unwrap(), "held by B: compaction is skipped");
+        b.backend.release_compaction_lock().unwrap();
         std::fs::write(format!("{d}/.compact-lock"), "999999999").unwrap();
         assert!(a.checkpoint().unwrap(), "a dead holder's lock is recovered");
         assert!(!std::path::Path::new(&format!("{d}/.compact-lock")).exists());

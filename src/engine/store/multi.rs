@@ -40,6 +40,21 @@ struct Merged {
     own_read: Option<ReadResult>,
 }
 
+/// Takes the compaction lock, waiting while another agent holds it.
+fn take_compaction_lock(backend: &dyn Backend) -> Result<()> {
+    let started = Instant::now();
+    while !backend.try_compaction_lock()? {
+        if started.elapsed() > LOCK_WAIT {
+            return Err(Error::Invalid(format!(
+                "Compaction lock held by another agent for more than {}s",
+                LOCK_WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 fn load_merged(
     backend: &dyn Backend,
     manifest: &Manifest,
@@ -103,26 +118,34 @@ impl Store {
         opts: Options,
         agent: &str,
     ) -> Result<(Store, OpenInfo)> {
-        let Some(manifest) = backend.read_manifest()? else {
-            if opts.read_only {
+        let manifest = match backend.read_manifest()? {
+            Some(m) => m,
+            None if opts.read_only => {
                 return Err(Error::Invalid(
                     "Cannot open in readOnly mode: no existing store found".into(),
-                ));
+                ))
             }
-            let snapshot = backend.write_snapshot(&Records::default(), opts.version)?;
-            let own = backend.create_agent_ops_file(agent)?;
-            let mut manifest = Manifest::fresh(snapshot, own.clone(), time::now_iso());
-            manifest.active_agent_ops = Some(vec![(agent.to_string(), own.clone())]);
-            backend.write_manifest(&manifest)?;
-            let version = opts.version;
-            let store = Store::new(backend, opts, manifest, own, version);
-            return Ok((
-                store,
-                OpenInfo {
-                    stored_version: version,
-                    needs_migration: false,
-                },
-            ));
+            None => {
+                // Agents may open a new directory together: one creates the store, under the lock.
+                take_compaction_lock(&*backend)?;
+                let created = match backend.read_manifest() {
+                    Ok(Some(m)) => Ok(Err(m)),
+                    Ok(None) => Self::create_multi(&backend, &opts, agent).map(Ok),
+                    Err(e) => Err(e),
+                };
+                let released = backend.release_compaction_lock();
+                match created? {
+                    Ok(store) => {
+                        released?;
+                        let info = OpenInfo {
+                            stored_version: opts.version,
+                            needs_migration: false,
+                        };
+                        return Ok((store, info));
+                    }
+                    Err(existing) => existing,
+                }
+            }
         };
         let merged = load_merged(&*backend, &manifest, agent, !opts.skip_load)?;
         let mut store = Store::new(
@@ -169,6 +192,22 @@ impl Store {
         Ok((store, info))
     }
 
+    /// A new store with this agent's op file as its only one.
+    fn create_multi(backend: &Arc<dyn Backend>, opts: &Options, agent: &str) -> Result<Store> {
+        let snapshot = backend.write_snapshot(&Records::default(), opts.version)?;
+        let own = backend.create_agent_ops_file(agent)?;
+        let mut manifest = Manifest::fresh(snapshot, own.clone(), time::now_iso());
+        manifest.active_agent_ops = Some(vec![(agent.to_string(), own.clone())]);
+        backend.write_manifest(&manifest)?;
+        Ok(Store::new(
+            backend.clone(),
+            opts.clone(),
+            manifest,
+            own,
+            opts.version,
+        ))
+    }
+
     /// Runs `f` holding the compaction lock. `wait`: retry while another agent holds it;
     /// otherwise `Ok(None)` when it is held.
     fn with_compaction_lock<T>(
@@ -176,18 +215,10 @@ impl Store {
         wait: bool,
         f: impl FnOnce(&mut Store) -> Result<T>,
     ) -> Result<Option<T>> {
-        let started = Instant::now();
-        while !self.backend.try_compaction_lock()? {
-            if !wait {
-                return Ok(None);
-            }
-            if started.elapsed() > LOCK_WAIT {
-                return Err(Error::Invalid(format!(
-                    "Compaction lock held by another agent for more than {}s",
-                    LOCK_WAIT.as_secs()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if wait {
+            take_compaction_lock(&*self.backend)?;
+        } else if !self.backend.try_compaction_lock()? {
+            return Ok(None);
         }
         let result = f(self);
         let released = self.backend.release_compaction_lock();
@@ -366,6 +397,8 @@ impl Store {
     /// Undoes this agent's own last op (one the snapshot does not hold yet), then reloads.
     pub(super) fn undo_multi(&mut self) -> Result<Option<Change>> {
         let agent = self.agent().expect("multi-writer").to_string();
+        // Another agent's compaction may have taken this agent's last op into its snapshot.
+        self.reload_multi()?;
         let pos = self
             .ops
             .lock()
@@ -373,7 +406,9 @@ impl Store {
             .rev()
             .find(|l| l.op.agent.as_deref() == Some(agent.as_str()))
             .map(|l| l.pos);
-        let Some(pos) = pos else { return Ok(None) };
+        let Some(pos) = pos else {
+            return Ok(Some(Change::ReloadedOnly));
+        };
         self.backend.truncate_ops(&self.active_ops, pos)?;
         self.written = pos;
         self.reload_multi()?;
