@@ -161,34 +161,9 @@ export declare class Store<T = Record<string, unknown>> {
 }
 
 /** The filesystem StorageBackend (the default). Its methods can be called directly. */
-export declare class FsBackend implements StorageBackend {
-  initialize(dir: string, opts: { readOnly: boolean }): Promise<void>;
-  shutdown(): Promise<void>;
-  readManifest(): Promise<Manifest | null>;
-  writeManifest(manifest: Manifest): Promise<void>;
-  writeSnapshot(records: Map<string, unknown>, version: number): Promise<string>;
-  loadSnapshot(relativePath: string): Promise<{ records: Map<string, unknown>; version: number }>;
-  appendOps(relativePath: string, ops: Operation[]): Promise<void>;
-  readOps(relativePath: string): Promise<Operation[]>;
-  truncateLastOp(relativePath: string): Promise<boolean>;
-  createOpsFile(): Promise<string>;
-  writeArchiveSegment(period: string, records: Map<string, unknown>): Promise<string>;
-  loadArchiveSegment(relativePath: string): Promise<Map<string, unknown>>;
-  listArchiveSegments(): Promise<string[]>;
-  acquireLock(): Promise<LockHandle>;
-  releaseLock(handle: LockHandle): Promise<void>;
-  createAgentOpsFile(agentId: string): Promise<string>;
-  listOpsFiles(): Promise<string[]>;
-  acquireCompactionLock(): Promise<LockHandle>;
-  releaseCompactionLock(handle: LockHandle): Promise<void>;
-  getManifestVersion(): Promise<string | null>;
-  writeBlob(relativePath: string, content: Buffer): Promise<void>;
-  readBlob(relativePath: string): Promise<Buffer>;
-  readBlobRange(relativePath: string, offset: number, length: number): Promise<Buffer>;
-  listBlobs(prefix: string): Promise<string[]>;
-  deleteBlob(relativePath: string): Promise<void>;
-  deleteBlobDir(prefix: string): Promise<void>;
-}
+export declare class FsBackend {}
+// The class has every StorageBackend method (declaration merging).
+export interface FsBackend extends StorageBackend {}
 
 /** Lamport logical clock: `tick()` for a local event, `merge(seen)` for another writer's. */
 export declare class LamportClock {

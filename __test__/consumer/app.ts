@@ -72,7 +72,9 @@ async function main(): Promise<void> {
   await store.sync();
   await store.close();
 
-  const gen: AsyncGenerator<[string, Task], { version: number }> = streamSnapshotFile<Task>(dir, info!.currentSnapshot);
+  // The snapshot current after close (this store deletes superseded ones, SPEC 7.8).
+  const last: ManifestInfo | null = store.getManifest();
+  const gen: AsyncGenerator<[string, Task], { version: number }> = streamSnapshotFile<Task>(dir, last!.currentSnapshot);
   let r = await gen.next();
   while (!r.done) r = await gen.next();
   const version: number = r.value.version;

@@ -245,38 +245,42 @@ pub fn validate(text: &str) -> Result<(), JsonError> {
     Ok(())
 }
 
-/// The top-level members of an object, in text order (duplicates kept as written).
-pub fn object_members(text: &str) -> Result<Vec<Member<'_>>, JsonError> {
+/// The top-level items of the one container `text` holds: `(key token, value)` of an object
+/// (`open` = `{`), or `(None, element)` of an array (`open` = `[`).
+fn container_items(text: &str, open: u8) -> Result<Vec<(Option<&str>, &str)>, JsonError> {
+    let close = if open == b'{' { b'}' } else { b']' };
     let mut sc = Scanner::new(text);
     sc.ws();
-    sc.expect(b'{')?;
-    let mut members = Vec::new();
+    sc.expect(open)?;
+    let mut items = Vec::new();
     sc.ws();
-    if sc.peek() == Some(b'}') {
+    if sc.peek() == Some(close) {
         sc.pos += 1;
     } else {
         loop {
             sc.ws();
-            let k = sc.pos;
-            sc.skip_string()?;
-            let key = sc.slice(k);
-            sc.ws();
-            sc.expect(b':')?;
-            sc.ws();
+            let key = if open == b'{' {
+                let k = sc.pos;
+                sc.skip_string()?;
+                let key = sc.slice(k);
+                sc.ws();
+                sc.expect(b':')?;
+                sc.ws();
+                Some(key)
+            } else {
+                None
+            };
             let v = sc.pos;
             sc.skip_value()?;
-            members.push(Member {
-                key,
-                value: sc.slice(v),
-            });
+            items.push((key, sc.slice(v)));
             sc.ws();
             match sc.peek() {
                 Some(b',') => sc.pos += 1,
-                Some(b'}') => {
+                Some(c) if c == close => {
                     sc.pos += 1;
                     break;
                 }
-                _ => return err("expected ',' or '}'", sc.pos),
+                _ => return err(&format!("expected ',' or '{}'", close as char), sc.pos),
             }
         }
     }
@@ -284,40 +288,26 @@ pub fn object_members(text: &str) -> Result<Vec<Member<'_>>, JsonError> {
     if sc.pos != text.len() {
         return err("unexpected data after JSON value", sc.pos);
     }
-    Ok(members)
+    Ok(items)
+}
+
+/// The top-level members of an object, in text order (duplicates kept as written).
+pub fn object_members(text: &str) -> Result<Vec<Member<'_>>, JsonError> {
+    Ok(container_items(text, b'{')?
+        .into_iter()
+        .map(|(key, value)| Member {
+            key: key.expect("object items have keys"),
+            value,
+        })
+        .collect())
 }
 
 /// The elements of an array, as raw texts.
 pub fn array_elements(text: &str) -> Result<Vec<&str>, JsonError> {
-    let mut sc = Scanner::new(text);
-    sc.ws();
-    sc.expect(b'[')?;
-    let mut elements = Vec::new();
-    sc.ws();
-    if sc.peek() == Some(b']') {
-        sc.pos += 1;
-    } else {
-        loop {
-            sc.ws();
-            let v = sc.pos;
-            sc.skip_value()?;
-            elements.push(sc.slice(v));
-            sc.ws();
-            match sc.peek() {
-                Some(b',') => sc.pos += 1,
-                Some(b']') => {
-                    sc.pos += 1;
-                    break;
-                }
-                _ => return err("expected ',' or ']'", sc.pos),
-            }
-        }
-    }
-    sc.ws();
-    if sc.pos != text.len() {
-        return err("unexpected data after JSON value", sc.pos);
-    }
-    Ok(elements)
+    Ok(container_items(text, b'[')?
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect())
 }
 
 /// Members of an object with JSON.parse semantics for duplicate keys: the last value wins,
