@@ -3,7 +3,8 @@
 // refreshing, compacting (explicitly, through a small checkpointThreshold and on close) and
 // reopening. After they exit, every write a child saw acknowledged must be there: for its own keys
 // exactly its last acknowledged value (or deletion); for a shared key, whose winner depends on the
-// (clock, agent) order, a value some agent wrote (absent only if some agent deleted it).
+// (clock, agent) order, a value some agent wrote (absent only if some agent deleted it). In one
+// round in three the children also create the store, concurrently.
 //
 // MW_ROUNDS=<n> runs n rounds (default 3), MW_SEED=<n> picks the first round's seed (default: random;
 // a failure prints the seed), MW_OPS=<n> the operations per child (default 500).
@@ -14,13 +15,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { Store } from "./impl.mjs";
-import { HERE, refDefect, withTestBackend, deadPid, sleep } from "./helpers.mjs";
-import { isReference } from "./impl.mjs";
+import { HERE, refDefect, withTestBackend, deadPid, sleep, viaJsBackend } from "./helpers.mjs";
 
 const ROUNDS = Number(process.env.MW_ROUNDS ?? 3);
 const OPS = Number(process.env.MW_OPS ?? 500);
@@ -87,9 +87,9 @@ function check(store, logs, label) {
 async function round(seed) {
   const dir = await mkdtemp(join(tmpdir(), "opslog-mw-proc-"));
   try {
-    // The store exists before the agents start: concurrent creation of a fresh store is
-    // covered in multiwriter.test.mjs.
-    await (await openStore(dir, { agentId: "init" })).close();
+    // One round in three the agents create the store themselves, all at once; otherwise it exists
+    // before they start.
+    if (seed % 3 !== 0) await (await openStore(dir, { agentId: "init" })).close();
     const n = 3 + (seed % 2);
     const agents = ["alpha", "Beta", "gamma-1", "d_4"].slice(0, n);
     const cfgs = agents.map((agent, i) => ({
@@ -147,6 +147,7 @@ async function staleLockRound(seed) {
   try {
     const agents = Array.from({ length: 8 }, (_, i) => `ag${i}`);
     for (const agent of agents) await (await openStore(dir, { agentId: agent })).close();
+    const initialSnapshot = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")).currentSnapshot;
     const dead = String(deadPid());
     const start = Date.now() + 800; // after the children started
     const children = Promise.all(
@@ -168,6 +169,11 @@ async function staleLockRound(seed) {
       failed.map((r) => `agent ${r.cfg.agent} exited ${r.code ?? r.signal}:\n${r.stderr}`).join("\n"),
     );
     const logs = results.map((r) => JSON.parse(r.stdout.trim().split("\n").pop()));
+    assert.notEqual(
+      JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")).currentSnapshot,
+      initialSnapshot,
+      "the stale locks were taken over: the agents compacted",
+    );
     const reader = await openStore(dir, { agentId: "check", readOnly: true });
     const problems = check(reader, logs, "after reopen");
     await reader.close();
@@ -184,7 +190,7 @@ for (let i = 0; i < STALE_ROUNDS; i++) {
   test(
     `8 agents in processes compacting at once over a stale .compact-lock lose nothing (round ${i + 1})`,
     {
-      skip: refDefect(4),
+      skip: refDefect(4) || (viaJsBackend && "the JavaScript test backend's compaction lock has no stale-pid recovery"),
       timeout: 120_000,
     },
     () => staleLockRound(seed),

@@ -107,14 +107,24 @@ pub fn try_acquire_flocked(
     let path = dir.join(name);
     let shown = display_join(dir_display, name);
     for _ in 0..200 {
-        let mut file = OpenOptions::new()
+        // Whether we create the file decides whether an empty one is ours or a reference
+        // process's that has not written its pid yet.
+        let (mut file, created) = match OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
+            .create_new(true)
             .open(&path)
-            .map_err(|e| Error::io(&shown, e))?;
-        // SAFETY: flock on a file descriptor we own.
+        {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                match OpenOptions::new().read(true).write(true).open(&path) {
+                    Ok(f) => (f, false),
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(&shown, e)),
+                }
+            }
+            Err(e) => return Err(Error::io(&shown, e)),
+        }; // SAFETY: flock on a file descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let holder = fs::read_to_string(&path)
                 .ok()
@@ -133,11 +143,14 @@ pub fn try_acquire_flocked(
         let mut content = String::new();
         std::io::Read::read_to_string(&mut file, &mut content).map_err(|e| Error::io(&shown, e))?;
         // A live pid with no flock behind it: a process of the reference (which only creates the
-        // file) holds it. A dead pid is a holder that crashed.
-        if let Some(pid) = parse_pid(&content) {
-            if is_alive(pid) {
-                return Ok(Err(pid));
+        // file) holds it. A dead pid is a holder that crashed. An empty file just created is a
+        // reference process between creating it and writing its pid.
+        match parse_pid(&content) {
+            Some(pid) if is_alive(pid) => return Ok(Err(pid)),
+            None if !created && content.trim().is_empty() && is_fresh(&path) => {
+                return Ok(Err(0));
             }
+            _ => {}
         }
         file.set_len(0).map_err(|e| Error::io(&shown, e))?;
         std::io::Seek::rewind(&mut file).map_err(|e| Error::io(&shown, e))?;

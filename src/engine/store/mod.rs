@@ -1053,6 +1053,9 @@ mod tests {
         assert!(b.backend.try_compaction_lock().unwrap());
         assert!(!a.checkpoint().unwrap(), "held by B: compaction is skipped");
         b.backend.release_compaction_lock().unwrap();
+        // Just created and still empty: a reference agent about to write its pid.
+        std::fs::write(format!("{d}/.compact-lock"), "").unwrap();
+        assert!(!a.checkpoint().unwrap(), "a fresh empty lock is held");
         std::fs::write(format!("{d}/.compact-lock"), "999999999").unwrap();
         assert!(a.checkpoint().unwrap(), "a dead holder's lock is recovered");
         assert!(!std::path::Path::new(&format!("{d}/.compact-lock")).exists());
