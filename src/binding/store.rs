@@ -271,11 +271,6 @@ impl NativeStore {
         guard(|| with_store(&self.inner, |s| s.flush()))
     }
 
-    #[napi]
-    pub fn has_pending(&self) -> napi::Result<bool> {
-        guard(|| with_store(&self.inner, |s| Ok(s.has_pending())))
-    }
-
     /// Op lines since the last checkpoint (with `ts > since` when given), as a JSON array.
     #[napi]
     pub fn get_ops(&self, since: Option<String>) -> String {
@@ -348,11 +343,6 @@ impl NativeStore {
                 .collect();
             Ok(Some(format!("[{}]", items.join(","))))
         }))
-    }
-
-    #[napi]
-    pub fn archive_segments(&self) -> napi::Result<Vec<String>> {
-        guard(|| with_store(&self.inner, |s| Ok(s.archive_segments().to_vec())))
     }
 
     /// Reads ops appended by another writer; resolves to `{"reset":bool,"ops":[...]}`.

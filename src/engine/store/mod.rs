@@ -263,10 +263,6 @@ impl Store {
         &self.manifest
     }
 
-    pub fn archive_segments(&self) -> &[String] {
-        &self.manifest.archive_segments
-    }
-
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }
@@ -477,10 +473,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
     /// First step of a checkpoint: flushes, then hands out the records to write. The snapshot
     /// can be written without holding the store (records are copy-on-write).
     pub fn checkpoint_begin(&mut self) -> Result<(Arc<Records>, f64)> {
@@ -549,7 +541,6 @@ impl Store {
     }
 
     /// Moves the records with these ids into the period's archive segment, then checkpoints.
-    /// Returns how many were archived.
     /// Returns how many records moved and whether the records were reloaded (see `checkpoint`).
     pub fn archive(&mut self, ids: &[String], period: &str) -> Result<(usize, bool)> {
         self.ensure_writable()?;
