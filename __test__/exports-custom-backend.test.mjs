@@ -392,7 +392,7 @@ test("open of an existing store: readManifest, loadSnapshot(currentSnapshot), re
   assert.deepEqual(r.entries(), [["a", { v: 1 }]]);
 });
 
-test("multi-writer agents on a shared MemoryBackend see each other's writes", { todo: !isReference && "multi-writer mode (agentId) is its own open issue" }, async (t) => {
+test("multi-writer agents on a shared MemoryBackend see each other's writes", async (t) => {
   const c = await setup(t);
   const { s: a, backend: ba } = await c.open({ agentId: "alice", checkpointOnClose: false });
   const { s: b } = await c.open({ agentId: "bob", checkpointOnClose: false });
@@ -604,4 +604,27 @@ test("a failing acquireLock makes open reject with that same error object", asyn
     message: `Store is locked by process ${process.pid}. If this is stale, delete ${join(c.dir, ".lock")}`,
   });
   await s.set("a", { v: 1 });
+});
+
+test("many stores on backends whose I/O uses libuv's thread pool open, write and close at once", async (t) => {
+  // Engine work waiting on a JavaScript backend must not occupy the pool its promises need
+  // (node:fs/promises runs there; the pool has 4 threads by default).
+  const { JsFsBackend } = await import("./js-fs-backend.mjs");
+  const dirs = await Promise.all(Array.from({ length: 12 }, () => mkdtemp(join(tmpdir(), "opslog-pool-"))));
+  t.after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+  const stores = dirs.map(() => new Store());
+  await Promise.all(stores.map((s, i) => s.open(dirs[i], { backend: new JsFsBackend(), checkpointThreshold: 5 })));
+  await Promise.all(stores.map(async (s, i) => {
+    for (let n = 0; n < 12; n++) await s.set(`k${n}`, { store: i, n });
+    await s.compact();
+    await s.close();
+  }));
+  const reopened = await Promise.all(dirs.map(async (d) => {
+    const s = new Store();
+    await s.open(d, { backend: new JsFsBackend() });
+    const all = s.all();
+    await s.close();
+    return all;
+  }));
+  reopened.forEach((all, i) => assert.deepEqual(all, Array.from({ length: 12 }, (_, n) => ({ store: i, n }))));
 });

@@ -2,11 +2,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
 
 use super::guard::lock;
-use super::job::{spawn, Job};
+use super::job::Job;
 use crate::engine::backend::{Backend, BatchStream};
 use crate::engine::error::Result;
 
@@ -21,38 +20,53 @@ enum State {
 #[napi]
 pub struct Cursor {
     state: Arc<Mutex<State>>,
+    /// Reads through a JavaScript backend wait for it on a thread of their own.
+    own_thread: bool,
 }
 
 impl Cursor {
     pub fn snapshot(backend: Arc<dyn Backend>, rel: String) -> Cursor {
-        Cursor::new(Box::new(move || backend.stream_snapshot(&rel)))
+        let own_thread = !backend.callable_from_any_thread();
+        Cursor::new(own_thread, Box::new(move || backend.stream_snapshot(&rel)))
     }
 
     /// A snapshot file read directly, outside any store.
     pub fn snapshot_file(dir: String, rel: String) -> Cursor {
-        Cursor::new(Box::new(move || {
-            let backend = crate::engine::fs_backend::FsBackend::new(&dir);
-            crate::engine::backend::Backend::stream_snapshot(&backend, &rel)
-        }))
+        Cursor::new(
+            false,
+            Box::new(move || {
+                let backend = crate::engine::fs_backend::FsBackend::new(&dir);
+                crate::engine::backend::Backend::stream_snapshot(&backend, &rel)
+            }),
+        )
     }
 
     /// Multi-writer `getWalOps`: every agent's file, merged as it is read.
     pub fn merged_ops(backend: Arc<dyn Backend>, since: Option<String>) -> Cursor {
-        Cursor::new(Box::new(move || {
-            let merged = crate::engine::merge::MergedOps::open(&*backend)?;
-            Ok(
-                Box::new(crate::engine::wal::OpStream::new(Box::new(merged), since))
-                    as Box<dyn BatchStream>,
-            )
-        }))
+        let own_thread = !backend.callable_from_any_thread();
+        Cursor::new(
+            own_thread,
+            Box::new(move || {
+                let merged = crate::engine::merge::MergedOps::open(&*backend)?;
+                Ok(
+                    Box::new(crate::engine::wal::OpStream::new(Box::new(merged), since))
+                        as Box<dyn BatchStream>,
+                )
+            }),
+        )
     }
 
     pub fn ops(backend: Arc<dyn Backend>, rel: String, since: Option<String>) -> Cursor {
-        Cursor::new(Box::new(move || backend.stream_ops(&rel, since)))
+        let own_thread = !backend.callable_from_any_thread();
+        Cursor::new(
+            own_thread,
+            Box::new(move || backend.stream_ops(&rel, since)),
+        )
     }
 
-    fn new(opener: Opener) -> Cursor {
+    fn new(own_thread: bool, opener: Opener) -> Cursor {
         Cursor {
+            own_thread,
             state: Arc::new(Mutex::new(State::Unopened(opener))),
         }
     }
@@ -62,9 +76,9 @@ impl Cursor {
 impl Cursor {
     /// The next batch of at most `max` items as a JSON array text, or null at the end.
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn next(&self, max: u32) -> AsyncTask<Job> {
+    pub fn next(&self, max: u32) -> Job {
         let state = self.state.clone();
-        spawn(move || {
+        Job::new(self.own_thread, move || {
             let mut st = lock(&state);
             if let State::Unopened(_) = &*st {
                 let State::Unopened(opener) = std::mem::replace(&mut *st, State::Done(None)) else {

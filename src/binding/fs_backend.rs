@@ -3,11 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{AsyncTask, Buffer};
+use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
 use super::guard::lock;
-use super::job::{spawn, spawn_bytes, BytesJob, Job};
+use super::job::{spawn, spawn_bytes, Job};
 use super::payload::{items_json, pairs, strings_json};
 use crate::engine::backend::Backend;
 use crate::engine::error::{Error, Result};
@@ -30,10 +30,7 @@ impl NativeFsBackend {
     }
 
     /// Runs `f` with the backend on a worker.
-    fn run(
-        &self,
-        f: impl FnOnce(&FsBackend) -> Result<Option<String>> + Send + 'static,
-    ) -> AsyncTask<Job> {
+    fn run(&self, f: impl FnOnce(&FsBackend) -> Result<Option<String>> + Send + 'static) -> Job {
         let backend = self.backend();
         spawn(move || f(&*backend?))
     }
@@ -56,7 +53,7 @@ impl NativeFsBackend {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn initialize(&self, dir: String, read_only: bool) -> AsyncTask<Job> {
+    pub fn initialize(&self, dir: String, read_only: bool) -> Job {
         let inner = self.inner.clone();
         *lock(&self.dir) = dir.clone();
         spawn(move || {
@@ -68,13 +65,13 @@ impl NativeFsBackend {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn shutdown(&self) -> AsyncTask<Job> {
+    pub fn shutdown(&self) -> Job {
         self.run(|b| b.shutdown().map(|_| None))
     }
 
     /// The manifest file's text once it validates, or null when there is none.
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn read_manifest(&self) -> AsyncTask<Job> {
+    pub fn read_manifest(&self) -> Job {
         self.run(|b| {
             if b.read_manifest()?.is_none() {
                 return Ok(None);
@@ -85,7 +82,7 @@ impl NativeFsBackend {
 
     /// Writes the manifest text as given (the caller's `JSON.stringify(manifest, null, 2)`).
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn write_manifest(&self, text: String) -> AsyncTask<Job> {
+    pub fn write_manifest(&self, text: String) -> Job {
         self.run(move |b| {
             Manifest::parse(&text).map_err(Error::Type)?;
             fsutil::write_replace(&b.dir().join(MANIFEST_FILE), |w| {
@@ -96,7 +93,7 @@ impl NativeFsBackend {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn write_snapshot(&self, items: String, version: f64) -> AsyncTask<Job> {
+    pub fn write_snapshot(&self, items: String, version: f64) -> Job {
         self.run(move |b| {
             let mut records = Records::default();
             for (id, text) in pairs(&items)? {
@@ -108,7 +105,7 @@ impl NativeFsBackend {
 
     /// Resolves to `{"version":v,"items":[id,record,...]}`.
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn load_snapshot(&self, rel: String) -> AsyncTask<Job> {
+    pub fn load_snapshot(&self, rel: String) -> Job {
         self.run(move |b| {
             let (records, version) = b.load_snapshot(&rel)?;
             let items = items_json(records.iter());
@@ -119,13 +116,13 @@ impl NativeFsBackend {
 
     /// Appends op lines (each `JSON.stringify(op)` followed by a newline).
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn append_ops(&self, rel: String, lines: String) -> AsyncTask<Job> {
+    pub fn append_ops(&self, rel: String, lines: String) -> Job {
         self.run(move |b| b.append_to_file(&rel, lines.as_bytes()).map(|_| None))
     }
 
     /// The file's valid op lines, as a JSON array.
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn read_ops(&self, rel: String) -> AsyncTask<Job> {
+    pub fn read_ops(&self, rel: String) -> Job {
         self.run(move |b| {
             let read = b.read_ops(&rel, 0, false)?;
             let lines: Vec<&str> = read.ops.iter().map(|l| &*l.line).collect();
@@ -134,12 +131,12 @@ impl NativeFsBackend {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn truncate_last_op(&self, rel: String) -> AsyncTask<Job> {
+    pub fn truncate_last_op(&self, rel: String) -> Job {
         self.run(move |b| b.truncate_last_op(&rel).map(|t| Some(t.to_string())))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn create_ops_file(&self) -> AsyncTask<Job> {
+    pub fn create_ops_file(&self) -> Job {
         self.run(|b| {
             let rel = b.create_ops_file()?;
             b.shutdown()?;
@@ -148,7 +145,7 @@ impl NativeFsBackend {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn create_agent_ops_file(&self, agent: String) -> AsyncTask<Job> {
+    pub fn create_agent_ops_file(&self, agent: String) -> Job {
         self.run(move |b| {
             let rel = b.create_agent_ops_file(&agent)?;
             b.shutdown()?;
@@ -157,17 +154,17 @@ impl NativeFsBackend {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn list_ops_files(&self) -> AsyncTask<Job> {
+    pub fn list_ops_files(&self) -> Job {
         self.run(|b| Ok(Some(strings_json(&b.list_ops_files()))))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn write_archive_segment(&self, period: String, items: String) -> AsyncTask<Job> {
+    pub fn write_archive_segment(&self, period: String, items: String) -> Job {
         self.run(move |b| b.write_archive_segment(&period, &pairs(&items)?).map(Some))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn load_archive_segment(&self, rel: String) -> AsyncTask<Job> {
+    pub fn load_archive_segment(&self, rel: String) -> Job {
         self.run(move |b| {
             let records = b.load_archive_segment(&rel)?;
             Ok(Some(items_json(
@@ -177,22 +174,22 @@ impl NativeFsBackend {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn list_archive_segments(&self) -> AsyncTask<Job> {
+    pub fn list_archive_segments(&self) -> Job {
         self.run(|b| Ok(Some(strings_json(&b.list_archive_segments()))))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn acquire_lock(&self) -> AsyncTask<Job> {
+    pub fn acquire_lock(&self) -> Job {
         self.run(|b| b.acquire_lock().map(|_| None))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn release_lock(&self) -> AsyncTask<Job> {
+    pub fn release_lock(&self) -> Job {
         self.run(|b| b.release_lock().map(|_| None))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn acquire_compaction_lock(&self) -> AsyncTask<Job> {
+    pub fn acquire_compaction_lock(&self) -> Job {
         self.run(|b| match b.try_compaction_lock()? {
             true => Ok(None),
             false => Err(Error::Invalid(
@@ -202,45 +199,45 @@ impl NativeFsBackend {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn release_compaction_lock(&self) -> AsyncTask<Job> {
+    pub fn release_compaction_lock(&self) -> Job {
         self.run(|b| b.release_compaction_lock().map(|_| None))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn get_manifest_version(&self) -> AsyncTask<Job> {
+    pub fn get_manifest_version(&self) -> Job {
         self.run(|b| Ok(b.manifest_version()))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn write_blob(&self, rel: String, content: Buffer) -> AsyncTask<Job> {
+    pub fn write_blob(&self, rel: String, content: Buffer) -> Job {
         let bytes = content.to_vec();
         self.run(move |b| b.write_blob(&rel, &bytes).map(|_| None))
     }
 
     #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn read_blob(&self, rel: String) -> AsyncTask<BytesJob> {
+    pub fn read_blob(&self, rel: String) -> Job<Vec<u8>> {
         let backend = self.backend();
         spawn_bytes(move || backend?.read_blob(&rel))
     }
 
     #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn read_blob_range(&self, rel: String, offset: f64, length: f64) -> AsyncTask<BytesJob> {
+    pub fn read_blob_range(&self, rel: String, offset: f64, length: f64) -> Job<Vec<u8>> {
         let backend = self.backend();
         spawn_bytes(move || backend?.read_blob_range(&rel, offset as u64, length as usize))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn list_blobs(&self, prefix: String) -> AsyncTask<Job> {
+    pub fn list_blobs(&self, prefix: String) -> Job {
         self.run(move |b| Ok(Some(strings_json(&b.list_blobs(&prefix)?))))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn delete_blob(&self, rel: String) -> AsyncTask<Job> {
+    pub fn delete_blob(&self, rel: String) -> Job {
         self.run(move |b| b.delete_blob(&rel).map(|_| None))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn delete_blob_dir(&self, prefix: String) -> AsyncTask<Job> {
+    pub fn delete_blob_dir(&self, prefix: String) -> Job {
         self.run(move |b| b.delete_blob_dir(&prefix).map(|_| None))
     }
 }

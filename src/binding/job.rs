@@ -1,61 +1,107 @@
-//! A closure run on a libuv worker thread; its result resolves a JavaScript promise.
+//! Engine work run off the JavaScript thread; its result settles a JavaScript promise.
+//!
+//! Work for the native filesystem runs on libuv's thread pool. Work for a storage backend written
+//! in JavaScript runs on a thread of its own: it waits for the backend's promises, and a backend
+//! whose own I/O needs the pool (`node:fs/promises` does) would deadlock once every pool thread
+//! was waiting on it.
 
-use napi::bindgen_prelude::{AsyncTask, Buffer};
-use napi::{Env, Task};
+use napi::bindgen_prelude::{AsyncTask, Buffer, ToNapiValue, TypeName};
+use napi::{sys, Env, JsValue, Task};
 
 use super::guard::guard;
 use crate::engine::error::Error as EngineError;
 
 type Work<T> = Box<dyn FnOnce() -> Result<T, EngineError> + Send>;
 
-/// Resolves to JSON text or null.
-pub struct Job {
-    work: Option<Work<Option<String>>>,
+/// What a job's result becomes in JavaScript.
+pub trait Output: Send + 'static {
+    type Js: ToNapiValue + TypeName;
+    fn into_js(self) -> Self::Js;
 }
 
-impl Task for Job {
-    type Output = Option<String>;
-    type JsValue = Option<String>;
+/// JSON text or null.
+impl Output for Option<String> {
+    type Js = Option<String>;
+    fn into_js(self) -> Self::Js {
+        self
+    }
+}
 
-    fn compute(&mut self) -> napi::Result<Self::Output> {
+impl Output for Vec<u8> {
+    type Js = Buffer;
+    fn into_js(self) -> Self::Js {
+        self.into()
+    }
+}
+
+pub struct PoolTask<T> {
+    work: Option<Work<T>>,
+}
+
+impl<T: Output> Task for PoolTask<T> {
+    type Output = T;
+    type JsValue = T::Js;
+
+    fn compute(&mut self) -> napi::Result<T> {
         guard(self.work.take().expect("a job runs once"))
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
-        Ok(output)
+    fn resolve(&mut self, _env: Env, output: T) -> napi::Result<T::Js> {
+        Ok(output.into_js())
     }
 }
 
-pub fn spawn(
-    work: impl FnOnce() -> Result<Option<String>, EngineError> + Send + 'static,
-) -> AsyncTask<Job> {
-    AsyncTask::new(Job {
-        work: Some(Box::new(work)),
-    })
+/// A promise for the result of engine work.
+pub enum Job<T: Output = Option<String>> {
+    Pool(AsyncTask<PoolTask<T>>),
+    Thread(Work<T>),
 }
 
-/// Resolves to a Buffer.
-pub struct BytesJob {
-    work: Option<Work<Vec<u8>>>,
+impl<T: Output> Job<T> {
+    /// `own_thread` for work that waits on a JavaScript backend.
+    pub fn new(
+        own_thread: bool,
+        work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+    ) -> Self {
+        if own_thread {
+            Job::Thread(Box::new(work))
+        } else {
+            Job::Pool(AsyncTask::new(PoolTask {
+                work: Some(Box::new(work)),
+            }))
+        }
+    }
 }
 
-impl Task for BytesJob {
-    type Output = Vec<u8>;
-    type JsValue = Buffer;
-
-    fn compute(&mut self) -> napi::Result<Self::Output> {
-        guard(self.work.take().expect("a job runs once"))
-    }
-
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
-        Ok(output.into())
-    }
+/// Work on the thread pool (filesystem only).
+pub fn spawn(work: impl FnOnce() -> Result<Option<String>, EngineError> + Send + 'static) -> Job {
+    Job::new(false, work)
 }
 
 pub fn spawn_bytes(
     work: impl FnOnce() -> Result<Vec<u8>, EngineError> + Send + 'static,
-) -> AsyncTask<BytesJob> {
-    AsyncTask::new(BytesJob {
-        work: Some(Box::new(work)),
-    })
+) -> Job<Vec<u8>> {
+    Job::new(false, work)
+}
+
+type Resolver<T> = Box<dyn FnOnce(Env) -> napi::Result<<T as Output>::Js>>;
+
+impl<T: Output> ToNapiValue for Job<T> {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        match val {
+            Job::Pool(task) => AsyncTask::to_napi_value(env, task),
+            Job::Thread(work) => {
+                let env = Env::from_raw(env);
+                let (deferred, promise) = env.create_deferred::<T::Js, Resolver<T>>()?;
+                std::thread::Builder::new()
+                    .name("opslog-backend".into())
+                    .spawn(move || match guard(work) {
+                        Ok(v) => deferred.resolve(Box::new(move |_| Ok(v.into_js()))),
+                        Err(e) => deferred.reject(e),
+                    })
+                    .map_err(|e| napi::Error::from_reason(format!("cannot start a thread: {e}")))?;
+                Ok(promise.raw())
+            }
+        }
+    }
 }

@@ -3,12 +3,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::{AsyncTask, Function, Promise};
+use napi::bindgen_prelude::{Function, Promise};
 use napi_derive::napi;
 
 use super::cursor::Cursor;
 use super::guard::{guard, lock};
-use super::job::{spawn, Job};
+use super::job::Job;
 use super::js_backend::{Args, JsBackend};
 use crate::engine::backend::Backend;
 use crate::engine::error::{Error, Result};
@@ -127,7 +127,7 @@ impl NativeStore {
         dir: String,
         options: NativeOptions,
         dispatch: Option<Function<'_, Args, Promise<Option<String>>>>,
-    ) -> napi::Result<AsyncTask<Job>> {
+    ) -> napi::Result<Job> {
         let write_mode = match options.write_mode.as_str() {
             "immediate" => WriteMode::Immediate,
             "group" => WriteMode::Group,
@@ -161,7 +161,7 @@ impl NativeStore {
         };
         *lock(&self.backend) = Some(backend.clone());
         let (inner, ops) = (self.inner.clone(), self.ops.clone());
-        Ok(spawn(move || {
+        Ok(self.job(move || {
             let (store, info) = Store::open(backend, opts)?;
             *lock(&ops) = store.op_log();
             *lock(&inner) = Some(store);
@@ -304,9 +304,9 @@ impl NativeStore {
 
     /// Checkpoints on a worker; resolves to the new manifest info.
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn checkpoint(&self) -> AsyncTask<Job> {
+    pub fn checkpoint(&self) -> Job {
         let inner = self.inner.clone();
-        spawn(move || {
+        self.job(move || {
             let reset = checkpoint(&inner)?;
             let manifest = manifest_json(&inner)?.unwrap_or_default();
             Ok(Some(format!(
@@ -317,9 +317,9 @@ impl NativeStore {
 
     /// Archives the records with these ids into `period`, then checkpoints; resolves to the count.
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn archive(&self, ids: Vec<String>, period: String) -> AsyncTask<Job> {
+    pub fn archive(&self, ids: Vec<String>, period: String) -> Job {
         let inner = self.inner.clone();
-        spawn(move || {
+        self.job(move || {
             with_store(&inner, |s| {
                 let (moved, reset) = s.archive(&ids, &period)?;
                 Ok(Some(format!("{{\"moved\":{moved},\"reset\":{reset}}}")))
@@ -329,13 +329,13 @@ impl NativeStore {
 
     /// Resolves to the named segment's records as `[id, record, ...]`.
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn load_archive(&self, name: String) -> napi::Result<AsyncTask<Job>> {
+    pub fn load_archive(&self, name: String) -> napi::Result<Job> {
         let (backend, rel) = guard(|| {
             with_store(&self.inner, |s| {
                 Ok((s.backend().clone(), s.find_archive_segment(&name)?))
             })
         })?;
-        Ok(spawn(move || {
+        Ok(self.job(move || {
             let records = backend.load_archive_segment(&rel)?;
             let items: Vec<String> = records
                 .iter()
@@ -347,9 +347,9 @@ impl NativeStore {
 
     /// Reads ops appended by another writer; resolves to `{"reset":bool,"ops":[...]}`.
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn tail(&self) -> AsyncTask<Job> {
+    pub fn tail(&self) -> Job {
         let inner = self.inner.clone();
-        spawn(move || {
+        self.job(move || {
             with_store(&inner, |s| {
                 let t = s.tail()?;
                 let lines: Vec<&str> = t.lines.iter().map(|l| &**l).collect();
@@ -360,6 +360,14 @@ impl NativeStore {
                 )))
             })
         })
+    }
+
+    /// Engine work off the JavaScript thread, on a thread of its own for a JavaScript backend.
+    fn job(&self, work: impl FnOnce() -> Result<Option<String>> + Send + 'static) -> Job {
+        let js_backend = lock(&self.backend)
+            .as_ref()
+            .is_some_and(|b| !b.callable_from_any_thread());
+        Job::new(js_backend, work)
     }
 
     fn open_backend(&self) -> napi::Result<Arc<dyn Backend>> {
@@ -389,9 +397,9 @@ impl NativeStore {
     // their I/O waits for promises on the JavaScript thread.
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn set_async(&self, id: String, data: String) -> AsyncTask<Job> {
+    pub fn set_async(&self, id: String, data: String) -> Job {
         let inner = self.inner.clone();
-        spawn(move || {
+        self.job(move || {
             with_store(&inner, |s| {
                 s.set(&id, &data).map(|o| Some(outcome_code(o).to_string()))
             })
@@ -399,9 +407,9 @@ impl NativeStore {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn delete_async(&self, id: String) -> AsyncTask<Job> {
+    pub fn delete_async(&self, id: String) -> Job {
         let inner = self.inner.clone();
-        spawn(move || {
+        self.job(move || {
             with_store(&inner, |s| match s.delete(&id) {
                 Ok(o) => Ok(Some(outcome_code(o).to_string())),
                 Err(Error::NotFound(_)) => Ok(Some("2".into())),
@@ -411,9 +419,9 @@ impl NativeStore {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn batch_commit_async(&self) -> AsyncTask<Job> {
+    pub fn batch_commit_async(&self) -> Job {
         let inner = self.inner.clone();
-        spawn(move || {
+        self.job(move || {
             with_store(&inner, |s| {
                 s.batch_commit().map(|o| Some(outcome_code(o).to_string()))
             })
@@ -421,22 +429,22 @@ impl NativeStore {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn undo_async(&self) -> AsyncTask<Job> {
+    pub fn undo_async(&self) -> Job {
         let inner = self.inner.clone();
-        spawn(move || with_store(&inner, |s| Ok(s.undo()?.map(|c| change_json(&c)))))
+        self.job(move || with_store(&inner, |s| Ok(s.undo()?.map(|c| change_json(&c)))))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn flush_async(&self) -> AsyncTask<Job> {
+    pub fn flush_async(&self) -> Job {
         let inner = self.inner.clone();
-        spawn(move || with_store(&inner, |s| s.flush().map(|_| None)))
+        self.job(move || with_store(&inner, |s| s.flush().map(|_| None)))
     }
 
     /// Flushes, checkpoints when configured, releases the lock; on a worker.
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn close(&self) -> AsyncTask<Job> {
+    pub fn close(&self) -> Job {
         let (inner, backend) = (self.inner.clone(), self.backend.clone());
-        spawn(move || {
+        self.job(move || {
             let due = with_store(&inner, |s| {
                 let o = s.options();
                 let due =
