@@ -87,6 +87,12 @@ export interface StoreOptions {
   groupCommitSize?: number;
   /** Longest a buffered op waits before it is written, in ms (default 100). */
   groupCommitMs?: number;
+  /**
+   * opslog-native: acknowledge writes only once they are on stable storage (default false).
+   * In immediate mode every write's promise resolves after an fsync that concurrent writes share;
+   * in group and async modes `flush()` and `close()` resolve after it. Filesystem only.
+   */
+  durable?: boolean;
 }
 
 export interface StoreStats {

@@ -44,6 +44,11 @@ class Store {
   /** An FsBackend instance the caller passed (initialised on open, shut down on close). */
   #fsBackend = null;
   #multiWriter = false;
+  /** `durable`: writes resolve once fsynced; concurrent writes share one fsync. */
+  #durable = false;
+  /** The fsync in flight, and the one that starts when it ends (shared by writes made meanwhile). */
+  #syncing = null;
+  #nextSync = null;
 
   async open(dir, options) {
     const o = checkOptions(options);
@@ -67,6 +72,8 @@ class Store {
     this.#skipLoad = o.skipLoad;
     this.#buffered = o.writeMode !== "immediate";
     this.#groupMs = o.groupCommitMs;
+    // A JavaScript backend's own methods decide when its data is durable.
+    this.#durable = o.durable && !this.#adapter && !o.readOnly;
     const native = new NativeStore();
     const info = JSON.parse(
       await this.#call(native.open(dir, {
@@ -78,6 +85,7 @@ class Store {
         writeMode: o.writeMode,
         groupCommitSize: o.groupCommitSize,
         agentId: o.agentId,
+        durable: this.#durable,
       }, dispatch)),
     );
     this.#native = native;
@@ -124,7 +132,13 @@ class Store {
     this.#ensureOpen();
     this.unwatch();
     this.#clearGroupTimer();
-    await this.#enqueue(() => this.#call(this.#native.close()));
+    await this.#enqueue(async () => {
+      if (this.#durable) {
+        await this.#flushNow();
+        await this.#synced();
+      }
+      return this.#call(this.#native.close());
+    });
     if (this.#fsBackend) await this.#fsBackend.shutdown();
     this.#opened = false;
   }
@@ -151,11 +165,11 @@ class Store {
         return this.#afterWrite(due);
       });
     }
-    return this.#mutate(() => {
+    return this.#acknowledged(this.#mutate(() => {
       const due = this.#native.set(idText, data);
       this.#records.set(id, value);
       return this.#afterWrite(due);
-    });
+    }));
   }
 
   delete(id) {
@@ -172,7 +186,7 @@ class Store {
         return this.#afterWrite(this.#afterDelete(id, code));
       });
     }
-    return this.#mutate(() => this.#afterWrite(this.#deleteNow(id, idText)));
+    return this.#acknowledged(this.#mutate(() => this.#afterWrite(this.#deleteNow(id, idText))));
   }
 
   #deleteNow(id, idText) {
@@ -264,7 +278,7 @@ class Store {
         return this.#afterWrite(Number(due));
       });
     }
-    return this.#mutate(() => {
+    return this.#acknowledged(this.#mutate(() => {
       stage();
       let due;
       try {
@@ -273,7 +287,7 @@ class Store {
         rollback(err);
       }
       return this.#afterWrite(due);
-    });
+    }));
   }
 
   async undo() {
@@ -287,7 +301,7 @@ class Store {
       return true;
     };
     if (this.#adapter) return this.#enqueue(async () => apply(await this.#call(this.#native.undoAsync())));
-    return this.#mutate(() => apply(this.#native.undo()));
+    return this.#acknowledged(this.#mutate(() => apply(this.#native.undo())));
   }
 
   getHistory(id) {
@@ -393,10 +407,11 @@ class Store {
 
   async flush() {
     if (!this.#opened || !this.#buffered) return;
-    return this.#enqueue(async () => {
+    await this.#enqueue(async () => {
       this.#clearGroupTimer();
       await this.#flushNow();
     });
+    if (this.#durable) await this.#synced();
   }
 
   async sync() {
@@ -451,6 +466,37 @@ class Store {
     const p = this.#queue.then(run);
     this.#queue = p.then(noop, noop);
     return p;
+  }
+
+  /**
+   * In durable mode, a write's promise resolves once what it appended is fsynced. In group and
+   * async modes writes are acknowledged by flush() (as in the reference), which syncs instead.
+   */
+  #acknowledged(written) {
+    if (!this.#durable || this.#buffered) return written;
+    return written.then((result) => this.#synced().then(() => result));
+  }
+
+  /** Resolves once everything appended before this call is on stable storage (group commit). */
+  #synced() {
+    if (this.#nextSync) return this.#nextSync;
+    if (this.#syncing) {
+      this.#nextSync = this.#syncing.then(() => {
+        this.#nextSync = null;
+        return this.#startSync();
+      });
+      return this.#nextSync;
+    }
+    return this.#startSync();
+  }
+
+  #startSync() {
+    const run = this.#call(this.#native.syncOps());
+    const settled = run.then(noop, noop).then(() => {
+      if (this.#syncing === settled) this.#syncing = null;
+    });
+    this.#syncing = settled;
+    return run;
   }
 
   /** After a logged write: arm the group timer, or checkpoint when the engine says it is due. */

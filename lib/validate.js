@@ -62,6 +62,7 @@ function checkOptions(options) {
     if (given(name) && !(typeof o[name] === "number" && o[name] >= 0)) bad(name, "a non-negative number");
   }
   if (given("agentId") && typeof o.agentId !== "string") bad("agentId", "a string");
+  if (given("durable") && typeof o.durable !== "boolean") bad("durable", "a boolean");
   if (o.agentId && /[/\\\0]/.test(o.agentId)) bad("agentId", "usable in a file name (no path separators)");
   const skipLoad = Boolean(o.skipLoad);
   return {
@@ -76,6 +77,7 @@ function checkOptions(options) {
     groupCommitSize: o.groupCommitSize || 50,
     groupCommitMs: o.groupCommitMs || 100,
     agentId: o.agentId || undefined,
+    durable: o.durable === true,
     backend: o.backend,
   };
 }

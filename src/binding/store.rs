@@ -29,6 +29,8 @@ pub struct NativeOptions {
     pub group_commit_size: u32,
     /// Multi-writer mode: this writer's agent id.
     pub agent_id: Option<String>,
+    /// Writes are acknowledged once on stable storage (the facade awaits `syncOps`).
+    pub durable: bool,
 }
 
 type Shared = Arc<Mutex<Option<Store>>>;
@@ -157,7 +159,7 @@ impl NativeStore {
                     .build()?;
                 Arc::new(JsBackend::new(tsfn, dir))
             }
-            None => Arc::new(FsBackend::new(&dir)),
+            None => Arc::new(FsBackend::new(&dir).durable(options.durable)),
         };
         *lock(&self.backend) = Some(backend.clone());
         let (inner, ops) = (self.inner.clone(), self.ops.clone());
@@ -300,6 +302,17 @@ impl NativeStore {
         let log = lock(&self.ops).clone();
         let n = log.lock().len();
         n as u32
+    }
+
+    /// Fsyncs, on a worker, every op file appended to before this call (durable mode).
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn sync_ops(&self) -> napi::Result<Job> {
+        let pending = guard(|| {
+            lock(&self.backend)
+                .as_ref()
+                .map_or_else(|| Ok(Default::default()), |b| b.begin_sync())
+        })?;
+        Ok(self.job(move || pending.run().map(|_| None)))
     }
 
     /// Checkpoints on a worker; resolves to the new manifest info.

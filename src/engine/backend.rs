@@ -57,9 +57,10 @@ pub trait Backend: Send + Sync {
     }
     /// Deletes files a newer checkpoint superseded (a no-op where the backend keeps them).
     fn remove_files(&self, _rels: &[String]) {}
-    /// Makes everything appended to the current op file durable (fsync).
-    fn sync_ops(&self) -> Result<()> {
-        Ok(())
+    /// The op files appended to since the last sync, to be fsynced by the returned value (on a
+    /// worker, while appends go on). Empty where the backend does not sync.
+    fn begin_sync(&self) -> Result<PendingSync> {
+        Ok(PendingSync::default())
     }
     /// Multi-writer: a new empty op file for `agent`, which appends go to from now on.
     fn create_agent_ops_file(&self, agent: &str) -> Result<String>;
@@ -105,5 +106,22 @@ impl BatchStream for VecStream {
 
     fn version(&self) -> Option<f64> {
         self.version
+    }
+}
+
+/// Handles on op files whose appends are not yet on stable storage.
+#[derive(Debug, Default)]
+pub struct PendingSync {
+    pub files: Vec<(String, std::fs::File)>,
+}
+
+impl PendingSync {
+    /// Fsyncs every file; what was appended before `begin_sync` is then durable.
+    pub fn run(self) -> Result<()> {
+        for (shown, file) in self.files {
+            file.sync_data()
+                .map_err(|e| super::error::Error::io(shown, e))?;
+        }
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::archive;
-use super::backend::{Backend, BatchStream};
+use super::backend::{Backend, BatchStream, PendingSync};
 use super::error::{display_join, Error, Result};
 use super::fsutil;
 use super::lock::{self, LockHandle};
@@ -37,6 +37,9 @@ pub struct FsBackend {
     lock: Mutex<Option<LockHandle>>,
     compact_lock: Mutex<Option<LockHandle>>,
     writer: Mutex<Option<(String, OpWriter)>>,
+    /// Durable mode: files the writer left since the last sync, which it must still fsync.
+    durable: bool,
+    left_unsynced: Mutex<Vec<(String, fs::File)>>,
 }
 
 impl FsBackend {
@@ -47,7 +50,40 @@ impl FsBackend {
             lock: Mutex::new(None),
             compact_lock: Mutex::new(None),
             writer: Mutex::new(None),
+            durable: false,
+            left_unsynced: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Keeps track of the op files written since the last `begin_sync`, for `durable` stores.
+    pub fn durable(mut self, on: bool) -> Self {
+        self.durable = on;
+        self
+    }
+
+    /// Makes `writer` the one appends go to.
+    fn install_writer(&self, rel: String, writer: OpWriter) -> Result<()> {
+        let old = self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace((rel, writer));
+        if let (true, Some((old_rel, old))) = (self.durable, old) {
+            let handle = old.handle()?;
+            self.left_unsynced
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((self.shown(&old_rel), handle));
+        }
+        Ok(())
+    }
+
+    /// Creates a new op file in `ops/` and makes its name durable there.
+    fn create_op_file(&self, rel: String, path: &Path) -> Result<String> {
+        let writer = OpWriter::create(path, self.shown(&rel))?;
+        fsutil::sync_dir(path)?;
+        self.install_writer(rel.clone(), writer)?;
+        Ok(rel)
     }
 
     pub fn dir(&self) -> &Path {
@@ -286,16 +322,12 @@ impl Backend for FsBackend {
     fn create_ops_file(&self) -> Result<String> {
         let opsdir = self.dir.join("ops");
         let name = fsutil::fresh_name(&opsdir, "ops-", "jsonl");
-        let rel = format!("ops/{name}");
-        let writer = OpWriter::create(&opsdir.join(&name), self.shown(&rel))?;
-        *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some((rel.clone(), writer));
-        Ok(rel)
+        self.create_op_file(format!("ops/{name}"), &opsdir.join(&name))
     }
 
     fn open_for_append(&self, rel: &str, read: &ReadResult) -> Result<()> {
         let writer = OpWriter::open(&self.path(rel)?, self.shown(rel), read)?;
-        *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some((rel.to_string(), writer));
-        Ok(())
+        self.install_writer(rel.to_string(), writer)
     }
 
     fn append_ops(&self, rel: &str, lines: &[u8]) -> Result<()> {
@@ -310,15 +342,14 @@ impl Backend for FsBackend {
         fsutil::remove_files(&self.dir, rels);
     }
 
-    fn sync_ops(&self) -> Result<()> {
-        // fsync a second handle, so appends need not wait for the disk.
-        let handle = match &*self.writer.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some((_, writer)) => writer.handle()?,
-            None => return Ok(()),
-        };
-        handle
-            .sync_data()
-            .map_err(|e| Error::io(self.display.clone(), e))
+    fn begin_sync(&self) -> Result<PendingSync> {
+        // Second handles, so appends need not wait for the disk.
+        let mut files =
+            std::mem::take(&mut *self.left_unsynced.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some((rel, writer)) = &*self.writer.lock().unwrap_or_else(|p| p.into_inner()) {
+            files.push((self.shown(rel), writer.handle()?));
+        }
+        Ok(PendingSync { files })
     }
 
     fn create_agent_ops_file(&self, agent: &str) -> Result<String> {
@@ -331,9 +362,7 @@ impl Backend for FsBackend {
                 "opslog: agent id '{agent}' cannot be part of a file name"
             )));
         }
-        let writer = OpWriter::create(&path, self.shown(&rel))?;
-        *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some((rel.clone(), writer));
-        Ok(rel)
+        self.create_op_file(rel, &path)
     }
 
     fn try_compaction_lock(&self) -> Result<bool> {
@@ -365,5 +394,46 @@ impl Backend for FsBackend {
     fn load_archive_segment(&self, rel: &str) -> Result<Vec<(String, String)>> {
         self.path(rel)?;
         archive::load(&self.dir, &self.display, rel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(name: &str, durable: bool) -> FsBackend {
+        let d = std::env::temp_dir().join(format!("opslog-fsb-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("ops")).unwrap();
+        FsBackend::new(&d.display().to_string()).durable(durable)
+    }
+
+    #[test]
+    fn a_durable_sync_covers_op_files_left_since_the_last_one() {
+        let b = backend("durable", true);
+        let first = b.create_ops_file().unwrap();
+        b.append_ops(&first, b"{}\n").unwrap();
+        let second = b.create_ops_file().unwrap();
+        b.append_ops(&second, b"{}\n").unwrap();
+        let pending = b.begin_sync().unwrap();
+        let names: Vec<&str> = pending.files.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(names.len(), 2);
+        assert!(names[0].ends_with(&first) && names[1].ends_with(&second));
+        pending.run().unwrap();
+        assert_eq!(
+            b.begin_sync().unwrap().files.len(),
+            1,
+            "only the current file is left"
+        );
+        let _ = fs::remove_dir_all(b.dir());
+    }
+
+    #[test]
+    fn without_durable_no_handles_are_kept() {
+        let b = backend("plain", false);
+        b.create_ops_file().unwrap();
+        b.create_ops_file().unwrap();
+        assert_eq!(b.begin_sync().unwrap().files.len(), 1);
+        let _ = fs::remove_dir_all(b.dir());
     }
 }
