@@ -139,6 +139,7 @@ impl NativeFsBackend {
     pub fn create_ops_file(&self) -> Job {
         self.run(|b| {
             let rel = b.create_ops_file()?;
+            fsutil::sync_dir(&b.dir().join(&rel))?;
             b.shutdown()?;
             Ok(Some(rel))
         })
@@ -148,6 +149,7 @@ impl NativeFsBackend {
     pub fn create_agent_ops_file(&self, agent: String) -> Job {
         self.run(move |b| {
             let rel = b.create_agent_ops_file(&agent)?;
+            fsutil::sync_dir(&b.dir().join(&rel))?;
             b.shutdown()?;
             Ok(Some(rel))
         })

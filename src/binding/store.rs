@@ -99,7 +99,7 @@ fn checkpoint(inner: &Shared) -> Result<bool> {
         let (records, version) = s.checkpoint_begin()?;
         Ok((s.backend().clone(), records, version))
     })?;
-    let snapshot = backend.write_snapshot(&records, version)?;
+    let snapshot = backend.write_snapshot_for_checkpoint(&records, version)?;
     drop(records);
     with_store(inner, |s| s.checkpoint_finish(snapshot))?;
     Ok(false)

@@ -26,7 +26,17 @@ pub trait Backend: Send + Sync {
     fn release_lock(&self) -> Result<()>;
     fn read_manifest(&self) -> Result<Option<Manifest>>;
     fn write_manifest(&self, manifest: &Manifest) -> Result<()>;
+    /// Writes a snapshot that is durable when this returns.
     fn write_snapshot(&self, records: &Records, version: f64) -> Result<String>;
+    /// Writes a snapshot for a checkpoint: durable once `publish_manifest` names it.
+    fn write_snapshot_for_checkpoint(&self, records: &Records, version: f64) -> Result<String> {
+        self.write_snapshot(records, version)
+    }
+    /// Makes `written` (a snapshot or op files made for this manifest) durable, then writes the
+    /// manifest, which makes them current.
+    fn publish_manifest(&self, manifest: &Manifest, _written: &[&str]) -> Result<()> {
+        self.write_manifest(manifest)
+    }
     fn load_snapshot(&self, rel: &str) -> Result<(Records, f64)>;
     fn stream_snapshot(&self, rel: &str) -> Result<Box<dyn BatchStream>>;
     /// Valid ops of an op file from byte `from` on; malformed lines are counted, not returned,

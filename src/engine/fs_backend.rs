@@ -78,10 +78,9 @@ impl FsBackend {
         Ok(())
     }
 
-    /// Creates a new op file in `ops/` and makes its name durable there.
+    /// Creates a new op file in `ops/`, durable once a published manifest names it.
     fn create_op_file(&self, rel: String, path: &Path) -> Result<String> {
         let writer = OpWriter::create(path, self.shown(&rel))?;
-        fsutil::sync_dir(path)?;
         self.install_writer(rel.clone(), writer)?;
         Ok(rel)
     }
@@ -292,7 +291,38 @@ impl Backend for FsBackend {
     }
 
     fn write_snapshot(&self, records: &Records, version: f64) -> Result<String> {
-        snapshot::write(&self.dir, records, version)
+        snapshot::write(&self.dir, records, version, true)
+    }
+
+    fn write_snapshot_for_checkpoint(&self, records: &Records, version: f64) -> Result<String> {
+        snapshot::write(&self.dir, records, version, false)
+    }
+
+    fn publish_manifest(&self, manifest: &Manifest, written: &[&str]) -> Result<()> {
+        let path = self.dir.join(MANIFEST_FILE);
+        // Everything is written before the first fsync, so one journal commit can carry it all.
+        let text = manifest.encode();
+        let tmp = fsutil::write_tmp(&path, |w| w.write_all(text.as_bytes()), false)?;
+        // The data of new files and the manifest's; the directory entries of new files (an
+        // empty new op file needs only its entry). The manifest's own entry comes with its rename.
+        let mut files = vec![tmp.clone()];
+        let mut dirs = Vec::new();
+        for rel in written {
+            let path = self.path(rel)?;
+            if fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(true) {
+                files.push(path.clone());
+            }
+            if let Some(dir) = path.parent().map(Path::to_path_buf) {
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+        }
+        if let Err(e) = fsutil::sync_all_at_once(&files, &dirs) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        fsutil::rename_into_place(&tmp, &path)
     }
 
     fn load_snapshot(&self, rel: &str) -> Result<(Records, f64)> {

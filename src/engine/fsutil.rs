@@ -2,7 +2,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use super::time;
@@ -23,6 +23,29 @@ pub fn write_replace(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<()> {
+    write_replace_with(path, true, fill)
+}
+
+/// `write_replace`; without `sync` nothing is fsynced: the new file is durable once
+/// `sync_files` ran on it.
+pub fn write_replace_with(
+    path: &Path,
+    sync: bool,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
+    let tmp = write_tmp(path, fill, sync)?;
+    if sync {
+        return rename_into_place(&tmp, path);
+    }
+    fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))
+}
+
+/// Writes `<path>.tmp` (fsynced when `sync`) and returns its path; removes it on failure.
+pub fn write_tmp(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    sync: bool,
+) -> Result<PathBuf> {
     let tmp = path.with_file_name(format!(
         "{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
@@ -34,14 +57,44 @@ pub fn write_replace(
     let file = w
         .into_inner()
         .map_err(|e| Error::io(&display, e.into_error()))?;
-    if let Err(e) = written.and_then(|_| file.sync_all()) {
+    if let Err(e) = written.and_then(|_| if sync { file.sync_all() } else { Ok(()) }) {
         drop(file);
         let _ = fs::remove_file(&tmp);
         return Err(Error::io(&display, e));
     }
-    drop(file);
-    fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    Ok(tmp)
+}
+
+/// Renames `tmp` over `path` and fsyncs the directory: the new file is current and stays so.
+pub fn rename_into_place(tmp: &Path, path: &Path) -> Result<()> {
+    fs::rename(tmp, path).map_err(|e| Error::io(path.display().to_string(), e))?;
     sync_dir(path)
+}
+
+/// Fsyncs `files` (their data) and `dirs` (the entries of files created or renamed there), all
+/// at once on threads of their own: the device can then serve them with fewer cache flushes.
+pub fn sync_all_at_once(files: &[PathBuf], dirs: &[PathBuf]) -> Result<()> {
+    let sync = |path: &PathBuf| {
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(path.display().to_string(), e))
+    };
+    std::thread::scope(|scope| {
+        let running: Vec<_> = files
+            .iter()
+            .chain(dirs)
+            .skip(1)
+            .map(|path| scope.spawn(move || sync(path)))
+            .collect();
+        let first = files.iter().chain(dirs).next().map_or(Ok(()), sync);
+        running
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(Error::Invalid("fsync thread panicked".into())))
+            })
+            .fold(first, |acc, r| acc.and(r))
+    })
 }
 
 /// Fsyncs the directory holding `path`, so a file created or renamed there stays after a crash.

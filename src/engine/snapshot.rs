@@ -30,10 +30,11 @@ pub fn record_line(id: &str, data: &str, out: &mut Vec<u8>) {
 }
 
 /// Writes a new snapshot of `records`; returns its path relative to `dir`.
-pub fn write(dir: &Path, records: &Records, version: f64) -> Result<String> {
+/// Writes a new snapshot file; `sync`: durable when this returns (else once fsynced later).
+pub fn write(dir: &Path, records: &Records, version: f64, sync: bool) -> Result<String> {
     let snapdir = dir.join("snapshots");
     let name = fsutil::fresh_name(&snapdir, "snap-", "jsonl");
-    fsutil::write_replace(&snapdir.join(&name), |w| {
+    fsutil::write_replace_with(&snapdir.join(&name), sync, |w| {
         w.write_all(header(version, &time::now_iso()).as_bytes())?;
         w.write_all(b"\n")?;
         let mut line = Vec::with_capacity(256);
@@ -308,7 +309,7 @@ mod tests {
         let mut r = Records::default();
         r.set("\"a\"", "{\"x\":1e+21,\"s\":\"\u{2028}\"}".into());
         r.set("\"b\\ud800\"", "{}".into());
-        let rel = write(&dir, &r, 3.0).unwrap();
+        let rel = write(&dir, &r, 3.0, true).unwrap();
         let text = std::fs::read_to_string(dir.join(&rel)).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
         assert!(lines[0].starts_with("{\"version\":3,\"timestamp\":\""));

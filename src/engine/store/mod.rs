@@ -147,10 +147,11 @@ impl Store {
                     "Cannot open in readOnly mode: no existing store found".into(),
                 ));
             }
-            let snapshot = backend.write_snapshot(&Records::default(), opts.version)?;
+            let snapshot =
+                backend.write_snapshot_for_checkpoint(&Records::default(), opts.version)?;
             let ops = backend.create_ops_file()?;
-            let manifest = Manifest::fresh(snapshot, ops.clone(), time::now_iso());
-            backend.write_manifest(&manifest)?;
+            let manifest = Manifest::fresh(snapshot.clone(), ops.clone(), time::now_iso());
+            backend.publish_manifest(&manifest, &[&snapshot, &ops])?;
             let version = opts.version;
             let store = Store::new(backend, opts, manifest, ops, version);
             return Ok((
@@ -486,6 +487,7 @@ impl Store {
     pub fn checkpoint_finish(&mut self, snapshot: String) -> Result<()> {
         let ops = self.backend.create_ops_file()?;
         let now = time::now_iso();
+        let written = [snapshot.clone(), ops.clone()];
         let manifest = Manifest {
             version: self.version as u64,
             current_snapshot: snapshot,
@@ -501,7 +503,8 @@ impl Store {
             active_agent_ops: None,
             agent_clocks: None,
         };
-        self.backend.write_manifest(&manifest)?;
+        self.backend
+            .publish_manifest(&manifest, &[&written[0], &written[1]])?;
         let previous = std::mem::replace(&mut self.manifest, manifest);
         self.retire(vec![previous.current_snapshot, previous.active_ops]);
         self.active_ops = ops;
@@ -534,7 +537,9 @@ impl Store {
             return Ok(self.compact_multi(false, None)?.is_some());
         }
         let (records, version) = self.checkpoint_begin()?;
-        let snapshot = self.backend.write_snapshot(&records, version)?;
+        let snapshot = self
+            .backend
+            .write_snapshot_for_checkpoint(&records, version)?;
         drop(records);
         self.checkpoint_finish(snapshot)?;
         Ok(false)

@@ -194,11 +194,11 @@ impl Store {
 
     /// A new store with this agent's op file as its only one.
     fn create_multi(backend: &Arc<dyn Backend>, opts: &Options, agent: &str) -> Result<Store> {
-        let snapshot = backend.write_snapshot(&Records::default(), opts.version)?;
+        let snapshot = backend.write_snapshot_for_checkpoint(&Records::default(), opts.version)?;
         let own = backend.create_agent_ops_file(agent)?;
-        let mut manifest = Manifest::fresh(snapshot, own.clone(), time::now_iso());
+        let mut manifest = Manifest::fresh(snapshot.clone(), own.clone(), time::now_iso());
         manifest.active_agent_ops = Some(vec![(agent.to_string(), own.clone())]);
-        backend.write_manifest(&manifest)?;
+        backend.publish_manifest(&manifest, &[&snapshot, &own])?;
         Ok(Store::new(
             backend.clone(),
             opts.clone(),
@@ -241,7 +241,7 @@ impl Store {
                 .get_or_insert_with(|| vec![(String::new(), manifest.active_ops.clone())]);
             agents.retain(|(a, _)| *a != agent);
             agents.push((agent.clone(), own.clone()));
-            s.backend.write_manifest(&manifest)?;
+            s.backend.publish_manifest(&manifest, &[&own])?;
             s.manifest = manifest;
             s.active_ops = own;
             s.written = 0;
@@ -289,8 +289,11 @@ impl Store {
                 moved_count = moved.len();
             }
         }
-        let snapshot = self.backend.write_snapshot(&records, self.version)?;
+        let snapshot = self
+            .backend
+            .write_snapshot_for_checkpoint(&records, self.version)?;
         let own = self.backend.create_agent_ops_file(&agent)?;
+        let written = [snapshot.clone(), own.clone()];
         // Every other agent keeps its file; the single-writer file ("") is now all in the snapshot.
         let mut agents: Vec<(String, String)> =
             manifest.active_agent_ops.clone().unwrap_or_default();
@@ -319,7 +322,8 @@ impl Store {
             active_agent_ops: Some(agents),
             agent_clocks: Some(clocks),
         };
-        self.backend.write_manifest(&next)?;
+        self.backend
+            .publish_manifest(&next, &[&written[0], &written[1]])?;
         self.records = Arc::new(records);
         self.ops.lock().clear();
         self.archived = next.stats.archived_records;
