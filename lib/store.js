@@ -49,6 +49,13 @@ class Store {
   /** The fsync in flight, and the one that starts when it ends (shared by writes made meanwhile). */
   #syncing = null;
   #nextSync = null;
+  /**
+   * `async` mode: sets not yet handed to the engine, as `[idText, recordText, ms, ...]`; the
+   * engine gets them in one call before anything else reaches it (see #engine), or once there
+   * are `groupCommitSize` of them. Null in the other modes.
+   */
+  #deferred = null;
+  #groupSize = 50;
 
   async open(dir, options) {
     const o = checkOptions(options);
@@ -72,6 +79,8 @@ class Store {
     this.#skipLoad = o.skipLoad;
     this.#buffered = o.writeMode !== "immediate";
     this.#groupMs = o.groupCommitMs;
+    this.#groupSize = o.groupCommitSize;
+    this.#deferred = o.writeMode === "async" && !this.#adapter && !o.readOnly ? [] : null;
     // A JavaScript backend's own methods decide when its data is durable.
     this.#durable = o.durable && !this.#adapter && !o.readOnly;
     const native = new NativeStore();
@@ -99,7 +108,7 @@ class Store {
   /** Passes the snapshot's records through `migrate`, before the op log is replayed. */
   async #migrate(migrate, fromVersion) {
     for (let start = 0; ; ) {
-      const chunk = this.#native.exportRecords(start, EXPORT_CHUNK);
+      const chunk = this.#engine.exportRecords(start, EXPORT_CHUNK);
       if (chunk === null) break;
       const { next, items } = JSON.parse(chunk);
       const ids = [];
@@ -108,10 +117,10 @@ class Store {
         ids.push(JSON.stringify(items[i]));
         texts.push(recordText(items[i], migrate(items[i + 1], fromVersion)));
       }
-      this.#native.replaceRecords(ids, texts);
+      this.#engine.replaceRecords(ids, texts);
       start = next;
     }
-    this.#native.finishReplay();
+    this.#engine.finishReplay();
   }
 
   /** Fills the Map from the engine's records, yielding to the event loop between chunks. */
@@ -119,7 +128,7 @@ class Store {
     const map = this.#records;
     map.clear();
     for (let start = 0; ; ) {
-      const chunk = this.#native.exportRecords(start, EXPORT_CHUNK);
+      const chunk = this.#engine.exportRecords(start, EXPORT_CHUNK);
       if (chunk === null) return;
       const { next, items } = JSON.parse(chunk);
       for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
@@ -137,7 +146,7 @@ class Store {
         await this.#flushNow();
         await this.#synced();
       }
-      return this.#call(this.#native.close());
+      return this.#call(this.#engine.close());
     });
     if (this.#fsBackend) await this.#fsBackend.shutdown();
     this.#opened = false;
@@ -154,19 +163,20 @@ class Store {
     const idText = checkId(id);
     const data = recordText(id, value);
     if (this.#batching) {
-      this.#native.set(idText, data);
+      this.#engine.set(idText, data);
       this.#records.set(id, value);
       return undefined;
     }
+    if (this.#deferred !== null && this.#queued === 0) return this.#defer(id, value, idText, data);
     if (this.#adapter) {
       return this.#enqueue(async () => {
-        const due = Number(await this.#call(this.#native.setAsync(idText, data)));
+        const due = Number(await this.#call(this.#engine.setAsync(idText, data)));
         this.#records.set(id, value);
         return this.#afterWrite(due);
       });
     }
     return this.#acknowledged(this.#mutate(() => {
-      const due = this.#native.set(idText, data);
+      const due = this.#engine.set(idText, data);
       this.#records.set(id, value);
       return this.#afterWrite(due);
     }));
@@ -182,7 +192,7 @@ class Store {
     }
     if (this.#adapter) {
       return this.#enqueue(async () => {
-        const code = Number(await this.#call(this.#native.deleteAsync(idText)));
+        const code = Number(await this.#call(this.#engine.deleteAsync(idText)));
         return this.#afterWrite(this.#afterDelete(id, code));
       });
     }
@@ -190,7 +200,7 @@ class Store {
   }
 
   #deleteNow(id, idText) {
-    return this.#afterDelete(id, this.#native.delete(idText));
+    return this.#afterDelete(id, this.#engine.delete(idText));
   }
 
   #afterDelete(id, code) {
@@ -237,7 +247,7 @@ class Store {
 
   async *streamSnapshot() {
     this.#ensureOpen();
-    const cursor = this.#native.streamSnapshot(this.#manifest.currentSnapshot);
+    const cursor = this.#engine.streamSnapshot(this.#manifest.currentSnapshot);
     for await (const items of readAhead(() => this.#call(cursor.next(STREAM_CHUNK)))) {
       for (let i = 0; i < items.length; i += 2) yield [items[i], items[i + 1]];
     }
@@ -246,7 +256,7 @@ class Store {
   async *getWalOps(sinceTimestamp) {
     this.#ensureOpen();
     const since = sinceTimestamp ? String(sinceTimestamp) : null;
-    const cursor = this.#multiWriter ? this.#native.streamMergedOps(since) : this.#native.streamOps(this.#manifest.activeOps, since);
+    const cursor = this.#multiWriter ? this.#engine.streamMergedOps(since) : this.#engine.streamOps(this.#manifest.activeOps, since);
     for await (const ops of readAhead(() => this.#call(cursor.next(STREAM_CHUNK)))) {
       for (let i = 0; i < ops.length; i++) yield ops[i];
     }
@@ -256,25 +266,25 @@ class Store {
     this.#ensureOpen();
     this.#ensureWritable();
     const stage = () => {
-      this.#native.batchBegin();
+      this.#engine.batchBegin();
       this.#batching = true;
       try {
         fn();
       } catch (err) {
         this.#batching = false;
-        this.#applyEffects(this.#native.batchRollback());
+        this.#applyEffects(this.#engine.batchRollback());
         throw err;
       }
       this.#batching = false;
     };
     const rollback = (err) => {
-      this.#applyEffects(this.#native.batchRollback());
+      this.#applyEffects(this.#engine.batchRollback());
       throw err;
     };
     if (this.#adapter) {
       return this.#enqueue(async () => {
         stage();
-        const due = await this.#call(this.#native.batchCommitAsync()).catch(rollback);
+        const due = await this.#call(this.#engine.batchCommitAsync()).catch(rollback);
         return this.#afterWrite(Number(due));
       });
     }
@@ -282,7 +292,7 @@ class Store {
       stage();
       let due;
       try {
-        due = this.#native.batchCommit();
+        due = this.#engine.batchCommit();
       } catch (err) {
         rollback(err);
       }
@@ -300,18 +310,18 @@ class Store {
       this.#applyEffects(change);
       return true;
     };
-    if (this.#adapter) return this.#enqueue(async () => apply(await this.#call(this.#native.undoAsync())));
-    return this.#acknowledged(this.#mutate(() => apply(this.#native.undo())));
+    if (this.#adapter) return this.#enqueue(async () => apply(await this.#call(this.#engine.undoAsync())));
+    return this.#acknowledged(this.#mutate(() => apply(this.#engine.undo())));
   }
 
   getHistory(id) {
     this.#ensureOpen();
-    return JSON.parse(this.#native.getHistory(JSON.stringify(String(id))));
+    return JSON.parse(this.#engine.getHistory(JSON.stringify(String(id))));
   }
 
   getOps(since) {
     this.#ensureOpen();
-    return JSON.parse(this.#native.getOps(since ? String(since) : null));
+    return JSON.parse(this.#engine.getOps(since ? String(since) : null));
   }
 
   async compact() {
@@ -330,11 +340,11 @@ class Store {
       for (const [id, value] of this.#records) if (predicate(value, id)) ids.push(id);
       if (ids.length === 0) return 0;
       const { moved, reset } = JSON.parse(
-        await this.#call(this.#native.archive(ids.map((id) => JSON.stringify(id)), segment ?? defaultPeriod())),
+        await this.#call(this.#engine.archive(ids.map((id) => JSON.stringify(id)), segment ?? defaultPeriod())),
       );
       if (reset) await this.#loadView();
       else for (const id of ids) this.#records.delete(id);
-      this.#manifest = JSON.parse(this.#native.manifest());
+      this.#manifest = JSON.parse(this.#engine.manifest());
       return moved;
     });
   }
@@ -346,7 +356,7 @@ class Store {
 
   async loadArchive(segment) {
     this.#ensureOpen();
-    const items = JSON.parse(await this.#call((async () => this.#native.loadArchive(String(segment)))()));
+    const items = JSON.parse(await this.#call((async () => this.#engine.loadArchive(String(segment)))()));
     const out = new Map();
     for (let i = 0; i < items.length; i += 2) out.set(items[i], items[i + 1]);
     return out;
@@ -356,7 +366,7 @@ class Store {
     this.#ensureOpen();
     return {
       activeRecords: this.#records.size,
-      opsCount: this.#native.opsCount(),
+      opsCount: this.#engine.opsCount(),
       archiveSegments: this.#manifest.archiveSegments.length,
     };
   }
@@ -369,10 +379,10 @@ class Store {
   async tail() {
     this.#ensureOpen();
     return this.#enqueue(async () => {
-      const { reset, ops } = JSON.parse(await this.#call(this.#native.tail()));
+      const { reset, ops } = JSON.parse(await this.#call(this.#engine.tail()));
       if (reset) {
         await this.#loadView();
-        this.#manifest = JSON.parse(this.#native.manifest());
+        this.#manifest = JSON.parse(this.#engine.manifest());
       } else {
         for (const op of ops) {
           if (op.op === "set") this.#records.set(op.id, op.data);
@@ -468,6 +478,33 @@ class Store {
     return p;
   }
 
+  /** The engine, once the sets `async` mode deferred have reached it (in call order). */
+  get #engine() {
+    if (this.#deferred !== null && this.#deferred.length > 0) this.#handOver();
+    return this.#native;
+  }
+
+  #handOver() {
+    const items = this.#deferred;
+    this.#deferred = [];
+    this.#native.setMany(`[${items.join(",")}]`);
+  }
+
+  /** An `async`-mode set: resolves at once, as the reference's does; the engine gets it later. */
+  #defer(id, value, idText, data) {
+    this.#deferred.push(idText, data, Date.now());
+    this.#records.set(id, value);
+    if (this.#deferred.length >= 3 * this.#groupSize) {
+      try {
+        this.#handOver();
+      } catch (err) {
+        return Promise.reject(withCode(err));
+      }
+    }
+    this.#afterWrite(0);
+    return RESOLVED;
+  }
+
   /**
    * In durable mode, a write's promise resolves once what it appended is fsynced. In group and
    * async modes writes are acknowledged by flush() (as in the reference), which syncs instead.
@@ -491,7 +528,7 @@ class Store {
   }
 
   #startSync() {
-    const run = this.#call(this.#native.syncOps());
+    const run = this.#call(this.#engine.syncOps());
     const settled = run.then(noop, noop).then(() => {
       if (this.#syncing === settled) this.#syncing = null;
     });
@@ -522,13 +559,13 @@ class Store {
 
   async #checkpoint() {
     this.#clearGroupTimer();
-    const { reset, manifest } = JSON.parse(await this.#call(this.#native.checkpoint()));
+    const { reset, manifest } = JSON.parse(await this.#call(this.#engine.checkpoint()));
     if (reset) await this.#loadView();
     this.#manifest = manifest;
   }
 
   #flushNow() {
-    return this.#adapter ? this.#call(this.#native.flushAsync()) : this.#native.flush();
+    return this.#adapter ? this.#call(this.#engine.flushAsync()) : this.#engine.flush();
   }
 
   /** Awaits an engine job; a JavaScript backend's failure rejects with the backend's own error. */

@@ -231,7 +231,27 @@ impl NativeStore {
     /// 0 when done, 1 when a checkpoint must follow.
     #[napi]
     pub fn set(&self, id: String, data: String) -> napi::Result<u32> {
-        guard(|| with_store(&self.inner, |s| s.set(&id, &data).map(outcome_code)))
+        guard(|| with_store(&self.inner, |s| s.set(&id, data).map(outcome_code)))
+    }
+
+    /// `async` mode: sets the facade collected, `[id, record, ms, ...]` (`ms`: when each was called).
+    #[napi]
+    pub fn set_many(&self, items: String) -> napi::Result<()> {
+        guard(|| {
+            let values = crate::engine::json::array_elements(&items)
+                .map_err(|e| Error::Invalid(format!("set_many: {e}")))?;
+            let sets = values
+                .chunks_exact(3)
+                .map(|c| {
+                    (
+                        c[0],
+                        c[1].to_string(),
+                        c[2].parse::<f64>().unwrap_or(0.0) as i64,
+                    )
+                })
+                .collect();
+            with_store(&self.inner, |s| s.set_many(sets))
+        })
     }
 
     /// 0 or 1 as for `set`; 2 when the record does not exist.
@@ -414,7 +434,7 @@ impl NativeStore {
         let inner = self.inner.clone();
         self.job(move || {
             with_store(&inner, |s| {
-                s.set(&id, &data).map(|o| Some(outcome_code(o).to_string()))
+                s.set(&id, data).map(|o| Some(outcome_code(o).to_string()))
             })
         })
     }

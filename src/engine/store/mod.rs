@@ -296,23 +296,28 @@ impl Store {
             + self.batch.as_ref().map_or(0, |b| b.bytes.len() as u64)
     }
 
-    fn make_op(&mut self, kind: OpKind, id: &str, data: Option<&str>) -> Op {
+    fn make_op(&mut self, kind: OpKind, id: &str, data: Option<String>) -> Op {
+        self.make_op_at(kind, id, data, time::now_ms())
+    }
+
+    /// An op stamped with the time `ms` (when its write was called).
+    fn make_op_at(&mut self, kind: OpKind, id: &str, data: Option<String>, ms: i64) -> Op {
         let clock = self.opts.agent_id.is_some().then(|| {
             self.clock += 1;
             self.clock
         });
         let old = self.records.get(id);
         let mut op = Op {
-            ts: time::now_iso(),
+            ts: time::iso_from_ms(ms),
             kind,
             id: id.to_string(),
             prev: old.map(str::to_string),
-            data: data.map(str::to_string),
+            data,
             delta: false,
             agent: self.opts.agent_id.clone(),
             clock,
         };
-        if let (OpKind::Set, Some(old), Some(new)) = (kind, old, data) {
+        if let (OpKind::Set, Some(old), Some(new)) = (kind, old, op.data.as_deref()) {
             if let Some(patch) = delta::create_delta(old, new) {
                 if delta::is_delta_smaller(&patch, old) {
                     op.prev = Some(patch);
@@ -325,24 +330,28 @@ impl Store {
 
     /// Logs `op` according to the write mode and applies it. Nothing changes on error.
     fn log_and_apply(&mut self, op: Op) -> Result<WriteOutcome> {
-        let line = op.encode();
+        self.log_and_apply_with(op, true)
+    }
+
+    /// `flush_when_full`: write the group/async buffer once it holds `groupCommitSize` ops.
+    fn log_and_apply_with(&mut self, op: Op, flush_when_full: bool) -> Result<WriteOutcome> {
+        let mut line = op.encode();
+        line.push('\n');
         let pos = self.next_pos();
         if let Some(batch) = &mut self.batch {
             batch.bytes.extend_from_slice(line.as_bytes());
-            batch.bytes.push(b'\n');
         } else {
-            let mut bytes = line.clone().into_bytes();
-            bytes.push(b'\n');
+            let bytes = line.as_bytes();
             match self.opts.write_mode {
                 WriteMode::Immediate => {
-                    self.backend.append_ops(&self.active_ops, &bytes)?;
+                    self.backend.append_ops(&self.active_ops, bytes)?;
                     self.written += bytes.len() as u64;
                 }
                 WriteMode::Group | WriteMode::Async => {
                     let before = self.pending.len();
-                    self.pending.extend_from_slice(&bytes);
+                    self.pending.extend_from_slice(bytes);
                     self.pending_ops += 1;
-                    if self.pending_ops >= self.opts.group_size {
+                    if flush_when_full && self.pending_ops >= self.opts.group_size {
                         if let Err(e) = self.flush() {
                             self.pending.truncate(before);
                             self.pending_ops -= 1;
@@ -354,6 +363,7 @@ impl Store {
         }
         let mut op = op;
         apply(Arc::make_mut(&mut self.records), &mut op);
+        line.pop();
         self.ops.lock().push(LoggedOp {
             op,
             line: line.into(),
@@ -379,10 +389,30 @@ impl Store {
     }
 
     /// `set(id, data)`: `id` is a JSON string token, `data` the record's JSON text.
-    pub fn set(&mut self, id: &str, data: &str) -> Result<WriteOutcome> {
+    pub fn set(&mut self, id: &str, data: impl Into<String>) -> Result<WriteOutcome> {
         self.ensure_writable()?;
-        let op = self.make_op(OpKind::Set, id, Some(data));
+        let op = self.make_op(OpKind::Set, id, Some(data.into()));
         self.log_and_apply(op)
+    }
+
+    /// `async` mode: sets made earlier (`(id, data, ms)`, the time each was called), applied in
+    /// order, then the buffer written if it is full. Every set stays applied and buffered even
+    /// when that write fails (a later flush retries it); the error is returned.
+    pub fn set_many(&mut self, sets: Vec<(&str, String, i64)>) -> Result<()> {
+        self.ensure_writable()?;
+        if self.opts.write_mode != WriteMode::Async || self.batch.is_some() {
+            return Err(Error::Invalid(
+                "set_many is for async mode, outside a batch".into(),
+            ));
+        }
+        for (id, data, ms) in sets {
+            let op = self.make_op_at(OpKind::Set, id, Some(data), ms);
+            self.log_and_apply_with(op, false)?;
+        }
+        if self.pending_ops >= self.opts.group_size {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     pub fn delete(&mut self, id: &str) -> Result<WriteOutcome> {
