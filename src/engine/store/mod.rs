@@ -113,6 +113,8 @@ pub struct Store {
     /// The files of the generation before the current one, kept for readers still on them and
     /// removed at the next checkpoint.
     retired: Vec<String>,
+    /// Multi-writer: this store holds the compaction lock (so work done under it can nest).
+    compaction_locked: bool,
 }
 
 /// What `open` tells the caller.
@@ -228,6 +230,7 @@ impl Store {
             closed: false,
             clock: 0,
             retired: Vec::new(),
+            compaction_locked: false,
         }
     }
 

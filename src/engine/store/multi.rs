@@ -209,18 +209,23 @@ impl Store {
     }
 
     /// Runs `f` holding the compaction lock. `wait`: retry while another agent holds it;
-    /// otherwise `Ok(None)` when it is held.
+    /// otherwise `Ok(None)` when it is held. Nested calls run `f` under the lock already held.
     fn with_compaction_lock<T>(
         &mut self,
         wait: bool,
         f: impl FnOnce(&mut Store) -> Result<T>,
     ) -> Result<Option<T>> {
+        if self.compaction_locked {
+            return f(self).map(Some);
+        }
         if wait {
             take_compaction_lock(&*self.backend)?;
         } else if !self.backend.try_compaction_lock()? {
             return Ok(None);
         }
+        self.compaction_locked = true;
         let result = f(self);
+        self.compaction_locked = false;
         let released = self.backend.release_compaction_lock();
         let value = result?;
         released?;
@@ -398,24 +403,32 @@ impl Store {
         Ok(TailResult { lines, reset: true })
     }
 
-    /// Undoes this agent's own last op (one the snapshot does not hold yet), then reloads.
+    /// Undoes this agent's own last op (one no snapshot holds yet), then reloads. Holds the
+    /// compaction lock throughout: another agent's compaction could otherwise take the op into
+    /// its snapshot between the check and the cut, and the undone op would come back.
     pub(super) fn undo_multi(&mut self) -> Result<Option<Change>> {
         let agent = self.agent().expect("multi-writer").to_string();
-        // Another agent's compaction may have taken this agent's last op into its snapshot.
-        self.reload_multi()?;
-        let pos = self
-            .ops
-            .lock()
-            .iter()
-            .rev()
-            .find(|l| l.op.agent.as_deref() == Some(agent.as_str()))
-            .map(|l| l.pos);
-        let Some(pos) = pos else {
-            return Ok(Some(Change::ReloadedOnly));
-        };
-        self.backend.truncate_ops(&self.active_ops, pos)?;
-        self.written = pos;
-        self.reload_multi()?;
-        Ok(Some(Change::Reset))
+        let cut = self.with_compaction_lock(true, |s| {
+            s.reload_multi()?;
+            let pos = s
+                .ops
+                .lock()
+                .iter()
+                .rev()
+                .find(|l| l.op.agent.as_deref() == Some(agent.as_str()))
+                .map(|l| l.pos);
+            let Some(pos) = pos else {
+                return Ok(false);
+            };
+            s.backend.truncate_ops(&s.active_ops, pos)?;
+            s.written = pos;
+            s.reload_multi()?;
+            Ok(true)
+        })?;
+        Ok(Some(if cut == Some(true) {
+            Change::Reset
+        } else {
+            Change::ReloadedOnly
+        }))
     }
 }
