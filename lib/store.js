@@ -310,7 +310,10 @@ class Store {
       this.#applyEffects(change);
       return true;
     };
-    if (this.#adapter) return this.#enqueue(async () => apply(await this.#call(this.#engine.undoAsync())));
+    // A multi-writer undo waits for the compaction lock and re-reads every agent's file: on a worker.
+    if (this.#adapter || this.#multiWriter) {
+      return this.#enqueue(async () => apply(await this.#call(this.#engine.undoAsync())));
+    }
     return this.#acknowledged(this.#mutate(() => apply(this.#engine.undo())));
   }
 

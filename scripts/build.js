@@ -19,5 +19,8 @@ const libName = { darwin: "libopslog_native.dylib", win32: "opslog_native.dll" }
 const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(root, "target");
 const built = path.join(targetDir, release ? "release" : "debug", libName);
 const dest = path.join(root, require("../lib/platform").binaryName());
-fs.copyFileSync(built, dest);
+// Copied beside the destination and renamed over it: a process that has the old addon loaded
+// keeps its (now unlinked) file instead of seeing it rewritten under it.
+fs.copyFileSync(built, `${dest}.tmp`);
+fs.renameSync(`${dest}.tmp`, dest);
 console.log(`opslog-native: built ${path.relative(root, dest)} (${release ? "release" : "debug"})`);
