@@ -109,6 +109,8 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>> {
             .into_owned();
         out.push((id, data));
     }
+    // `new Map(Object.entries(records))`: array-index ids first, as JSON.parse orders them.
+    json::js_property_order(&mut out);
     Ok(out)
 }
 
@@ -216,6 +218,16 @@ mod tests {
         assert_eq!(pp(r#"{"a":[1,{"b":"x,y:}"}],"c":{},"d":[]}"#), "{\n  \"a\": [\n    1,\n    {\n      \"b\": \"x,y:}\"\n    }\n  ],\n  \"c\": {},\n  \"d\": []\n}");
         assert_eq!(pp(r#""s\"""#), r#""s\"""#);
         assert_eq!(pp("-1.5e-7"), "-1.5e-7");
+    }
+
+    #[test]
+    fn parsed_records_come_in_javascript_property_order() {
+        // Found by tests/fuzz_parsers.rs: a segment not written by JSON.stringify (ids in text
+        // order) loaded in text order; the reference loads `Object.entries` order.
+        let text =
+            r#"{"version":1,"period":"p","timestamp":"t","records":{"x":{},"10":{},"2":{"a":1}}}"#;
+        let ids: Vec<String> = parse(text).unwrap().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["\"2\"", "\"10\"", "\"x\""]);
     }
 
     #[test]

@@ -709,30 +709,17 @@ fn is_canonical(text: &str) -> bool {
                                     if !escaped_control && !surrogate {
                                         return false;
                                     }
-                                    if surrogate {
-                                        // A well-formed pair would have been written literally.
+                                    // A well-formed pair would have been written literally.
+                                    // Checked at its high half, which comes first (a high half
+                                    // cannot be written literally): looking back from a low
+                                    // half could mistake an escaped backslash for an escape.
+                                    if (0xD800..0xDC00).contains(&u) {
                                         let next = text.get(i + 6..i + 12);
-                                        let is_high = u < 0xDC00;
-                                        if is_high {
-                                            if let Some(n) =
-                                                next.and_then(|n| n.strip_prefix("\\u"))
+                                        if let Some(n) = next.and_then(|n| n.strip_prefix("\\u")) {
+                                            if u16::from_str_radix(n, 16)
+                                                .is_ok_and(|l| (0xDC00..0xE000).contains(&l))
                                             {
-                                                if u16::from_str_radix(n, 16)
-                                                    .is_ok_and(|l| (0xDC00..0xE000).contains(&l))
-                                                {
-                                                    return false;
-                                                }
-                                            }
-                                        } else if start + 1 < i {
-                                            let prev = text.get(i - 6..i);
-                                            if let Some(p) =
-                                                prev.and_then(|p| p.strip_prefix("\\u"))
-                                            {
-                                                if u16::from_str_radix(p, 16)
-                                                    .is_ok_and(|h| (0xD800..0xDC00).contains(&h))
-                                                {
-                                                    return false;
-                                                }
+                                                return false;
                                             }
                                         }
                                     }
@@ -913,6 +900,24 @@ mod tests {
         ] {
             assert!(canonicalize(s).is_err(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn lone_low_surrogates_are_recognised_as_canonical() {
+        // Found by tests/fuzz_parsers.rs: looking back from a low surrogate for its high half,
+        // `i - 6` underflowed near a string's start (a panic in debug builds), and an escaped
+        // backslash followed by `ud800` read as a high half (a needless rewrite).
+        for s in [
+            r#""a\udc00""#,
+            r#"["\udc00"]"#,
+            r#"["ab\udc00"]"#,
+            r#""abcd\udc00""#,
+            r#"{"a\\ud800\udc00":1}"#,
+        ] {
+            assert!(matches!(canonicalize(s).unwrap(), Cow::Borrowed(_)), "{s}");
+        }
+        assert_eq!(canon(r#""\ud800\udc00""#), "\"\u{10000}\"");
+        assert_eq!(canon(r#""\udc00\udc00""#), r#""\udc00\udc00""#);
     }
 
     #[test]

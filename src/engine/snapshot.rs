@@ -118,6 +118,8 @@ fn legacy_records(text: &str, path: &str) -> Result<(f64, Vec<(String, String)>)
             .into_owned();
         out.push((id, data));
     }
+    // `new Map(Object.entries(records))`: array-index ids first, as JSON.parse orders them.
+    json::js_property_order(&mut out);
     Ok((version, out))
 }
 
@@ -365,6 +367,23 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "Invalid snapshot: version must be a positive finite integer"
+        );
+    }
+
+    #[test]
+    fn legacy_records_come_in_javascript_property_order() {
+        // Found by tests/fuzz_parsers.rs: a legacy snapshot not written by JSON.stringify (ids
+        // in text order) loaded in text order; the reference loads `Object.entries` order.
+        let dir = tmpdir("legacy-order");
+        let text = r#"{"version":1,"timestamp":"t","records":{"x":{},"10":{},"b":{},"2":{}}}"#;
+        std::fs::write(dir.join("snapshots/s.json"), text).unwrap();
+        let (r, _) = load(&dir, "d", "snapshots/s.json").unwrap();
+        let ids: Vec<&str> = r.iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["\"2\"", "\"10\"", "\"x\"", "\"b\""]);
+        let mut s = SnapshotStream::open(&dir, "d", "snapshots/s.json").unwrap();
+        assert_eq!(
+            s.next_batch(10).unwrap().unwrap(),
+            r#"["2",{},"10",{},"x",{},"b",{}]"#
         );
     }
 
