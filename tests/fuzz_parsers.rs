@@ -730,11 +730,8 @@ fn op_with_members() -> impl Strategy<Value = String> {
             .iter()
             .map(|m| format!("{}:{}", m.key, m.value))
             .collect();
-        let mut p = at.index(items.len() + 1);
-        for m in extra {
-            items.insert(p.min(items.len()), format!("{}:{}", m.key, m.value));
-            p += 1;
-        }
+        let p = at.index(items.len() + 1);
+        items.splice(p..p, extra.iter().map(|m| format!("{}:{}", m.key, m.value)));
         format!("{{{}}}", items.join(","))
     })
 }
@@ -1210,7 +1207,9 @@ impl SnapshotFiles {
             while let Some(text) = s.next_batch(batch).map_err(|e| e.to_string())? {
                 let items = json::array_elements(&text)
                     .unwrap_or_else(|e| panic!("batch {text:?} is not an array: {e}"));
-                assert!(!items.is_empty() && items.len() % 2 == 0 && items.len() <= 2 * batch);
+                assert!(
+                    !items.is_empty() && items.len().is_multiple_of(2) && items.len() <= 2 * batch
+                );
                 for pair in items.chunks(2) {
                     records.set(pair[0], pair[1].into());
                 }
