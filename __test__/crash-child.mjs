@@ -35,6 +35,7 @@ import fs from "node:fs";
 import { Worker } from "node:worker_threads";
 import { Store } from "./impl.mjs";
 import lib from "./impl.mjs";
+import { mulberry32 } from "./random.mjs";
 
 const { applyDelta } = lib;
 const cfg = JSON.parse(process.argv[2]);
@@ -42,16 +43,6 @@ const multi = cfg.agent !== undefined;
 const J = fs.openSync(cfg.journal, "a");
 const log = (o) => fs.writeSync(J, JSON.stringify(o) + "\n");
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rnd = mulberry32(cfg.seed);
 const int = (n) => Math.floor(rnd() * n);
 const pick = (a) => a[int(a.length)];

@@ -37,6 +37,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Store } from "./impl.mjs";
 import { HERE, sleep } from "./helpers.mjs";
+import { mulberry32 } from "./random.mjs";
 
 const TRIALS = Number(process.env.CRASH_TRIALS ?? 5);
 const MODES = (process.env.CRASH_MODES ?? "immediate,group,async,multi").split(",");
@@ -45,16 +46,6 @@ const CHILD = join(HERE, "crash-child.mjs");
 const AGENTS = ["alpha", "beta", "gamma"];
 const CHAIN_MAX = 6;
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // --- child processes ------------------------------------------------------------------------
 

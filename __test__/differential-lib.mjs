@@ -10,20 +10,19 @@ import { mkdtemp, open as openFile, readFile, readdir, rm } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
+import { mulberry32 } from "./random.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // Deterministic PRNG (mulberry32)
 // ---------------------------------------------------------------------------------------------
 
 export class Rng {
+  #next;
   constructor(seed) {
-    this.s = seed >>> 0;
+    this.#next = mulberry32(seed);
   }
   next() {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.#next();
   }
   int(n) {
     return Math.floor(this.next() * n);

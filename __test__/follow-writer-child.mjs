@@ -18,6 +18,7 @@
 // (a batch is one group): [[key, n | null (delete)], ...].
 import { Store } from "./impl.mjs";
 import { withTestBackend } from "./helpers.mjs";
+import { mulberry32 } from "./random.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const {
@@ -35,16 +36,6 @@ const {
   padMax = 50,
 } = cfg;
 
-function mulberry32(s) {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rnd = mulberry32(seed);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

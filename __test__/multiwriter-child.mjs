@@ -15,20 +15,11 @@
 import { isDeepStrictEqual } from "node:util";
 import { Store } from "./impl.mjs";
 import { withTestBackend } from "./helpers.mjs";
+import { mulberry32 } from "./random.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const { dir, agent } = cfg;
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rnd = mulberry32(cfg.seed);
 const pick = (arr) => arr[Math.floor(rnd() * arr.length)];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

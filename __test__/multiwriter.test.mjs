@@ -23,6 +23,7 @@ import {
   viaJsBackend,
   IMPL_URL,
 } from "./helpers.mjs";
+import { mulberry32 } from "./random.mjs";
 
 /**
  * Skip reason for a test where the reference differs from SPEC 4/5 in a way SPEC 7 does not list
@@ -285,16 +286,6 @@ test("B's file stays registered across A's compaction (SPEC 7.4)", { skip: refDe
 });
 
 // Seeded PRNG for the random interleavings.
-function mulberry32(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function randomInterleaving(dir, seed, steps) {
   const rnd = mulberry32(seed);

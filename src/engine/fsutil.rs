@@ -27,7 +27,7 @@ pub fn write_replace(
 }
 
 /// `write_replace`; without `sync` nothing is fsynced: the new file is durable once
-/// `sync_files` ran on it.
+/// `sync_all_at_once` ran on it.
 pub fn write_replace_with(
     path: &Path,
     sync: bool,
