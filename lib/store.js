@@ -37,6 +37,8 @@ class Store {
   #queue = RESOLVED;
   #queued = 0;
   #batching = false;
+  /** A call of the open batch was refused as invalid (SPEC 7.6): its rollback changes nothing. */
+  #refused = false;
   #watchTimer = null;
   #watchCallback = null;
   /** A JavaScript StorageBackend's adapter state ({lock, error}), or null for the native filesystem. */
@@ -160,8 +162,14 @@ class Store {
   set(id, value) {
     this.#ensureOpen();
     this.#ensureWritable();
-    const idText = checkId(id);
-    const data = recordText(id, value);
+    let idText, data;
+    try {
+      idText = checkId(id);
+      data = recordText(id, value);
+    } catch (err) {
+      this.#refused ||= this.#batching;
+      throw err;
+    }
     if (this.#batching) {
       this.#engine.set(idText, data);
       this.#records.set(id, value);
@@ -185,7 +193,13 @@ class Store {
   delete(id) {
     this.#ensureOpen();
     this.#ensureWritable();
-    const idText = checkId(id);
+    let idText;
+    try {
+      idText = checkId(id);
+    } catch (err) {
+      this.#refused ||= this.#batching;
+      throw err;
+    }
     if (this.#batching) {
       this.#deleteNow(id, idText);
       return undefined;
@@ -268,17 +282,18 @@ class Store {
     const stage = () => {
       this.#engine.batchBegin();
       this.#batching = true;
+      this.#refused = false;
       try {
         fn();
       } catch (err) {
         this.#batching = false;
-        this.#applyEffects(this.#engine.batchRollback());
+        this.#rollBackBatch();
         throw err;
       }
       this.#batching = false;
     };
     const rollback = (err) => {
-      this.#applyEffects(this.#engine.batchRollback());
+      this.#rollBackBatch();
       throw err;
     };
     if (this.#adapter) {
@@ -385,13 +400,14 @@ class Store {
       const { reset, ops } = JSON.parse(await this.#call(this.#engine.tail()));
       if (reset) {
         await this.#loadView();
-        this.#manifest = JSON.parse(this.#engine.manifest());
       } else {
         for (const op of ops) {
           if (op.op === "set") this.#records.set(op.id, op.data);
           else this.#records.delete(op.id);
         }
       }
+      // The writer may have checkpointed (a new generation) even when no op came of it.
+      this.#manifest = JSON.parse(this.#engine.manifest());
       return ops;
     });
   }
@@ -585,8 +601,27 @@ class Store {
     }
   }
 
+  /**
+   * Reverses the staged batch in the view too. After a refused call nothing may change, so the
+   * records it deleted go back in their place; after any other error they come back at the end
+   * of the order, as in the reference (where a rollback is a fresh insertion).
+   */
+  #rollBackBatch() {
+    const { effects, reordered } = JSON.parse(this.#engine.batchRollback(this.#refused));
+    this.#applyEffectList(effects);
+    if (!reordered) return;
+    const map = this.#records;
+    const entries = JSON.parse(this.#engine.recordIds()).map((id) => [id, map.get(id)]);
+    map.clear();
+    for (const [id, record] of entries) map.set(id, record);
+  }
+
   #applyEffects(text) {
-    for (const [id, record] of JSON.parse(text)) {
+    this.#applyEffectList(JSON.parse(text));
+  }
+
+  #applyEffectList(effects) {
+    for (const [id, record] of effects) {
       if (record === null) this.#records.delete(id);
       else this.#records.set(id, record);
     }

@@ -276,10 +276,31 @@ impl NativeStore {
         guard(|| with_store(&self.inner, |s| s.batch_commit().map(outcome_code)))
     }
 
-    /// Reverses the open batch; returns the view changes as `[[id, record|null], ...]`.
+    /// Reverses the open batch (`keep_order`: records it deleted go back in their place);
+    /// returns `{"effects":[[id, record|null], ...],"reordered":bool}` (`reordered`: the view
+    /// must take the order of `recordIds` afterwards).
     #[napi]
-    pub fn batch_rollback(&self) -> napi::Result<String> {
-        guard(|| with_store(&self.inner, |s| Ok(effects_json(&s.batch_rollback()))))
+    pub fn batch_rollback(&self, keep_order: bool) -> napi::Result<String> {
+        guard(|| {
+            with_store(&self.inner, |s| {
+                let (effects, reordered) = s.batch_rollback(keep_order);
+                Ok(format!(
+                    "{{\"effects\":{},\"reordered\":{reordered}}}",
+                    effects_json(&effects)
+                ))
+            })
+        })
+    }
+
+    /// Every record id, in iteration order, as a JSON array.
+    #[napi]
+    pub fn record_ids(&self) -> napi::Result<String> {
+        guard(|| {
+            with_store(&self.inner, |s| {
+                let ids: Vec<&str> = s.records().iter().map(|(id, _)| id).collect();
+                Ok(format!("[{}]", ids.join(",")))
+            })
+        })
     }
 
     /// Undoes the last op; the view changes, or null when there was nothing to undo.

@@ -186,7 +186,7 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<Vec<(String, Str
         Error::Io { source, .. } => Error::io(&shown, source),
         other => other,
     })?;
-    parse(&text)
+    parse(&text).map_err(|e| e.in_file(&shown))
 }
 
 /// Segment files present in `archive/`, as relative paths.

@@ -58,6 +58,11 @@ pub trait Backend: Send + Sync {
     /// Makes `rel` the file appends go to; `read` is what was read of it (torn tail handling).
     fn open_for_append(&self, rel: &str, read: &ReadResult) -> Result<()>;
     fn append_ops(&self, rel: &str, lines: &[u8]) -> Result<()>;
+    /// `append_ops` of a batch: readers of the file see all of it or none of it, where the
+    /// backend can make it so.
+    fn append_batch(&self, rel: &str, lines: &[u8]) -> Result<()> {
+        self.append_ops(rel, lines)
+    }
     /// Removes everything from byte `pos` on (the last op, for undo).
     fn truncate_ops(&self, rel: &str, pos: u64) -> Result<()>;
     /// Whether calls may block the thread that makes them on anything but the disk (a backend
@@ -67,6 +72,16 @@ pub trait Backend: Send + Sync {
     }
     /// Deletes files a newer checkpoint superseded (a no-op where the backend keeps them).
     fn remove_files(&self, _rels: &[String]) {}
+    /// Single-writer snapshot and op files (and their temporary files) other than `keep`: what
+    /// earlier sessions left (their kept previous generation, files of a crashed checkpoint).
+    /// Empty where the backend does not delete files.
+    fn stale_files(&self, _keep: &[&str]) -> Vec<String> {
+        Vec::new()
+    }
+    /// Whether a snapshot holds a record or an op file an op (more than a header, or empty).
+    fn holds_data(&self, _rel: &str) -> bool {
+        false
+    }
     /// The op files appended to since the last sync, to be fsynced by the returned value (on a
     /// worker, while appends go on). Empty where the backend does not sync.
     fn begin_sync(&self) -> Result<PendingSync> {

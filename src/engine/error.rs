@@ -31,6 +31,14 @@ impl Error {
         }
     }
 
+    /// A format error of the file shown as `shown`, named in its message (once).
+    pub fn in_file(self, shown: &str) -> Self {
+        match self {
+            Error::Corrupt(m) if !m.contains(shown) => Error::Corrupt(format!("{m} ({shown})")),
+            other => other,
+        }
+    }
+
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }

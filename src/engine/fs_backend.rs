@@ -278,9 +278,15 @@ impl Backend for FsBackend {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        Manifest::parse(&text)
-            .map(Some)
-            .map_err(|m| Error::Corrupt(format!("{m} ({})", self.shown(MANIFEST_FILE))))
+        let named = |m: String| Error::Corrupt(format!("{m} ({})", self.shown(MANIFEST_FILE)));
+        let manifest = Manifest::parse(&text).map_err(named)?;
+        // A path that leaves the directory makes the manifest itself corrupt.
+        for rel in manifest.paths() {
+            if let Err(e) = paths::inside(&self.dir, rel) {
+                return Err(named(e.to_string()));
+            }
+        }
+        Ok(Some(manifest))
     }
 
     fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
@@ -342,6 +348,7 @@ impl Backend for FsBackend {
     fn read_ops(&self, rel: &str, from: u64, live: bool) -> Result<ReadResult> {
         let r = wal::read_from(&self.path(rel)?, from)?;
         wal::warn_skipped(r.skipped + usize::from(r.torn && !live), &self.shown(rel));
+        fsutil::warn_not_utf8(r.not_utf8, &self.shown(rel));
         Ok(r)
     }
 
@@ -364,12 +371,42 @@ impl Backend for FsBackend {
         self.with_writer(rel, |w| w.append(lines))
     }
 
+    fn append_batch(&self, rel: &str, lines: &[u8]) -> Result<()> {
+        self.with_writer(rel, |w| w.append_whole(lines))
+    }
+
     fn truncate_ops(&self, rel: &str, pos: u64) -> Result<()> {
         self.with_writer(rel, |w| w.truncate(pos))
     }
 
     fn remove_files(&self, rels: &[String]) {
         fsutil::remove_files(&self.dir, rels);
+    }
+
+    fn holds_data(&self, rel: &str) -> bool {
+        let Ok(path) = self.path(rel) else {
+            return false;
+        };
+        let Ok(file) = fs::File::open(path) else {
+            return false;
+        };
+        // Anything past the first line: a snapshot's header is its first line, and an op file
+        // with any complete line is not empty either way.
+        let mut first = Vec::new();
+        let mut reader = std::io::BufReader::new(file);
+        match std::io::BufRead::read_until(&mut reader, b'\n', &mut first) {
+            Ok(_) if rel.starts_with("ops/") => !first.trim_ascii().is_empty(),
+            Ok(_) => std::io::Read::read(&mut reader, &mut [0u8; 1]).is_ok_and(|n| n > 0),
+            Err(_) => true,
+        }
+    }
+
+    fn stale_files(&self, keep: &[&str]) -> Vec<String> {
+        // Only names this store makes: a multi-writer agent's op files are never stale here.
+        let mut stale = fsutil::files_named(&self.dir, "snapshots", "snap-", ".jsonl");
+        stale.extend(fsutil::files_named(&self.dir, "ops", "ops-", ".jsonl"));
+        stale.retain(|rel| !keep.contains(&rel.as_str()));
+        stale
     }
 
     fn begin_sync(&self) -> Result<PendingSync> {

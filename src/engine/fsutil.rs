@@ -16,6 +16,25 @@ pub fn read_text(path: &Path) -> Result<String> {
     })
 }
 
+/// `read_text` of a data file, saying on stderr when bytes that are not UTF-8 were replaced
+/// (the text read is then not what was written).
+pub fn read_data_text(path: &Path, shown: &str) -> Result<String> {
+    let bytes = fs::read(path).map_err(|e| Error::io(shown, e))?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            warn_not_utf8(1, shown);
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        }
+    })
+}
+
+pub fn warn_not_utf8(lines: usize, shown: &str) {
+    if lines > 0 {
+        eprintln!("opslog: {shown} holds bytes that are not UTF-8 (in {lines} line(s)); read with U+FFFD in their place");
+    }
+}
+
 /// Writes `path` through `<path>.tmp`, fsyncs it, renames it into place and fsyncs the
 /// directory: readers see the old or the new file, and once this returns the new one survives a
 /// crash or power loss.
@@ -120,6 +139,21 @@ pub fn remove_files(dir: &Path, rels: &[String]) {
             let _ = fs::remove_file(path);
         }
     }
+}
+
+/// `<sub>/<name>` of the files in `dir/sub` named `<prefix>...<ext>`, or `<prefix>...<ext>.tmp`.
+pub fn files_named(dir: &Path, sub: &str, prefix: &str, ext: &str) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir.join(sub)) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| {
+            let base = name.strip_suffix(".tmp").unwrap_or(name);
+            base.starts_with(prefix) && base.ends_with(ext)
+        })
+        .map(|name| format!("{sub}/{name}"))
+        .collect()
 }
 
 /// A file name `<prefix><ms>.<ext>` under `dir` that does not exist yet: the reference names

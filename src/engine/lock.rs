@@ -31,6 +31,12 @@ fn parse_pid(text: &str) -> Option<i64> {
     Some(if neg { -n } else { n })
 }
 
+/// A lock file's text as the reference reads it (UTF-8, invalid bytes replaced): junk that is
+/// not UTF-8 is no pid, so the lock is stale, as with junk text.
+fn read_text(path: &Path) -> std::io::Result<String> {
+    Ok(String::from_utf8_lossy(&fs::read(path)?).into_owned())
+}
+
 /// Whether a process with this pid exists. A process we may not signal still exists.
 fn is_alive(pid: i64) -> bool {
     if pid <= 0 || pid > i32::MAX as i64 {
@@ -71,7 +77,7 @@ pub fn try_acquire(
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io(&shown, e)),
         }
-        let content = match fs::read_to_string(&path) {
+        let content = match read_text(&path) {
             Ok(c) => c,
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io(&shown, e)),
@@ -126,7 +132,7 @@ pub fn try_acquire_flocked(
             Err(e) => return Err(Error::io(&shown, e)),
         }; // SAFETY: flock on a file descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let holder = fs::read_to_string(&path)
+            let holder = read_text(&path)
                 .ok()
                 .and_then(|c| parse_pid(&c))
                 .unwrap_or(0);
@@ -140,8 +146,9 @@ pub fn try_acquire_flocked(
         if !same {
             continue;
         }
-        let mut content = String::new();
-        std::io::Read::read_to_string(&mut file, &mut content).map_err(|e| Error::io(&shown, e))?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| Error::io(&shown, e))?;
+        let content = String::from_utf8_lossy(&bytes);
         // A live pid with no flock behind it: a process of the reference (which only creates the
         // file) holds it. A dead pid is a holder that crashed. An empty file just created is a
         // reference process between creating it and writing its pid.
@@ -226,5 +233,11 @@ mod tests {
         std::fs::write(dir.join(LOCK_FILE), "junk").unwrap();
         release(acquire(&dir, "d").unwrap());
         assert!(!dir.join(LOCK_FILE).exists());
+        std::fs::write(dir.join(LOCK_FILE), [0xff, 0xfe, 0x00, 0x80, b'1']).unwrap();
+        release(acquire(&dir, "d").unwrap());
+        assert!(
+            !dir.join(LOCK_FILE).exists(),
+            "bytes that are not UTF-8 are junk too"
+        );
     }
 }

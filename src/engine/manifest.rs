@@ -28,6 +28,15 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Every file path the manifest names.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        [&self.current_snapshot, &self.active_ops]
+            .into_iter()
+            .chain(&self.archive_segments)
+            .chain(self.active_agent_ops.iter().flatten().map(|(_, p)| p))
+            .map(String::as_str)
+    }
+
     pub fn fresh(snapshot: String, ops: String, now: String) -> Self {
         Manifest {
             version: 1,

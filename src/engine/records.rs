@@ -53,6 +53,9 @@ type FxBuild = BuildHasherDefault<FxHasher>;
 pub struct Records {
     slots: Vec<Option<(Arc<str>, Box<str>)>>,
     index: HashMap<Arc<str>, usize, FxBuild>,
+    /// While held (`hold_slots`): the slots removals freed, oldest first, kept free so that the
+    /// records can go back where they were.
+    held: Option<Vec<(Arc<str>, usize)>>,
 }
 
 impl Records {
@@ -83,11 +86,43 @@ impl Records {
 
     pub fn remove(&mut self, id: &str) -> Option<Box<str>> {
         let slot = self.index.remove(id)?;
-        let (_, text) = self.slots[slot].take().expect("indexed slot is live");
-        if self.slots.len() > 64 && self.index.len() * 2 < self.slots.len() {
+        let (id, text) = self.slots[slot].take().expect("indexed slot is live");
+        if let Some(held) = &mut self.held {
+            held.push((id, slot));
+        } else if self.slots.len() > 64 && self.index.len() * 2 < self.slots.len() {
             self.compact_slots();
         }
         Some(text)
+    }
+
+    /// From now on, removals remember the slot they free (a batch that may be rolled back).
+    pub fn hold_slots(&mut self) {
+        self.held = Some(Vec::new());
+    }
+
+    /// Ends `hold_slots`. With `restore`, each record removed meanwhile and present again (put
+    /// back by a rollback, at the end of the order) moves back to the slot it had: the iteration
+    /// order is what it was before. Returns whether any record moved.
+    pub fn release_slots(&mut self, restore: bool) -> bool {
+        let Some(held) = self.held.take() else {
+            return false;
+        };
+        let mut moved = false;
+        for (id, slot) in held.into_iter().rev() {
+            if !restore || self.slots[slot].is_some() {
+                continue;
+            }
+            let Some(now) = self.index.get_mut(&id) else {
+                continue;
+            };
+            let from = std::mem::replace(now, slot);
+            self.slots[slot] = self.slots[from].take();
+            moved = true;
+        }
+        while matches!(self.slots.last(), Some(None)) {
+            self.slots.pop();
+        }
+        moved
     }
 
     fn compact_slots(&mut self) {
@@ -135,6 +170,31 @@ mod tests {
         assert_eq!(order(&r), ["b", "c", "a"]);
         assert_eq!(r.get("a"), Some("5"));
         assert_eq!(r.len(), 3);
+    }
+
+    #[test]
+    fn held_slots_take_removed_records_back_in_place() {
+        let mut r = Records::default();
+        for id in ["a", "b", "c", "d"] {
+            r.set(id, id.into());
+        }
+        r.hold_slots();
+        r.remove("b");
+        r.set("e", "e".into());
+        r.remove("d");
+        r.set("b", "B".into());
+        // A rollback: newest first, each op reversed.
+        r.remove("b");
+        r.set("d", "d".into());
+        r.remove("e");
+        r.set("b", "b".into());
+        assert!(r.release_slots(true));
+        assert_eq!(order(&r), ["a", "b", "c", "d"]);
+        assert_eq!(r.get("b"), Some("b"));
+        r.hold_slots();
+        r.remove("a");
+        assert!(!r.release_slots(false), "a commit keeps the new order");
+        assert_eq!(order(&r), ["b", "c", "d"]);
     }
 
     #[test]

@@ -106,8 +106,9 @@ pub fn validate(text: &str) -> std::result::Result<(), String> {
 /// The legacy whole-object form: validates as `validateSnapshot` and yields its records.
 fn legacy_records(text: &str, path: &str) -> Result<(f64, Vec<(String, String)>)> {
     let members = json::object_members_dedup(text)
-        .map_err(|_| Error::Corrupt("Invalid snapshot: not an object".into()))?;
-    let (version, records) = check_snapshot(&members).map_err(Error::Corrupt)?;
+        .map_err(|_| Error::Corrupt(format!("Invalid snapshot: not an object ({path})")))?;
+    let (version, records) =
+        check_snapshot(&members).map_err(|m| Error::Corrupt(format!("{m} ({path})")))?;
     let mut out = Vec::new();
     for m in json::object_members_dedup(records).map_err(|e| corrupt(path, e))? {
         let id = json::canonicalize(m.key)
@@ -125,7 +126,11 @@ fn legacy_records(text: &str, path: &str) -> Result<(f64, Vec<(String, String)>)
 
 /// What the first line of a snapshot says about its form.
 enum Form {
-    Jsonl { version: f64 },
+    /// `first_is_record`: the header line is missing and the first line is already a record.
+    Jsonl {
+        version: f64,
+        first_is_record: bool,
+    },
     Legacy,
 }
 
@@ -133,8 +138,14 @@ fn detect(first_line: &str) -> Form {
     let trimmed = first_line.trim();
     match json::object_members_dedup(trimmed) {
         Ok(members) => {
-            if members.iter().any(|m| m.key == "\"records\"") {
+            let has = |key: &str| members.iter().any(|m| m.key == key);
+            if has("\"records\"") {
                 Form::Legacy
+            } else if has("\"id\"") && has("\"data\"") && !has("\"version\"") {
+                Form::Jsonl {
+                    version: 1.0,
+                    first_is_record: true,
+                }
             } else {
                 let version = members
                     .iter()
@@ -142,7 +153,10 @@ fn detect(first_line: &str) -> Form {
                     .and_then(|m| m.value.parse::<f64>().ok())
                     .filter(|v| v.is_finite())
                     .unwrap_or(1.0);
-                Form::Jsonl { version }
+                Form::Jsonl {
+                    version,
+                    first_is_record: false,
+                }
             }
         }
         Err(_) => Form::Legacy,
@@ -153,7 +167,7 @@ fn detect(first_line: &str) -> Form {
 pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> {
     let path = dir.join(rel);
     let shown = display_join(dir_display, rel);
-    let text = fsutil::read_text(&path)?;
+    let text = fsutil::read_data_text(&path, &shown)?;
     let first = text.split('\n').next().unwrap_or("");
     let mut records = Records::default();
     match detect(first) {
@@ -164,8 +178,12 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> 
             }
             Ok((records, version))
         }
-        Form::Jsonl { version } => {
-            for (n, line) in text.split('\n').enumerate().skip(1) {
+        Form::Jsonl {
+            version,
+            first_is_record,
+        } => {
+            let skip = usize::from(!first_is_record);
+            for (n, line) in text.split('\n').enumerate().skip(skip) {
                 let line = line.trim();
                 if line.is_empty() {
                     continue;
@@ -177,6 +195,10 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> 
             Ok((records, version))
         }
     }
+}
+
+fn reopen(path: &Path, shown: &str) -> Result<File> {
+    File::open(path).map_err(|e| Error::io(shown, e))
 }
 
 /// Reads a snapshot a batch of records at a time, holding one batch in memory (JSONL form).
@@ -199,21 +221,28 @@ impl SnapshotStream {
     pub fn open(dir: &Path, dir_display: &str, rel: &str) -> Result<Self> {
         let path = dir.join(rel);
         let shown = display_join(dir_display, rel);
-        let file = File::open(&path).map_err(|e| Error::io(&shown, e))?;
-        let mut reader = BufReader::with_capacity(1 << 16, file);
+        let mut reader = BufReader::with_capacity(1 << 16, reopen(&path, &shown)?);
         let mut first = Vec::new();
         reader
             .read_until(b'\n', &mut first)
             .map_err(|e| Error::io(&shown, e))?;
         let first = String::from_utf8_lossy(&first).into_owned();
         match detect(&first) {
-            Form::Jsonl { version } => Ok(SnapshotStream {
-                shown,
-                deferred: None,
-                state: StreamState::Lines(reader),
-                line_no: 1,
+            Form::Jsonl {
                 version,
-            }),
+                first_is_record,
+            } => {
+                if first_is_record {
+                    reader = BufReader::with_capacity(1 << 16, reopen(&path, &shown)?);
+                }
+                Ok(SnapshotStream {
+                    shown,
+                    deferred: None,
+                    state: StreamState::Lines(reader),
+                    line_no: usize::from(!first_is_record),
+                    version,
+                })
+            }
             Form::Legacy => {
                 // A legacy snapshot is one JSON value; it has to be read whole to be split.
                 let text = fsutil::read_text(&path)?;
@@ -366,7 +395,7 @@ mod tests {
         let e = load(&dir, "d", "snapshots/bad.json").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "Invalid snapshot: version must be a positive finite integer"
+            "Invalid snapshot: version must be a positive finite integer (d/snapshots/bad.json)"
         );
     }
 

@@ -30,6 +30,10 @@ pub struct ReadResult {
     pub complete_len: u64,
     /// Whether the file ends in a complete line that lacks its newline.
     pub missing_newline: bool,
+    /// Lines read with U+FFFD in place of bytes that are not UTF-8.
+    pub not_utf8: usize,
+    /// The file does not exist (read as empty).
+    pub missing: bool,
 }
 
 /// Parses op lines from `bytes`, which start at byte `base` of the file.
@@ -45,6 +49,7 @@ pub fn parse_lines(bytes: &[u8], base: u64) -> ReadResult {
             None => (bytes.len(), false),
         };
         let text = String::from_utf8_lossy(&bytes[start..end]);
+        result.not_utf8 += usize::from(matches!(text, std::borrow::Cow::Owned(_)));
         let line = text.trim();
         if !line.is_empty() {
             match Op::parse(line) {
@@ -76,18 +81,21 @@ pub fn read(path: &Path) -> Result<ReadResult> {
     read_from(path, 0)
 }
 
-/// Reads the ops that start at or after byte `from`.
+/// Reads the ops that start at or after byte `from` (never part of a batch `append_whole` is
+/// writing).
 pub fn read_from(path: &Path, from: u64) -> Result<ReadResult> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(ReadResult {
                 complete_len: from,
+                missing: true,
                 ..Default::default()
             })
         }
         Err(e) => return Err(Error::io(path.display().to_string(), e)),
     };
+    let _held = FileLock::take(&file, false);
     let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(from))
         .and_then(|_| file.read_to_end(&mut bytes))
@@ -98,6 +106,41 @@ pub fn read_from(path: &Path, from: u64) -> Result<ReadResult> {
 pub fn warn_skipped(skipped: usize, shown_path: &str) {
     if skipped > 0 {
         eprintln!("opslog: skipped {skipped} malformed line(s) in {shown_path}");
+    }
+}
+
+/// An advisory `flock` on an op file, released when dropped: exclusive for a writer's batch,
+/// shared for a reader. Where it cannot be taken (another platform, a file system without
+/// flock) reading and writing go on without it. The file must stay open while it is held.
+struct FileLock(#[cfg(unix)] std::os::unix::io::RawFd);
+
+impl FileLock {
+    #[cfg(unix)]
+    fn take(file: &File, exclusive: bool) -> Option<Self> {
+        use std::os::unix::io::AsRawFd;
+        let mode = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
+        let fd = file.as_raw_fd();
+        // SAFETY: flock on an open file descriptor.
+        (unsafe { libc::flock(fd, mode) } == 0).then_some(FileLock(fd))
+    }
+
+    #[cfg(not(unix))]
+    fn take(_file: &File, _exclusive: bool) -> Option<Self> {
+        None
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is still open (see the type's doc).
+        #[cfg(unix)]
+        unsafe {
+            libc::flock(self.0, libc::LOCK_UN)
+        };
     }
 }
 
@@ -158,6 +201,14 @@ impl OpWriter {
         }
         self.len += bytes.len() as u64;
         Ok(())
+    }
+
+    /// `append` that readers of the file (`read_from`) see whole or not at all: a write becomes
+    /// visible page by page, and a batch must not be seen in part. Held with `flock`, which
+    /// readers take shared while they read.
+    pub fn append_whole(&mut self, bytes: &[u8]) -> Result<()> {
+        let _held = FileLock::take(&self.file, true);
+        self.append(bytes)
     }
 
     pub fn truncate(&mut self, len: u64) -> Result<()> {

@@ -8,6 +8,7 @@
 
 use std::sync::{Arc, MutexGuard};
 
+mod follow;
 mod multi;
 
 use super::backend::Backend;
@@ -149,6 +150,7 @@ impl Store {
                     "Cannot open in readOnly mode: no existing store found".into(),
                 ));
             }
+            refuse_orphaned_data(&*backend)?;
             let snapshot =
                 backend.write_snapshot_for_checkpoint(&Records::default(), opts.version)?;
             let ops = backend.create_ops_file()?;
@@ -174,8 +176,16 @@ impl Store {
         );
         store.archived = manifest.stats.archived_records;
         let read = backend.read_ops(&active, 0, false)?;
+        if read.missing {
+            eprintln!(
+                "opslog: op file {} named by the manifest is missing: opening with the snapshot's records only",
+                store.shown(&active)
+            );
+        }
         if !opts.read_only {
             backend.open_for_append(&active, &read)?;
+            // Deleted at the first checkpoint, which keeps the generation it replaces instead.
+            store.retired = backend.stale_files(&[&manifest.current_snapshot, &active]);
         }
         store.written = read.complete_len + u64::from(read.missing_newline && !opts.read_only);
         if opts.skip_load {
@@ -188,6 +198,14 @@ impl Store {
             ));
         }
         let (records, stored_version) = load_snapshot(&*backend, &manifest)?;
+        if (records.len() as u64) < manifest.stats.active_records {
+            eprintln!(
+                "opslog: snapshot {} holds {} record(s), the manifest says {}: the file may have been truncated",
+                store.shown(&manifest.current_snapshot),
+                records.len(),
+                manifest.stats.active_records
+            );
+        }
         store.records = Arc::new(records);
         store.version = stored_version;
         store.replay = read.ops;
@@ -433,6 +451,7 @@ impl Store {
             ops_start: self.ops.lock().len(),
             bytes: Vec::new(),
         });
+        Arc::make_mut(&mut self.records).hold_slots();
         Ok(())
     }
 
@@ -444,30 +463,37 @@ impl Store {
         };
         if batch.bytes.is_empty() {
             self.batch = None;
+            Arc::make_mut(&mut self.records).release_slots(false);
             return Ok(WriteOutcome::Done);
         }
         if !self.pending.is_empty() {
             self.flush()?;
         }
         let bytes = &self.batch.as_ref().expect("batch checked").bytes;
-        self.backend.append_ops(&self.active_ops, bytes)?;
+        self.backend.append_batch(&self.active_ops, bytes)?;
         self.written += bytes.len() as u64;
         self.batch = None;
+        Arc::make_mut(&mut self.records).release_slots(false);
         Ok(self.outcome(true))
     }
 
-    /// Reverses every staged op of the open batch, newest first.
-    pub fn batch_rollback(&mut self) -> Vec<Effect> {
+    /// Reverses every staged op of the open batch, newest first. `keep_order`: the records end
+    /// in the order they had before it (otherwise a record it deleted comes back at the end, a
+    /// fresh insertion, as in the reference). Returns the view changes and whether the order
+    /// differs from what applying them to the view gives.
+    pub fn batch_rollback(&mut self, keep_order: bool) -> (Vec<Effect>, bool) {
         let Some(batch) = self.batch.take() else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
         let staged: Vec<LoggedOp> = self.ops.lock().drain(batch.ops_start..).collect();
         let records = Arc::make_mut(&mut self.records);
-        staged
+        let effects = staged
             .iter()
             .rev()
             .filter_map(|l| reverse(records, &l.op))
-            .collect()
+            .collect();
+        let reordered = records.release_slots(keep_order);
+        (effects, reordered)
     }
 
     /// Undoes the last op: removes exactly its line from the log and reverses it.
@@ -619,83 +645,6 @@ impl Store {
             .ok_or_else(|| Error::Invalid(format!("Archive segment '{name}' not found")))
     }
 
-    /// Picks up ops another process appended to the active op file. When that writer has
-    /// checkpointed since (the manifest names a new op file), reloads the whole state.
-    pub fn tail(&mut self) -> Result<TailResult> {
-        if self.agent().is_some() {
-            return self.reload_multi();
-        }
-        if self.opts.read_only {
-            if let Some(m) = self.backend.read_manifest()? {
-                if m.active_ops != self.active_ops
-                    || m.current_snapshot != self.manifest.current_snapshot
-                {
-                    return self.reload(m);
-                }
-            }
-        }
-        let read = self
-            .backend
-            .read_ops(&self.active_ops, self.written, true)?;
-        if read.ops.is_empty() {
-            return Ok(TailResult::default());
-        }
-        // A line still being written (no newline yet) is picked up next time.
-        let complete: Vec<LoggedOp> = if read.missing_newline {
-            let mut ops = read.ops;
-            ops.pop();
-            ops
-        } else {
-            read.ops
-        };
-        let Some(last) = complete.last() else {
-            return Ok(TailResult::default());
-        };
-        self.written = last.pos + last.line.len() as u64 + 1;
-        let records = Arc::make_mut(&mut self.records);
-        let mut lines = Vec::with_capacity(complete.len());
-        for mut logged in complete {
-            apply(records, &mut logged.op);
-            lines.push(logged.line.clone());
-            self.ops.lock().push(logged);
-        }
-        Ok(TailResult {
-            lines,
-            reset: false,
-        })
-    }
-
-    fn reload(&mut self, mut manifest: Manifest) -> Result<TailResult> {
-        // The writer may delete a generation while we read it: start again from the manifest.
-        let (mut records, version, read) = loop {
-            let loaded = load_snapshot(&*self.backend, &manifest).and_then(|(r, v)| {
-                Ok((r, v, self.backend.read_ops(&manifest.active_ops, 0, true)?))
-            });
-            match loaded {
-                Ok(v) => break v,
-                Err(e) => match self.backend.read_manifest()? {
-                    Some(newer) if newer.current_snapshot != manifest.current_snapshot => {
-                        manifest = newer
-                    }
-                    _ => return Err(e),
-                },
-            }
-        };
-        let mut read = read;
-        for logged in &mut read.ops {
-            apply(&mut records, &mut logged.op);
-        }
-        self.records = Arc::new(records);
-        self.version = version;
-        self.archived = manifest.stats.archived_records;
-        self.active_ops = manifest.active_ops.clone();
-        self.written = read.complete_len;
-        self.manifest = manifest;
-        let lines = read.ops.iter().map(|l| l.line.clone()).collect();
-        *self.ops.lock() = read.ops;
-        Ok(TailResult { lines, reset: true })
-    }
-
     /// Flushes, checkpoints when due on close, releases the lock.
     pub fn close(&mut self) -> Result<()> {
         if self.closed {
@@ -733,6 +682,22 @@ impl Drop for Store {
             let _ = self.flush();
         }
     }
+}
+
+/// A writable open of a directory without `manifest.json` would start an empty store beside
+/// snapshot and op files that hold data (a manifest deleted or lost in a copy): refused. Files
+/// with no data are what a crash while creating the store leaves, and are taken over.
+fn refuse_orphaned_data(backend: &dyn Backend) -> Result<()> {
+    let orphans = backend.stale_files(&[]);
+    let data = |rel: &&String| !rel.ends_with(".tmp") && backend.holds_data(rel);
+    if orphans.iter().any(|rel| data(&rel)) {
+        return Err(Error::Corrupt(format!(
+            "opslog: {} is missing, but {} holds snapshot or op files with data; restore the manifest (or move those files away) before opening",
+            display_join(backend.display(), "manifest.json"),
+            backend.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Loads the manifest's snapshot; a missing file is reported as the reference words it.
@@ -917,8 +882,12 @@ mod tests {
         s.set("\"a\"", r#"{"v":2}"#).unwrap();
         s.delete("\"a\"").unwrap();
         s.set("\"b\"", r#"{"v":3}"#).unwrap();
-        let effects = s.batch_rollback();
+        let (effects, reordered) = s.batch_rollback(true);
         assert_eq!(effects.len(), 3);
+        assert!(
+            reordered,
+            "the deleted a goes back to its slot, not to the end"
+        );
         assert_eq!(
             state(&s),
             vec![("\"a\"".to_string(), r#"{"v":1}"#.to_string())]
@@ -969,11 +938,27 @@ mod tests {
         w.set("\"b\"", "{}").unwrap();
         assert_eq!(r.tail().unwrap().lines.len(), 1);
         assert_eq!(r.records().len(), 2);
+        w.delete("\"a\"").unwrap();
         w.checkpoint().unwrap();
         w.set("\"c\"", "{}").unwrap();
         let t = r.tail().unwrap();
-        assert!(t.reset);
-        assert_eq!(r.records().len(), 3);
+        assert!(!t.reset, "the ops handed out keep the view in order");
+        assert_eq!(t.lines.len(), 2, "{:?}", t.lines);
+        assert!(t.lines[0].contains(r#""op":"delete","id":"a""#));
+        assert!(t.lines[1].contains(r#""op":"set","id":"c""#));
+        assert_eq!(state(&r), state(&w));
+        // Two checkpoints between reads: the first generation's ops are gone, a diff stands in.
+        w.set("\"b\"", r#"{"v":1}"#).unwrap();
+        w.checkpoint().unwrap();
+        w.set("\"d\"", "{}").unwrap();
+        w.checkpoint().unwrap();
+        w.delete("\"c\"").unwrap();
+        let t = r.tail().unwrap();
+        assert_eq!(t.lines.len(), 3, "{:?}", t.lines);
+        assert!(t.lines[0].contains(r#""op":"set","id":"b","prev":{},"data":{"v":1}"#));
+        assert!(t.lines[1].contains(r#""op":"set","id":"d","prev":null"#));
+        assert!(t.lines[2].contains(r#""op":"delete","id":"c""#));
+        assert_eq!(state(&r), state(&w));
         assert!(r.set("\"x\"", "{}").is_err());
     }
 
@@ -1088,5 +1073,49 @@ mod tests {
         std::fs::write(format!("{d}/.compact-lock"), "999999999").unwrap();
         assert!(a.checkpoint().unwrap(), "a dead holder's lock is recovered");
         assert!(!std::path::Path::new(&format!("{d}/.compact-lock")).exists());
+    }
+
+    #[test]
+    fn sessions_leave_only_the_current_and_previous_generation() {
+        let d = dir("sessions");
+        let files = |sub: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(format!("{d}/{sub}"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        for session in 0..4 {
+            let mut s = open(&d, Options::default());
+            for i in 0..3 {
+                s.set(&format!("\"{session}-{i}\""), "{}").unwrap();
+                s.checkpoint().unwrap();
+            }
+            s.close().unwrap();
+            let current = s.manifest().current_snapshot.clone();
+            assert!(
+                files("snapshots").len() <= 2,
+                "session {session}: {:?}",
+                files("snapshots")
+            );
+            assert!(
+                files("ops").len() <= 2,
+                "session {session}: {:?}",
+                files("ops")
+            );
+            assert!(files("snapshots").contains(&current.replace("snapshots/", "")));
+        }
+        // A crashed checkpoint's temporary file goes at the next checkpoint.
+        std::fs::write(format!("{d}/snapshots/snap-1.jsonl.tmp"), "partial").unwrap();
+        std::fs::write(format!("{d}/ops/agent-x-1.jsonl"), "").unwrap();
+        let mut s = open(&d, Options::default());
+        s.checkpoint().unwrap();
+        assert!(!files("snapshots").iter().any(|f| f.ends_with(".tmp")));
+        assert!(
+            files("ops").contains(&"agent-x-1.jsonl".to_string()),
+            "an agent's op file is not this store's to delete"
+        );
+        assert_eq!(state(&s).len(), 12);
     }
 }

@@ -1,0 +1,185 @@
+//! Following another process's writes (`tail`, `refresh`, `watch` of a read-only store): the
+//! ops it appended, across its checkpoints, handed out so that applying them to the state the
+//! follower had reproduces the writer's state.
+
+use std::sync::Arc;
+
+use super::{apply, load_snapshot, Result, Store, TailResult};
+use crate::engine::manifest::Manifest;
+use crate::engine::op::{Op, OpKind};
+use crate::engine::records::Records;
+use crate::engine::wal::LoggedOp;
+
+impl Store {
+    /// Picks up ops another process appended to the active op file. When that writer has
+    /// checkpointed since (the manifest names a new generation), moves to it (see `reload`).
+    pub fn tail(&mut self) -> Result<TailResult> {
+        if self.agent().is_some() {
+            return self.reload_multi();
+        }
+        if self.opts.read_only {
+            if let Some(m) = self.backend.read_manifest()? {
+                if m.active_ops != self.active_ops
+                    || m.current_snapshot != self.manifest.current_snapshot
+                {
+                    return self.reload(m);
+                }
+            }
+        }
+        let lines = self.apply_new_ops(self.read_new_ops()?);
+        Ok(TailResult {
+            lines,
+            reset: false,
+        })
+    }
+
+    /// The complete ops appended to the active op file since the last read. A batch of ours is
+    /// never seen in part (its append holds the file's lock, see `OpWriter::append_whole`).
+    fn read_new_ops(&self) -> Result<Vec<LoggedOp>> {
+        let mut read = self
+            .backend
+            .read_ops(&self.active_ops, self.written, true)?;
+        // A last line without its newline may still be growing: it is picked up next time.
+        if read.missing_newline {
+            read.ops.pop();
+        }
+        Ok(read.ops)
+    }
+
+    /// Applies ops read from the active op file and logs them; returns their lines.
+    fn apply_new_ops(&mut self, ops: Vec<LoggedOp>) -> Vec<Box<str>> {
+        let Some(last) = ops.last() else {
+            return Vec::new();
+        };
+        self.written = last.pos + last.line.len() as u64 + 1;
+        let records = Arc::make_mut(&mut self.records);
+        let mut log = self.ops.lock();
+        let mut lines = Vec::with_capacity(ops.len());
+        for mut logged in ops {
+            apply(records, &mut logged.op);
+            lines.push(logged.line.clone());
+            log.push(logged);
+        }
+        lines
+    }
+
+    /// Moves to the writer's newer generation. The ops handed out are, in order: the rest of the
+    /// op file we were following (what the writer did before it checkpointed), the changes of any
+    /// generation we never saw (as `set`/`delete` ops stamped with the checkpoint's time), then the
+    /// new op file's ops. `reset` tells the view to rebuild itself when applying those ops to it
+    /// would not also give the writer's iteration order.
+    fn reload(&mut self, mut manifest: Manifest) -> Result<TailResult> {
+        // The old file may be gone already (more than one checkpoint since): the diff covers it.
+        let mut lines = match self.read_new_ops() {
+            Ok(ops) => self.apply_new_ops(ops),
+            Err(_) => Vec::new(),
+        };
+        // The writer may delete a generation while we read it: start again from the manifest.
+        let (mut records, version, read) = loop {
+            let loaded = load_snapshot(&*self.backend, &manifest).and_then(|(r, v)| {
+                Ok((r, v, self.backend.read_ops(&manifest.active_ops, 0, true)?))
+            });
+            match loaded {
+                Ok(v) => break v,
+                Err(e) => match self.backend.read_manifest()? {
+                    Some(newer) if newer.current_snapshot != manifest.current_snapshot => {
+                        manifest = newer
+                    }
+                    _ => return Err(e),
+                },
+            }
+        };
+        let missed = diff_ops(&self.records, &records, &manifest.stats.last_checkpoint);
+        let in_order = missed.is_empty() && same_order(&self.records, &records);
+        lines.extend(missed);
+        let mut read = read;
+        if read.missing_newline {
+            read.ops.pop();
+        }
+        for logged in &mut read.ops {
+            apply(&mut records, &mut logged.op);
+        }
+        lines.extend(read.ops.iter().map(|l| l.line.clone()));
+        self.written = read
+            .ops
+            .last()
+            .map_or(0, |l| l.pos + l.line.len() as u64 + 1);
+        self.records = Arc::new(records);
+        self.version = version;
+        self.archived = manifest.stats.archived_records;
+        self.active_ops = manifest.active_ops.clone();
+        self.manifest = manifest;
+        *self.ops.lock() = read.ops;
+        Ok(TailResult {
+            lines,
+            reset: !in_order,
+        })
+    }
+}
+
+/// Op lines that turn `old` into `new`: a `set` for each record added or changed, a `delete`
+/// for each one gone.
+fn diff_ops(old: &Records, new: &Records, ts: &str) -> Vec<Box<str>> {
+    let op = |kind, id: &str, prev: Option<&str>, data: Option<&str>| {
+        Op {
+            ts: ts.to_string(),
+            kind,
+            id: id.to_string(),
+            prev: prev.map(str::to_string),
+            data: data.map(str::to_string),
+            delta: false,
+            agent: None,
+            clock: None,
+        }
+        .encode()
+        .into_boxed_str()
+    };
+    let mut lines: Vec<Box<str>> = new
+        .iter()
+        .filter(|&(id, text)| old.get(id) != Some(text))
+        .map(|(id, text)| op(OpKind::Set, id, old.get(id), Some(text)))
+        .collect();
+    lines.extend(
+        old.iter()
+            .filter(|&(id, _)| new.get(id).is_none())
+            .map(|(id, text)| op(OpKind::Delete, id, Some(text), None)),
+    );
+    lines
+}
+
+fn same_order(a: &Records, b: &Records) -> bool {
+    a.len() == b.len() && a.iter().map(|(id, _)| id).eq(b.iter().map(|(id, _)| id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(pairs: &[(&str, &str)]) -> Records {
+        let mut r = Records::default();
+        for (id, text) in pairs {
+            r.set(id, (*text).into());
+        }
+        r
+    }
+
+    #[test]
+    fn diff_ops_turn_one_state_into_the_other() {
+        let old = records(&[("\"a\"", "{}"), ("\"b\"", "{\"v\":1}"), ("\"c\"", "{}")]);
+        let new = records(&[("\"a\"", "{}"), ("\"b\"", "{\"v\":2}"), ("\"d\"", "[]")]);
+        let lines = diff_ops(&old, &new, "T");
+        assert_eq!(
+            lines.iter().map(|l| &**l).collect::<Vec<_>>(),
+            [
+                r#"{"ts":"T","op":"set","id":"b","prev":{"v":1},"data":{"v":2}}"#,
+                r#"{"ts":"T","op":"set","id":"d","prev":null,"data":[]}"#,
+                r#"{"ts":"T","op":"delete","id":"c","prev":{}}"#,
+            ]
+        );
+        assert!(diff_ops(&new, &new, "T").is_empty());
+        assert!(same_order(&new, &new));
+        let reordered = records(&[("\"b\"", "{\"v\":2}"), ("\"a\"", "{}"), ("\"d\"", "[]")]);
+        assert!(diff_ops(&new, &reordered, "T").is_empty());
+        assert!(!same_order(&new, &reordered));
+    }
+}
