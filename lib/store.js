@@ -3,7 +3,8 @@
 // (as JSON text), the log and the files; this class keeps a Map of the decoded objects so reads
 // are plain synchronous Map reads, and orders mutations one at a time in call order.
 const path = require("node:path");
-const { NativeStore } = require("./native");
+const { NativeStore, recordPairsCursor } = require("./native");
+const fsp = require("node:fs/promises");
 const { checkId, recordText, checkOptions, checkPeriod } = require("./validate");
 const { FsBackend } = require("./fs-backend");
 const { makeDispatcher } = require("./js-backend");
@@ -18,6 +19,32 @@ const EXPORT_CHUNK = 16384;
 const STREAM_CHUNK = 2048;
 const RESOLVED = Promise.resolve();
 const noop = () => {};
+
+/** Records per worker round trip when the view is read from the snapshot file at open. */
+const VIEW_CHUNK = 8192;
+
+/**
+ * Reads the current snapshot's records into a Map, on workers, while the engine opens the store:
+ * `view` resolves to `{map, snapshot}`, or to null when the file is not a plain JSONL snapshot,
+ * moved on meanwhile, or `abandon()` was called (the view is then built from the engine).
+ */
+function earlyView(dir) {
+  let abandoned = false;
+  const read = async () => {
+    const { currentSnapshot } = JSON.parse(await fsp.readFile(path.join(dir, "manifest.json"), "utf8"));
+    const cursor = recordPairsCursor(dir, String(currentSnapshot));
+    const map = new Map();
+    for await (const items of readAhead(() => cursor.next(VIEW_CHUNK))) {
+      if (abandoned) return null;
+      for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
+    }
+    return { map, snapshot: currentSnapshot };
+  };
+  return {
+    view: read().catch(() => null),
+    abandon: () => (abandoned = true),
+  };
+}
 
 function defaultPeriod() {
   const now = new Date();
@@ -86,8 +113,9 @@ class Store {
     // A JavaScript backend's own methods decide when its data is durable.
     this.#durable = o.durable && !this.#adapter && !o.readOnly;
     const native = new NativeStore();
-    const info = JSON.parse(
-      await this.#call(native.open(dir, {
+    // The view is built from the snapshot file while the engine loads (and checks) the same file.
+    const early = this.#adapter || this.#multiWriter || o.skipLoad ? null : earlyView(dir);
+    const opening = this.#call(native.open(dir, {
         checkpointThreshold: o.checkpointThreshold,
         checkpointOnClose: o.checkpointOnClose,
         version: o.version,
@@ -97,14 +125,41 @@ class Store {
         groupCommitSize: o.groupCommitSize,
         agentId: o.agentId,
         durable: this.#durable,
-      }, dispatch)),
-    );
+      }, dispatch));
+    let info;
+    try {
+      info = JSON.parse(await opening);
+    } catch (err) {
+      early?.abandon();
+      throw err;
+    }
     this.#native = native;
-    if (info.needsMigration) await this.#migrate(o.migrate, info.storedVersion);
-    this.#records = new Map();
-    await this.#loadView();
     this.#manifest = JSON.parse(native.manifest());
+    if (info.needsMigration) {
+      early?.abandon();
+      await this.#migrate(o.migrate, info.storedVersion);
+    }
+    const view = early && (await early.view);
+    this.#records = new Map();
+    if (!this.#adoptView(view)) await this.#loadView();
     this.#opened = true;
+  }
+
+  /**
+   * Takes the view read from the snapshot file at open, once it is known to be of the snapshot
+   * the engine loaded: plus the ops the engine replayed, it is the engine's state. False (build it
+   * from the engine) when it is not.
+   */
+  #adoptView(view) {
+    if (!view || view.snapshot !== this.#manifest.currentSnapshot) return false;
+    const map = view.map;
+    for (const op of JSON.parse(this.#engine.getOps(null))) {
+      if (op.op === "set") map.set(op.id, op.data);
+      else map.delete(op.id);
+    }
+    if (map.size !== this.#engine.recordCount()) return false;
+    this.#records = map;
+    return true;
   }
 
   /** Passes the snapshot's records through `migrate`, before the op log is replayed. */

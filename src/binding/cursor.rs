@@ -41,6 +41,22 @@ impl Cursor {
         )
     }
 
+    /// The records of a JSONL snapshot file as flat `[id, record, ...]` batches, unchecked (see
+    /// `RecordPairs`): the JavaScript view built while the engine loads the same file.
+    pub fn record_pairs(dir: String, rel: String) -> Cursor {
+        Cursor::new(
+            false,
+            Box::new(move || {
+                let pairs = crate::engine::snapshot::RecordPairs::open(
+                    std::path::Path::new(&dir),
+                    &dir,
+                    &rel,
+                )?;
+                Ok(Box::new(pairs) as Box<dyn BatchStream>)
+            }),
+        )
+    }
+
     /// Multi-writer `getWalOps`: every agent's file, merged as it is read.
     pub fn merged_ops(backend: Arc<dyn Backend>, since: Option<String>) -> Cursor {
         let own_thread = !backend.callable_from_any_thread();

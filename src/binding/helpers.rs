@@ -53,6 +53,11 @@ pub fn snapshot_file_cursor(dir: String, rel: String) -> Cursor {
 }
 
 #[napi]
+pub fn record_pairs_cursor(dir: String, rel: String) -> Cursor {
+    Cursor::record_pairs(dir, rel)
+}
+
+#[napi]
 pub struct LamportClock {
     inner: clock::LamportClock,
 }

@@ -339,6 +339,11 @@ impl NativeStore {
     }
 
     #[napi]
+    pub fn record_count(&self) -> napi::Result<u32> {
+        guard(|| with_store(&self.inner, |s| Ok(s.records().len() as u32)))
+    }
+
+    #[napi]
     pub fn ops_count(&self) -> u32 {
         let log = lock(&self.ops).clone();
         let n = log.lock().len();

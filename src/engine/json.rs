@@ -44,6 +44,12 @@ pub enum Kind {
     Null,
 }
 
+/// The length of the JSON string token `text` starts with (quotes included), if it starts with one.
+pub fn string_token_len(text: &str) -> Option<usize> {
+    let mut sc = Scanner::new(text);
+    sc.skip_string().ok().map(|()| sc.pos)
+}
+
 pub fn kind_of(raw: &str) -> Kind {
     match raw.as_bytes().first() {
         Some(b'{') => Kind::Object,

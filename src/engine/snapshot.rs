@@ -197,6 +197,85 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> 
     }
 }
 
+/// A JSONL snapshot's records as the JavaScript view needs them, fast: flat `[id, record, ...]`
+/// array texts cut from the lines as they are, for `JSON.parse`, without the engine's checks
+/// (the engine loads the same file, and checks it, at the same time). Only lines of the form
+/// `{"id":<string>,"data":<value>}` are taken; anything else ends the stream with an error, and
+/// the caller builds its view from the engine's records instead.
+pub struct RecordPairs {
+    reader: BufReader<File>,
+    shown: String,
+}
+
+impl RecordPairs {
+    pub fn open(dir: &Path, dir_display: &str, rel: &str) -> Result<Self> {
+        let path = super::paths::inside(dir, rel)?;
+        let shown = display_join(dir_display, rel);
+        let mut reader = BufReader::with_capacity(1 << 20, reopen(&path, &shown)?);
+        let mut first = Vec::new();
+        reader
+            .read_until(b'\n', &mut first)
+            .map_err(|e| Error::io(&shown, e))?;
+        match detect(&String::from_utf8_lossy(&first)) {
+            Form::Jsonl {
+                first_is_record: false,
+                ..
+            } => Ok(RecordPairs { reader, shown }),
+            _ => Err(Error::Corrupt(format!(
+                "{shown}: not a JSONL snapshot with a header"
+            ))),
+        }
+    }
+
+    /// `{"id":<id>,"data":<data>}` split into its two values.
+    fn split(line: &str) -> Option<(&str, &str)> {
+        let rest = line.strip_prefix("{\"id\":")?;
+        let id_len = json::string_token_len(rest)?;
+        let data = rest[id_len..]
+            .strip_prefix(",\"data\":")?
+            .strip_suffix('}')?;
+        Some((&rest[..id_len], data))
+    }
+}
+
+impl super::backend::BatchStream for RecordPairs {
+    fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
+        let mut out = String::with_capacity(max * 160);
+        out.push('[');
+        let mut n = 0;
+        let mut buf = Vec::with_capacity(256);
+        while n < max {
+            buf.clear();
+            let read = self
+                .reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| Error::io(&self.shown, e))?;
+            if read == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&buf);
+            let line = text.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (id, data) = Self::split(line)
+                .ok_or_else(|| Error::Corrupt(format!("{}: a line of another form", self.shown)))?;
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(id);
+            out.push(',');
+            out.push_str(data);
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        out.push(']');
+        Ok(Some(out))
+    }
+}
+
 fn reopen(path: &Path, shown: &str) -> Result<File> {
     File::open(path).map_err(|e| Error::io(shown, e))
 }
