@@ -57,6 +57,15 @@ impl Cursor {
         )
     }
 
+    /// `getWalOps` of op lines already in memory.
+    pub fn lines(lines: Vec<Arc<str>>) -> Cursor {
+        let stream = crate::engine::wal::LinesStream::new(lines);
+        Cursor::new(
+            false,
+            Box::new(move || Ok(Box::new(stream) as Box<dyn BatchStream>)),
+        )
+    }
+
     /// Multi-writer `getWalOps`: every agent's file, merged as it is read.
     pub fn merged_ops(backend: Arc<dyn Backend>, since: Option<String>) -> Cursor {
         let own_thread = !backend.callable_from_any_thread();

@@ -443,7 +443,13 @@ impl NativeStore {
 
     #[napi]
     pub fn stream_ops(&self, rel: String, since: Option<String>) -> napi::Result<Cursor> {
-        Ok(Cursor::ops(self.open_backend()?, rel, since))
+        let backend = self.open_backend()?;
+        // The op list mirrors the file (a writer's own): its lines need no second read and check.
+        let log = lock(&self.ops).clone();
+        if let Some(lines) = log.lines_of(&rel, since.as_deref()) {
+            return Ok(Cursor::lines(lines));
+        }
+        Ok(Cursor::ops(backend, rel, since))
     }
 
     /// Multi-writer `getWalOps`: all agents' ops in `(clock, agent)` order.

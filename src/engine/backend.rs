@@ -96,6 +96,12 @@ pub trait Backend: Send + Sync {
     fn load_archive_segment(&self, rel: &str) -> Result<Vec<(String, String)>>;
 }
 
+impl BatchStream for super::wal::LinesStream {
+    fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
+        Ok(super::wal::LinesStream::next_batch(self, max))
+    }
+}
+
 impl BatchStream for OpStream {
     fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
         OpStream::next_batch(self, max)

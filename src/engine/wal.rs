@@ -13,7 +13,7 @@ use super::op::Op;
 #[derive(Debug, Clone)]
 pub struct LoggedOp {
     pub op: Op,
-    pub line: Box<str>,
+    pub line: std::sync::Arc<str>,
     /// Byte offset of the line's start in the op file (its position once written).
     pub pos: u64,
 }
@@ -338,6 +338,32 @@ pub type OpIter = Box<dyn Iterator<Item = Result<LoggedOp>> + Send>;
 pub struct OpStream {
     ops: OpIter,
     since: Option<String>,
+}
+
+/// `getWalOps` from op lines already in memory (see `OpLog::lines_of`).
+pub struct LinesStream(std::vec::IntoIter<std::sync::Arc<str>>);
+
+impl LinesStream {
+    pub fn new(lines: Vec<std::sync::Arc<str>>) -> Self {
+        LinesStream(lines.into_iter())
+    }
+
+    pub fn next_batch(&mut self, max: usize) -> Option<String> {
+        let lines: Vec<_> = self.0.by_ref().take(max).collect();
+        if lines.is_empty() {
+            return None;
+        }
+        let mut out = String::with_capacity(2 + lines.iter().map(|l| l.len() + 1).sum::<usize>());
+        out.push('[');
+        for (i, line) in lines.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(line);
+        }
+        out.push(']');
+        Some(out)
+    }
 }
 
 impl OpStream {

@@ -47,7 +47,7 @@ impl Store {
     }
 
     /// Applies ops read from the active op file and logs them; returns their lines.
-    fn apply_new_ops(&mut self, ops: Vec<LoggedOp>) -> Vec<Box<str>> {
+    fn apply_new_ops(&mut self, ops: Vec<LoggedOp>) -> Vec<Arc<str>> {
         let Some(last) = ops.last() else {
             return Vec::new();
         };
@@ -109,7 +109,7 @@ impl Store {
         self.archived = manifest.stats.archived_records;
         self.active_ops = manifest.active_ops.clone();
         self.manifest = manifest;
-        *self.ops.lock() = read.ops;
+        self.ops.replace(read.ops, "");
         Ok(TailResult {
             lines,
             reset: !in_order,
@@ -119,7 +119,7 @@ impl Store {
 
 /// Op lines that turn `old` into `new`: a `set` for each record added or changed, a `delete`
 /// for each one gone.
-fn diff_ops(old: &Records, new: &Records, ts: &str) -> Vec<Box<str>> {
+fn diff_ops(old: &Records, new: &Records, ts: &str) -> Vec<Arc<str>> {
     let op = |kind, id: &str, prev: Option<&str>, data: Option<&str>| {
         Op {
             ts: ts.to_string(),
@@ -132,9 +132,9 @@ fn diff_ops(old: &Records, new: &Records, ts: &str) -> Vec<Box<str>> {
             clock: None,
         }
         .encode()
-        .into_boxed_str()
+        .into()
     };
-    let mut lines: Vec<Box<str>> = new
+    let mut lines: Vec<Arc<str>> = new
         .iter()
         .filter(|&(id, text)| old.get(id) != Some(text))
         .map(|(id, text)| op(OpKind::Set, id, old.get(id), Some(text)))

@@ -83,7 +83,7 @@ pub enum Change {
 /// What `tail` found: new ops applied, or (after the writer checkpointed) a whole new state.
 #[derive(Debug, Default)]
 pub struct TailResult {
-    pub lines: Vec<Box<str>>,
+    pub lines: Vec<Arc<str>>,
     pub reset: bool,
 }
 
@@ -265,7 +265,8 @@ impl Store {
         for logged in &mut replay {
             apply(records, &mut logged.op);
         }
-        *self.ops.lock() = replay;
+        let file = self.mirrored_file();
+        self.ops.replace(replay, &file);
     }
 
     pub fn records(&self) -> &Records {
@@ -291,6 +292,20 @@ impl Store {
 
     pub fn options(&self) -> &Options {
         &self.opts
+    }
+
+    /// The op file the op list mirrors line for line once each write returns: the active one of
+    /// a single writer in `immediate` mode ("" otherwise: a follower's file grows without it,
+    /// buffered modes hold ops not yet written, multi-writer merges files).
+    fn mirrored_file(&self) -> String {
+        let mirrors = !self.opts.read_only
+            && self.opts.agent_id.is_none()
+            && self.opts.write_mode == WriteMode::Immediate;
+        if mirrors {
+            self.active_ops.clone()
+        } else {
+            String::new()
+        }
     }
 
     fn ensure_writable(&self) -> Result<()> {
@@ -567,7 +582,8 @@ impl Store {
         let previous = std::mem::replace(&mut self.manifest, manifest);
         self.retire(vec![previous.current_snapshot, previous.active_ops]);
         self.active_ops = ops;
-        self.ops.lock().clear();
+        let file = self.mirrored_file();
+        self.ops.replace(Vec::new(), &file);
         self.written = 0;
         Ok(())
     }

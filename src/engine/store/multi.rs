@@ -330,7 +330,7 @@ impl Store {
         self.backend
             .publish_manifest(&next, &[&written[0], &written[1]])?;
         self.records = Arc::new(records);
-        self.ops.lock().clear();
+        self.ops.replace(Vec::new(), "");
         self.archived = next.stats.archived_records;
         self.manifest = next;
         // The snapshot this replaced, and this agent's own previous file (all in the snapshot).
@@ -378,7 +378,7 @@ impl Store {
             }
             self.records = Arc::new(records);
             self.version = merged.version.max(self.version);
-            *self.ops.lock() = ops;
+            self.ops.replace(ops, "");
         }
         self.archived = manifest.stats.archived_records;
         self.clock = self.clock.max(merged.max_clock);
