@@ -135,11 +135,15 @@ class Store {
     }
     this.#native = native;
     this.#manifest = JSON.parse(native.manifest());
+    let view = null;
     if (info.needsMigration) {
+      // The file's records are not the migrated ones: the view comes from the engine.
       early?.abandon();
+      await early?.view;
       await this.#migrate(o.migrate, info.storedVersion);
+    } else if (early) {
+      view = await early.view;
     }
-    const view = early && (await early.view);
     this.#records = new Map();
     if (!this.#adoptView(view)) await this.#loadView();
     this.#opened = true;
