@@ -222,6 +222,20 @@ test("a large snapshot streams completely and in order", async (t) => {
   assert.equal(i, N);
 });
 
+test("ids of every form stream, and open into the store, exactly as written", async (t) => {
+  // Covers how stream batches carry ids (plain ones apart from the JSON, escaped ones in it):
+  // escapes interleaved with plain ids, non-ASCII and astral characters, lone surrogates, ids
+  // long enough to be sliced strings, and more records than one batch holds.
+  const forms = ["id-0000000", "é", "😀x", "\ud800", "a\"b\\c", "line\nbreak", "long-".repeat(5), "ü".repeat(12), "\u2028"];
+  const entries = [];
+  for (let i = 0; i < 5000; i++) entries.push([`${forms[i % forms.length]}#${i}`, { i }]);
+  const c = await setup(t);
+  await writeStoreDir(c.dir, { snapshot: jsonlSnapshot(entries) });
+  const s = await c.open();
+  assert.deepEqual(await collect(s.streamSnapshot()), entries);
+  assert.deepEqual(s.entries(), entries);
+});
+
 test("streaming before open: the first next() rejects with the not-open error", async (t) => {
   const c = await setup(t);
   const s = c.store();

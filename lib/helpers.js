@@ -4,7 +4,7 @@ const path = require("node:path");
 const { open } = require("node:fs/promises");
 const native = require("./native");
 const { call, withCode } = require("./errors");
-const { readAhead } = require("./stream");
+const { ReadAhead, parsePairs } = require("./stream");
 
 /** JSON text of a value for the engine's validators; values JSON cannot hold count as null. */
 function jsonOf(value) {
@@ -49,7 +49,8 @@ const STREAM_CHUNK = 2048;
 /** Streams `[id, record]` from a snapshot file; returns `{version}`. */
 async function* streamSnapshotFile(dir, relativePath) {
   const cursor = native.snapshotFileCursor(path.join(String(dir)), String(relativePath));
-  for await (const items of readAhead(() => call(cursor.next(STREAM_CHUNK)))) {
+  const batches = new ReadAhead(() => call(cursor.next(STREAM_CHUNK)), parsePairs);
+  for (let items; (items = await batches.next()) !== null; ) {
     for (let i = 0; i < items.length; i += 2) yield [items[i], items[i + 1]];
   }
   return { version: cursor.version() };

@@ -9,7 +9,7 @@ const { checkId, recordText, checkOptions, checkPeriod } = require("./validate")
 const { FsBackend } = require("./fs-backend");
 const { makeDispatcher } = require("./js-backend");
 const { withCode } = require("./errors");
-const { readAhead } = require("./stream");
+const { ReadAhead, parseItems, parsePairs } = require("./stream");
 
 const NOT_OPEN = "Store is not open. Call open() first.";
 const READ_ONLY = "Store is read-only. Cannot perform mutations.";
@@ -34,7 +34,8 @@ function earlyView(dir) {
     const { currentSnapshot } = JSON.parse(await fsp.readFile(path.join(dir, "manifest.json"), "utf8"));
     const cursor = recordPairsCursor(dir, String(currentSnapshot));
     const map = new Map();
-    for await (const items of readAhead(() => cursor.next(VIEW_CHUNK))) {
+    const batches = new ReadAhead(() => cursor.next(VIEW_CHUNK), parsePairs);
+    for (let items; (items = await batches.next()) !== null; ) {
       if (abandoned) return null;
       for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
     }
@@ -321,7 +322,8 @@ class Store {
   async *streamSnapshot() {
     this.#ensureOpen();
     const cursor = this.#engine.streamSnapshot(this.#manifest.currentSnapshot);
-    for await (const items of readAhead(() => this.#call(cursor.next(STREAM_CHUNK)))) {
+    const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_CHUNK)), parsePairs);
+    for (let items; (items = await batches.next()) !== null; ) {
       for (let i = 0; i < items.length; i += 2) yield [items[i], items[i + 1]];
     }
   }
@@ -330,7 +332,8 @@ class Store {
     this.#ensureOpen();
     const since = sinceTimestamp ? String(sinceTimestamp) : null;
     const cursor = this.#multiWriter ? this.#engine.streamMergedOps(since) : this.#engine.streamOps(this.#manifest.activeOps, since);
-    for await (const ops of readAhead(() => this.#call(cursor.next(STREAM_CHUNK)))) {
+    const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_CHUNK)), parseItems);
+    for (let ops; (ops = await batches.next()) !== null; ) {
       for (let i = 0; i < ops.length; i++) yield ops[i];
     }
   }

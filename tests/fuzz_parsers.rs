@@ -1204,14 +1204,18 @@ impl SnapshotFiles {
             let mut s =
                 SnapshotStream::open(&self.dir, "d", Self::REL).map_err(|e| e.to_string())?;
             let mut records = Records::default();
-            while let Some(text) = s.next_batch(batch).map_err(|e| e.to_string())? {
+            while let Some(batch_read) = s.next_batch(batch).map_err(|e| e.to_string())? {
+                let text = batch_read.pairs_text();
                 let items = json::array_elements(&text)
                     .unwrap_or_else(|e| panic!("batch {text:?} is not an array: {e}"));
                 assert!(
                     !items.is_empty() && items.len().is_multiple_of(2) && items.len() <= 2 * batch
                 );
+                // The stream hands over a line's own texts when they are valid JSON: the same
+                // values, not always in canonical form.
+                let canon = |t: &str| json::canonicalize(t).unwrap().into_owned();
                 for pair in items.chunks(2) {
-                    records.set(pair[0], pair[1].into());
+                    records.set(&canon(pair[0]), canon(pair[1]).into());
                 }
             }
             let list = records

@@ -7,6 +7,7 @@ use napi_derive::napi;
 use super::guard::lock;
 use super::job::Job;
 use crate::engine::backend::{Backend, BatchStream};
+use crate::engine::batch::Batch;
 use crate::engine::error::Result;
 
 type Opener = Box<dyn FnOnce() -> Result<Box<dyn BatchStream>> + Send>;
@@ -99,9 +100,10 @@ impl Cursor {
 
 #[napi]
 impl Cursor {
-    /// The next batch of at most `max` items as a JSON array text, or null at the end.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn next(&self, max: u32) -> Job {
+    /// The next batch of at most `max` items as `[items, ids]` (see `engine::batch`), or null
+    /// at the end.
+    #[napi(ts_return_type = "Promise<[string, string] | null>")]
+    pub fn next(&self, max: u32) -> Job<Option<Batch>> {
         let state = self.state.clone();
         Job::new(self.own_thread, move || {
             let mut st = lock(&state);

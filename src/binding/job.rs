@@ -9,21 +9,32 @@ use napi::bindgen_prelude::{AsyncTask, Buffer, ToNapiValue, TypeName};
 use napi::{sys, Env, JsValue, Task};
 
 use super::guard::guard;
+use super::text::{BatchText, Text};
+use crate::engine::batch::Batch;
 use crate::engine::error::Error as EngineError;
 
 type Work<T> = Box<dyn FnOnce() -> Result<T, EngineError> + Send>;
 
-/// What a job's result becomes in JavaScript.
+/// What a job's result becomes in JavaScript. `into_js` runs on the thread that did the work,
+/// so whatever can be prepared there is off the JavaScript thread.
 pub trait Output: Send + 'static {
-    type Js: ToNapiValue + TypeName;
+    type Js: ToNapiValue + TypeName + Send;
     fn into_js(self) -> Self::Js;
 }
 
 /// JSON text or null.
 impl Output for Option<String> {
-    type Js = Option<String>;
+    type Js = Option<Text>;
     fn into_js(self) -> Self::Js {
-        self
+        self.map(Text::from)
+    }
+}
+
+/// A stream batch or null.
+impl Output for Option<Batch> {
+    type Js = Option<BatchText>;
+    fn into_js(self) -> Self::Js {
+        self.map(BatchText::from)
     }
 }
 
@@ -39,15 +50,15 @@ pub struct PoolTask<T> {
 }
 
 impl<T: Output> Task for PoolTask<T> {
-    type Output = T;
+    type Output = T::Js;
     type JsValue = T::Js;
 
-    fn compute(&mut self) -> napi::Result<T> {
-        guard(self.work.take().expect("a job runs once"))
+    fn compute(&mut self) -> napi::Result<T::Js> {
+        guard(self.work.take().expect("a job runs once")).map(T::into_js)
     }
 
-    fn resolve(&mut self, _env: Env, output: T) -> napi::Result<T::Js> {
-        Ok(output.into_js())
+    fn resolve(&mut self, _env: Env, output: T::Js) -> napi::Result<T::Js> {
+        Ok(output)
     }
 }
 
@@ -96,7 +107,10 @@ impl<T: Output> ToNapiValue for Job<T> {
                 std::thread::Builder::new()
                     .name("opslog-backend".into())
                     .spawn(move || match guard(work) {
-                        Ok(v) => deferred.resolve(Box::new(move |_| Ok(v.into_js()))),
+                        Ok(v) => {
+                            let js = v.into_js();
+                            deferred.resolve(Box::new(move |_| Ok(js)))
+                        }
                         Err(e) => deferred.reject(e),
                     })
                     .map_err(|e| napi::Error::from_reason(format!("cannot start a thread: {e}")))?;

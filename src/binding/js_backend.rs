@@ -167,11 +167,11 @@ impl Backend for JsBackend {
 
     fn stream_snapshot(&self, rel: &str) -> Result<Box<dyn BatchStream>> {
         let (records, version) = self.load_snapshot(rel)?;
-        let values = records
+        let pairs = records
             .iter()
-            .flat_map(|(id, t)| [id.to_string(), t.to_string()])
+            .map(|(id, t)| (id.to_string(), t.to_string()))
             .collect();
-        Ok(Box::new(VecStream::new(values, 2, Some(version))))
+        Ok(Box::new(VecStream::new(pairs, Some(version))))
     }
 
     fn read_ops(&self, rel: &str, from: u64, _live: bool) -> Result<ReadResult> {

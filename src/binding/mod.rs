@@ -10,3 +10,4 @@ mod job;
 mod js_backend;
 mod payload;
 mod store;
+mod text;

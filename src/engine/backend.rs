@@ -1,15 +1,16 @@
 //! What the store needs from storage. The filesystem implementation is `FsBackend`; other
 //! implementations (a JavaScript object implementing `StorageBackend`) plug in here too.
 
+use super::batch::{Batch, PairsBuilder};
 use super::error::Result;
 use super::manifest::Manifest;
 use super::records::Records;
 use super::wal::{OpIter, OpStream, ReadResult};
 
-/// A source of JSON-array batches for streaming reads.
+/// A source of batches for streaming reads.
 pub trait BatchStream: Send {
-    /// Up to `max` items as a JSON array text, or `None` at the end.
-    fn next_batch(&mut self, max: usize) -> Result<Option<String>>;
+    /// Up to `max` items, or `None` at the end.
+    fn next_batch(&mut self, max: usize) -> Result<Option<Batch>>;
 
     /// The data version a snapshot stream read from its header.
     fn version(&self) -> Option<f64> {
@@ -97,42 +98,40 @@ pub trait Backend: Send + Sync {
 }
 
 impl BatchStream for super::wal::LinesStream {
-    fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
-        Ok(super::wal::LinesStream::next_batch(self, max))
+    fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
+        Ok(super::wal::LinesStream::next_batch(self, max).map(Batch::items))
     }
 }
 
 impl BatchStream for OpStream {
-    fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
-        OpStream::next_batch(self, max)
+    fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
+        Ok(OpStream::next_batch(self, max)?.map(Batch::items))
     }
 }
 
-/// A stream over batches already in memory (backends that can only load whole files).
+/// A stream over records already in memory (backends that can only load whole files).
 pub struct VecStream {
-    items: std::vec::IntoIter<String>,
-    /// How many JSON values make one item (2 for `id, record` pairs).
-    arity: usize,
+    /// `(id, record)` JSON texts.
+    pairs: std::vec::IntoIter<(String, String)>,
     version: Option<f64>,
 }
 
 impl VecStream {
-    pub fn new(values: Vec<String>, arity: usize, version: Option<f64>) -> Self {
+    pub fn new(pairs: Vec<(String, String)>, version: Option<f64>) -> Self {
         VecStream {
-            items: values.into_iter(),
-            arity: arity.max(1),
+            pairs: pairs.into_iter(),
             version,
         }
     }
 }
 
 impl BatchStream for VecStream {
-    fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
-        let values: Vec<String> = self.items.by_ref().take(max * self.arity).collect();
-        if values.is_empty() {
-            return Ok(None);
+    fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
+        let mut batch = PairsBuilder::new(max);
+        for (id, data) in self.pairs.by_ref().take(max) {
+            batch.push(&id, &data);
         }
-        Ok(Some(format!("[{}]", values.join(","))))
+        Ok(batch.finish())
     }
 
     fn version(&self) -> Option<f64> {

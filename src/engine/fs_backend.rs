@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use super::archive;
 use super::backend::{Backend, BatchStream, PendingSync};
+use super::batch::Batch;
 use super::error::{display_join, Error, Result};
 use super::fsutil;
 use super::lock::{self, LockHandle};
@@ -230,7 +231,7 @@ impl FsBackend {
 }
 
 impl BatchStream for SnapshotStream {
-    fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
+    fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
         SnapshotStream::next_batch(self, max)
     }
 

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod backend;
+pub mod batch;
 pub mod clock;
 pub mod delta;
 pub mod error;

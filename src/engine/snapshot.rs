@@ -2,10 +2,12 @@
 //! record. Readers also take the two legacy forms (one JSON object with `records`, on one line
 //! or pretty-printed).
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
+use super::batch::{Batch, PairsBuilder};
 use super::error::{display_join, Error, Result};
 use super::fsutil;
 use super::json::{self, Kind};
@@ -226,25 +228,39 @@ impl RecordPairs {
             ))),
         }
     }
+}
 
-    /// `{"id":<id>,"data":<data>}` split into its two values.
-    fn split(line: &str) -> Option<(&str, &str)> {
-        let rest = line.strip_prefix("{\"id\":")?;
-        let id_len = json::string_token_len(rest)?;
-        let data = rest[id_len..]
-            .strip_prefix(",\"data\":")?
-            .strip_suffix('}')?;
-        Some((&rest[..id_len], data))
+/// A record line of the usual form `{"id":<string>,"data":<value>}` split into its two values,
+/// unchecked (`data` may not be one value); `None` for a line of another form.
+fn split_record_line(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix("{\"id\":")?;
+    let id_len = json::string_token_len(rest)?;
+    let data = rest[id_len..]
+        .strip_prefix(",\"data\":")?
+        .strip_suffix('}')?;
+    Some((&rest[..id_len], data))
+}
+
+/// A record line's id token and record text for `JSON.parse` in JavaScript. A valid line of the
+/// usual form gives its own texts: parsed, they give what their canonical forms give (and what
+/// the reference's `JSON.parse` of the line gives), so the rewrite into canonical form is
+/// skipped (it costs the stream's worker more than reading the file does). Any other line goes
+/// through `parse_record_line`, which also says what is wrong with it.
+fn record_texts(line: &str) -> std::result::Result<(Cow<'_, str>, Cow<'_, str>), String> {
+    if let Some((id, data)) = split_record_line(line) {
+        if json::validate(data).is_ok() {
+            return Ok((Cow::Borrowed(id), Cow::Borrowed(data)));
+        }
     }
+    let (id, data) = parse_record_line(line)?;
+    Ok((Cow::Owned(id), Cow::Owned(data)))
 }
 
 impl super::backend::BatchStream for RecordPairs {
-    fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
-        let mut out = String::with_capacity(max * 160);
-        out.push('[');
-        let mut n = 0;
+    fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
+        let mut out = PairsBuilder::new(max);
         let mut buf = Vec::with_capacity(256);
-        while n < max {
+        while out.len() < max {
             buf.clear();
             let read = self
                 .reader
@@ -258,21 +274,11 @@ impl super::backend::BatchStream for RecordPairs {
             if line.is_empty() {
                 continue;
             }
-            let (id, data) = Self::split(line)
+            let (id, data) = split_record_line(line)
                 .ok_or_else(|| Error::Corrupt(format!("{}: a line of another form", self.shown)))?;
-            if n > 0 {
-                out.push(',');
-            }
-            out.push_str(id);
-            out.push(',');
-            out.push_str(data);
-            n += 1;
+            out.push(id, data);
         }
-        if n == 0 {
-            return Ok(None);
-        }
-        out.push(']');
-        Ok(Some(out))
+        Ok(out.finish())
     }
 }
 
@@ -337,34 +343,23 @@ impl SnapshotStream {
         }
     }
 
-    /// Up to `max` records as a flat JSON array text `[id, record, id, record, ...]`, or
-    /// `None` at the end.
-    pub fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
+    /// Up to `max` records as a pairs batch, or `None` at the end.
+    pub fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
         if let Some(e) = self.deferred.take() {
             self.state = StreamState::Done;
             return Err(e);
         }
-        let mut out = String::from("[");
-        let mut n = 0;
-        let push = |out: &mut String, n: &mut usize, id: &str, data: &str| {
-            if *n > 0 {
-                out.push(',');
-            }
-            out.push_str(id);
-            out.push(',');
-            out.push_str(data);
-            *n += 1;
-        };
+        let mut out = PairsBuilder::new(max);
         match &mut self.state {
             StreamState::Done => return Ok(None),
             StreamState::Buffered(it) => {
                 for (id, data) in it.by_ref().take(max) {
-                    push(&mut out, &mut n, &id, &data);
+                    out.push(&id, &data);
                 }
             }
             StreamState::Lines(reader) => {
                 let mut buf = Vec::new();
-                while n < max {
+                while out.len() < max {
                     buf.clear();
                     let read = reader
                         .read_until(b'\n', &mut buf)
@@ -378,11 +373,11 @@ impl SnapshotStream {
                     if line.is_empty() {
                         continue;
                     }
-                    match parse_record_line(line) {
-                        Ok((id, data)) => push(&mut out, &mut n, &id, &data),
+                    match record_texts(line) {
+                        Ok((id, data)) => out.push(&id, &data),
                         Err(e) => {
                             let e = corrupt(&self.shown, format!("line {}: {e}", self.line_no));
-                            if n == 0 {
+                            if out.is_empty() {
                                 self.state = StreamState::Done;
                                 return Err(e);
                             }
@@ -393,12 +388,11 @@ impl SnapshotStream {
                 }
             }
         }
-        if n == 0 {
+        let batch = out.finish();
+        if batch.is_none() {
             self.state = StreamState::Done;
-            return Ok(None);
         }
-        out.push(']');
-        Ok(Some(out))
+        Ok(batch)
     }
 }
 
@@ -437,11 +431,33 @@ mod tests {
         );
         let mut s = SnapshotStream::open(&dir, "d", &rel).unwrap();
         assert_eq!(
-            s.next_batch(1).unwrap().unwrap(),
+            s.next_batch(1).unwrap().unwrap().pairs_text(),
             "[\"a\",{\"x\":1e+21,\"s\":\"\u{2028}\"}]"
         );
-        assert_eq!(s.next_batch(5).unwrap().unwrap(), r#"["b\ud800",{}]"#);
+        assert_eq!(
+            s.next_batch(5).unwrap().unwrap().pairs_text(),
+            r#"["b\ud800",{}]"#
+        );
         assert_eq!(s.next_batch(5).unwrap(), None);
+    }
+
+    #[test]
+    fn streams_a_valid_lines_own_texts_and_checks_the_others() {
+        let dir = tmpdir("own-texts");
+        let text = concat!(
+            "{\"version\":1,\"timestamp\":\"t\"}\n",
+            "{\"id\":\"a\",\"data\":{\"x\":1.0,\"y\":-0,\"s\":\"\\u0041\"}}\n",
+            "{\"data\":[ 1 ],\"id\":\"b\"}\n",
+            "{\"id\":\"c\",\"data\":{\"x\":1,}}\n",
+        );
+        std::fs::write(dir.join("snapshots/s.jsonl"), text).unwrap();
+        let mut s = SnapshotStream::open(&dir, "d", "snapshots/s.jsonl").unwrap();
+        assert_eq!(
+            s.next_batch(10).unwrap().unwrap().pairs_text(),
+            r#"["a",{"x":1.0,"y":-0,"s":"\u0041"},"b",[1]]"#
+        );
+        let e = s.next_batch(10).unwrap_err().to_string();
+        assert!(e.starts_with("Corrupt snapshot d/snapshots/s.jsonl: line 4: "), "{e}");
     }
 
     #[test]
@@ -462,7 +478,7 @@ mod tests {
             );
             let mut s = SnapshotStream::open(&dir, "d", name).unwrap();
             assert_eq!(
-                s.next_batch(10).unwrap().unwrap(),
+                s.next_batch(10).unwrap().unwrap().pairs_text(),
                 r#"["a",{"n":1},"b",{"m":[1,2]}]"#
             );
         }
@@ -490,7 +506,7 @@ mod tests {
         assert_eq!(ids, ["\"2\"", "\"10\"", "\"x\"", "\"b\""]);
         let mut s = SnapshotStream::open(&dir, "d", "snapshots/s.json").unwrap();
         assert_eq!(
-            s.next_batch(10).unwrap().unwrap(),
+            s.next_batch(10).unwrap().unwrap().pairs_text(),
             r#"["2",{},"10",{},"x",{},"b",{}]"#
         );
     }
