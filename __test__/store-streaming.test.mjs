@@ -125,6 +125,30 @@ test("getWalOps skips malformed lines like the loader does", async (t) => {
   );
 });
 
+test("getWalOps yields each op line as JSON.parse gives it, whatever its form and id", async (t) => {
+  // Covers how op batches carry ops (the usual forms as values, built in JavaScript; any other
+  // form whole) and ids (apart or in the JSON), over more ops than one batch holds.
+  const forms = ["id-0000000", "é", "😀x", "\ud800", "a\"b\\c", "long-".repeat(5)];
+  const lines = [];
+  for (let i = 0; i < 5000; i++) {
+    const id = `${forms[i % forms.length]}#${i}`;
+    const ts = `2024-01-01T00:00:${String(i % 60).padStart(2, "0")}.${String(i % 1000).padStart(3, "0")}Z`;
+    switch (i % 7) {
+      case 0: lines.push(opLine({ ts, op: "delete", id, prev: { i } })); break;
+      case 1: lines.push(JSON.stringify({ op: "set", ts, id, prev: null, data: { i } })); break;
+      case 2: lines.push(JSON.stringify({ ts, op: "set", id, prev: null, data: { i }, agent: "x", clock: i })); break;
+      case 3: lines.push(opLine({ ts, id, prev: { i: i - 1 }, data: { i: -0, s: "\u0041" }, encoding: "delta" })); break;
+      case 4: lines.push(`{"ts":"${ts}","op":"set","id":${JSON.stringify(id)},"prev":null,"data":{"i":${i}},"extra":[1]}`); break;
+      case 5: lines.push(`{"ts":"${ts}","op":"set","id":${JSON.stringify(id)},"prev":null,"data":{"i":${i}.0,"n":-0}}`); break;
+      default: lines.push(opLine({ ts, id, data: { i, nested: { a: [id] } } }));
+    }
+  }
+  const c = await setup(t);
+  await writeStoreDir(c.dir, { snapshot: jsonlSnapshot([]), ops: lines });
+  const s = await c.open({ readOnly: true });
+  assert.deepEqual(await collect(s.getWalOps()), lines.map((l) => JSON.parse(l)));
+});
+
 // A writer's own getWalOps in immediate mode is served from its op list, which mirrors the file;
 // in every state it must be exactly what reading the file gives (the other modes read the file).
 test("getWalOps is what the op file holds, in every write mode, across writes, batches, undo, a checkpoint and since", async (t) => {

@@ -9,7 +9,7 @@ const { checkId, recordText, checkOptions, checkPeriod } = require("./validate")
 const { FsBackend } = require("./fs-backend");
 const { makeDispatcher } = require("./js-backend");
 const { withCode } = require("./errors");
-const { ReadAhead, parseItems, parsePairs } = require("./stream");
+const { ReadAhead, parseOps, parsePairs } = require("./stream");
 
 const NOT_OPEN = "Store is not open. Call open() first.";
 const READ_ONLY = "Store is read-only. Cannot perform mutations.";
@@ -332,7 +332,7 @@ class Store {
     this.#ensureOpen();
     const since = sinceTimestamp ? String(sinceTimestamp) : null;
     const cursor = this.#multiWriter ? this.#engine.streamMergedOps(since) : this.#engine.streamOps(this.#manifest.activeOps, since);
-    const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_CHUNK)), parseItems);
+    const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_CHUNK)), parseOps);
     for (let ops; (ops = await batches.next()) !== null; ) {
       for (let i = 0; i < ops.length; i++) yield ops[i];
     }

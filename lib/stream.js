@@ -1,26 +1,47 @@
 "use strict";
 // Streaming reads: batches read by a worker, parsed on the JavaScript thread. A batch is
-// `[items, ids]`: `items` a JSON array text, `ids` the ids of record pairs taken out of it
-// (see the engine's batch module for why).
+// `[items, ids]`: `items` a JSON array text, `ids` the ids taken out of it. Where an id is
+// expected, `items` holds either its JSON string or its length in `ids`, where the ids follow
+// one another in order. (The engine's batch module says why, with the measurements.)
 
 const noop = () => {};
 
-/** The items of an op batch. */
-function parseItems(batch) {
-  return JSON.parse(batch[0]);
+/** Op codes of an ops batch, as the engine writes them (engine::batch::OpCode). */
+const OP_OBJECT = 0;
+const OP_SET = 1;
+
+/** Reads a batch's ids in order: `id(item)` for each item where an id is expected. */
+function idReader(ids) {
+  let at = 0;
+  return (item) => (typeof item === "number" ? ids.slice(at, (at += item)) : item);
 }
 
-/**
- * A record pairs batch as the flat array `[id, record, id, record, ...]`. In `items` an id is
- * either its JSON string or its length in `ids`, where the ids follow one another in order.
- */
+/** The ops of an ops batch: each is a code, then the op's whole object or its values. */
+function parseOps(batch) {
+  const items = JSON.parse(batch[0]);
+  const id = idReader(batch[1]);
+  const ops = [];
+  for (let i = 0; i < items.length; ) {
+    const code = items[i];
+    if (code === OP_OBJECT) {
+      ops.push(items[i + 1]);
+      i += 2;
+    } else if (code === OP_SET) {
+      ops.push({ ts: items[i + 1], op: "set", id: id(items[i + 2]), prev: items[i + 3], data: items[i + 4] });
+      i += 5;
+    } else {
+      ops.push({ ts: items[i + 1], op: "delete", id: id(items[i + 2]), prev: items[i + 3] });
+      i += 4;
+    }
+  }
+  return ops;
+}
+
+/** A record pairs batch as the flat array `[id, record, id, record, ...]`. */
 function parsePairs(batch) {
   const items = JSON.parse(batch[0]);
-  const ids = batch[1];
-  for (let i = 0, at = 0; i < items.length; i += 2) {
-    const id = items[i];
-    if (typeof id === "number") items[i] = ids.slice(at, (at += id));
-  }
+  const id = idReader(batch[1]);
+  for (let i = 0; i < items.length; i += 2) items[i] = id(items[i]);
   return items;
 }
 
@@ -51,4 +72,4 @@ class ReadAhead {
   }
 }
 
-module.exports = { ReadAhead, parseItems, parsePairs };
+module.exports = { ReadAhead, parseOps, parsePairs };

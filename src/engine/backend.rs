@@ -99,13 +99,13 @@ pub trait Backend: Send + Sync {
 
 impl BatchStream for super::wal::LinesStream {
     fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
-        Ok(super::wal::LinesStream::next_batch(self, max).map(Batch::items))
+        Ok(super::wal::LinesStream::next_batch(self, max))
     }
 }
 
 impl BatchStream for OpStream {
     fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
-        Ok(OpStream::next_batch(self, max)?.map(Batch::items))
+        OpStream::next_batch(self, max)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Batches of stream items as they are handed to JavaScript: one JSON array text for one
-//! `JSON.parse`, and for record pairs the ids beside it.
+//! `JSON.parse`, and the ids of its records or ops beside it.
 //!
 //! Why the ids travel apart: V8's `JSON.parse` internalizes every short string value (up to
 //! about 10 UTF-16 units), a lookup in the isolate's string table that costs more than the rest
@@ -8,26 +8,22 @@
 //! in the array, its text in `ids`, and JavaScript takes it with `slice`, which copies without
 //! internalizing. An id with escapes (they may stand for lone surrogates, which Rust text cannot
 //! hold) stays in the array as its JSON string.
+//!
+//! Ops of the usual forms go as their values only, and JavaScript builds each op with an object
+//! literal: `JSON.parse` builds objects key by key, a literal in one allocation of a known shape
+//! (measured: 100,000 ops in ~47 ms instead of ~70 ms).
 
 use std::fmt::Write;
+
+use super::json;
 
 /// One batch for JavaScript.
 #[derive(Debug, PartialEq)]
 pub struct Batch {
     /// A JSON array text.
     pub items: String,
-    /// Record pairs: the ids `items` gives by length, one after the other. Empty otherwise.
+    /// The ids `items` gives by length, one after the other.
     pub ids: String,
-}
-
-impl Batch {
-    /// A batch of items only (ops).
-    pub fn items(items: String) -> Batch {
-        Batch {
-            items,
-            ids: String::new(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -35,82 +31,122 @@ impl Batch {
     /// A pairs batch as the flat `[id, record, ...]` JSON text JavaScript's `parsePairs` makes
     /// of it (for tests).
     pub fn pairs_text(&self) -> String {
-        let items = super::json::array_elements(&self.items).expect("a JSON array");
+        let items = json::array_elements(&self.items).expect("a JSON array");
         let mut ids = self.ids.chars();
         let texts: Vec<String> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| match item.parse::<usize>() {
-                Ok(mut units) if i % 2 == 0 => {
-                    let mut id = String::new();
-                    while units > 0 {
-                        let c = ids.next().expect("ids as long as the lengths say");
-                        units -= c.len_utf16();
-                        id.push(c);
-                    }
-                    super::json::quote(&id)
-                }
-                _ => item.to_string(),
-            })
+            .chunks(2)
+            .flat_map(|pair| [take_id(pair[0], &mut ids), pair[1].to_string()])
             .collect();
         assert_eq!(ids.next(), None, "every id taken");
         format!("[{}]", texts.join(","))
     }
+
+    /// An ops batch as the JSON text of the array of ops JavaScript's `parseOps` makes of it
+    /// (for tests).
+    pub fn ops_text(&self) -> String {
+        let items = json::array_elements(&self.items).expect("a JSON array");
+        let mut ids = self.ids.chars();
+        let mut ops = Vec::new();
+        let mut rest = &items[..];
+        while let Some((code, values)) = rest.split_first() {
+            let (op, n) = match *code {
+                "0" => (values[0].to_string(), 1),
+                "1" => (
+                    format!(
+                        "{{\"ts\":{},\"op\":\"set\",\"id\":{},\"prev\":{},\"data\":{}}}",
+                        values[0],
+                        take_id(values[1], &mut ids),
+                        values[2],
+                        values[3]
+                    ),
+                    4,
+                ),
+                "2" => (
+                    format!(
+                        "{{\"ts\":{},\"op\":\"delete\",\"id\":{},\"prev\":{}}}",
+                        values[0],
+                        take_id(values[1], &mut ids),
+                        values[2]
+                    ),
+                    3,
+                ),
+                other => panic!("unknown op code {other}"),
+            };
+            ops.push(op);
+            rest = &values[n..];
+        }
+        assert_eq!(ids.next(), None, "every id taken");
+        format!("[{}]", ops.join(","))
+    }
 }
 
-/// Builds a record pairs batch: `items` is `[id, record, id, record, ...]` where each id is
-/// either the length of the next id in `ids` or, for an id with escapes, its JSON string.
-pub struct PairsBuilder {
+/// An id element of a batch as a JSON string token: a length takes that many UTF-16 units from
+/// `ids`.
+#[cfg(test)]
+fn take_id(element: &str, ids: &mut std::str::Chars<'_>) -> String {
+    let Ok(mut units) = element.parse::<usize>() else {
+        return element.to_string();
+    };
+    let mut id = String::new();
+    while units > 0 {
+        let c = ids.next().expect("ids as long as the lengths say");
+        units -= c.len_utf16();
+        id.push(c);
+    }
+    json::quote(&id)
+}
+
+/// Bytes of a typical record or op, to size a batch's text up front.
+const TYPICAL_ITEM_BYTES: usize = 160;
+
+/// A batch being built: the array text so far and the ids taken out of it.
+struct Builder {
     items: String,
     ids: String,
     len: usize,
 }
 
-/// Bytes of a typical `id, record` entry, to size a batch's text up front.
-const TYPICAL_PAIR_BYTES: usize = 160;
-
-impl PairsBuilder {
-    /// A builder with room for `records` typical records.
-    pub fn new(records: usize) -> Self {
-        let mut items = String::with_capacity(records.saturating_mul(TYPICAL_PAIR_BYTES) + 2);
+impl Builder {
+    fn new(capacity: usize) -> Self {
+        let mut items = String::with_capacity(capacity.saturating_mul(TYPICAL_ITEM_BYTES) + 2);
         items.push('[');
-        PairsBuilder {
+        Builder {
             items,
             ids: String::new(),
             len: 0,
         }
     }
 
-    /// Adds a record: `id` is a JSON string token, `data` a JSON value text.
-    pub fn push(&mut self, id: &str, data: &str) {
-        if self.len > 0 {
-            self.items.push(',');
-        }
-        match plain_string_content(id) {
-            Some(text) => {
-                let units: usize = text.chars().map(char::len_utf16).sum();
-                write!(self.items, "{units}").expect("writing to a String");
-                self.ids.push_str(text);
-            }
-            None => self.items.push_str(id),
-        }
-        self.items.push(',');
-        self.items.push_str(data);
+    /// Counts one more record or op (made of one or more elements).
+    fn count_item(&mut self) {
         self.len += 1;
     }
 
-    /// Records pushed so far.
-    pub fn len(&self) -> usize {
-        self.len
+    /// Adds `text`, a JSON value, as the next element of the array.
+    fn push_value(&mut self, text: &str) {
+        if !self.items.ends_with('[') {
+            self.items.push(',');
+        }
+        self.items.push_str(text);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    /// Adds an id (a JSON string token): its length, its text into `ids`; or the token itself
+    /// when it has escapes.
+    fn push_id(&mut self, token: &str) {
+        match plain_string_content(token) {
+            Some(text) => {
+                let units: usize = text.chars().map(char::len_utf16).sum();
+                let mut length = String::new();
+                write!(length, "{units}").expect("writing to a String");
+                self.push_value(&length);
+                self.ids.push_str(text);
+            }
+            None => self.push_value(token),
+        }
     }
 
-    /// The batch, or `None` when no record was pushed.
-    pub fn finish(mut self) -> Option<Batch> {
-        if self.is_empty() {
+    fn finish(mut self) -> Option<Batch> {
+        if self.len == 0 {
             return None;
         }
         self.items.push(']');
@@ -119,6 +155,133 @@ impl PairsBuilder {
             ids: self.ids,
         })
     }
+}
+
+/// Builds a record pairs batch: `items` is `[id, record, id, record, ...]` where each id is
+/// either the length of the next id in `ids` or, for an id with escapes, its JSON string.
+pub struct PairsBuilder(Builder);
+
+impl PairsBuilder {
+    /// A builder with room for `records` typical records.
+    pub fn new(records: usize) -> Self {
+        PairsBuilder(Builder::new(records))
+    }
+
+    /// Adds a record: `id` is a JSON string token, `data` a JSON value text.
+    pub fn push(&mut self, id: &str, data: &str) {
+        self.0.count_item();
+        self.0.push_id(id);
+        self.0.push_value(data);
+    }
+
+    /// Records pushed so far.
+    pub fn len(&self) -> usize {
+        self.0.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.len == 0
+    }
+
+    /// The batch, or `None` when no record was pushed.
+    pub fn finish(self) -> Option<Batch> {
+        self.0.finish()
+    }
+}
+
+/// How an op is written in an ops batch: a code, then its values. JavaScript's `parseOps`
+/// knows the same codes.
+#[derive(Clone, Copy)]
+enum OpCode {
+    /// The op's whole JSON object follows.
+    Object = 0,
+    /// `{ts, op: "set", id, prev, data}`: ts, id, prev and data follow.
+    Set = 1,
+    /// `{ts, op: "delete", id, prev}`: ts, id and prev follow.
+    Delete = 2,
+}
+
+/// Builds an ops batch from op lines (valid ops, as the op files hold them).
+pub struct OpsBuilder(Builder);
+
+impl OpsBuilder {
+    /// A builder with room for `ops` typical ops.
+    pub fn new(ops: usize) -> Self {
+        OpsBuilder(Builder::new(ops))
+    }
+
+    /// Adds an op from its line, which must be a valid op.
+    pub fn push(&mut self, line: &str) {
+        self.0.count_item();
+        match usual_op_form(line) {
+            Some(op) => {
+                let code = if op.data.is_some() {
+                    OpCode::Set
+                } else {
+                    OpCode::Delete
+                };
+                self.0.push_value(&(code as u8).to_string());
+                self.0.push_value(op.ts);
+                self.0.push_id(op.id);
+                self.0.push_value(op.prev);
+                if let Some(data) = op.data {
+                    self.0.push_value(data);
+                }
+            }
+            None => {
+                self.0.push_value(&(OpCode::Object as u8).to_string());
+                self.0.push_value(line);
+            }
+        }
+    }
+
+    /// Ops pushed so far.
+    pub fn len(&self) -> usize {
+        self.0.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.len == 0
+    }
+
+    /// The batch, or `None` when no op was pushed.
+    pub fn finish(self) -> Option<Batch> {
+        self.0.finish()
+    }
+}
+
+/// The values of an op line of one of the forms the engine writes (`Op::encode`) for ops
+/// without agent, clock or encoding:
+/// `{"ts":<string>,"op":"set","id":<string>,"prev":<value>,"data":<value>}` or
+/// `{"ts":<string>,"op":"delete","id":<string>,"prev":<value>}`.
+struct UsualOp<'a> {
+    ts: &'a str,
+    id: &'a str,
+    prev: &'a str,
+    /// Set ops only.
+    data: Option<&'a str>,
+}
+
+/// `line` (a valid op) split into its values when it has a usual form; `None` otherwise.
+fn usual_op_form(line: &str) -> Option<UsualOp<'_>> {
+    let rest = line.strip_prefix("{\"ts\":")?;
+    let (ts, rest) = rest.split_at(json::string_token_len(rest)?);
+    let (set, rest) = if let Some(rest) = rest.strip_prefix(",\"op\":\"set\",\"id\":") {
+        (true, rest)
+    } else {
+        (false, rest.strip_prefix(",\"op\":\"delete\",\"id\":")?)
+    };
+    let (id, rest) = rest.split_at(json::string_token_len(rest)?);
+    let rest = rest.strip_prefix(",\"prev\":")?;
+    let (prev, rest) = rest.split_at(json::value_token_len(rest)?);
+    let (data, rest) = if set {
+        let rest = rest.strip_prefix(",\"data\":")?;
+        let (data, rest) = rest.split_at(json::value_token_len(rest)?);
+        (Some(data), rest)
+    } else {
+        (None, rest)
+    };
+    (rest == "}").then_some(UsualOp { ts, id, prev, data })
 }
 
 /// The content of a JSON string token without escapes: then it is the string itself.
@@ -159,7 +322,44 @@ mod tests {
     }
 
     #[test]
+    fn ops_of_the_usual_forms_go_as_values() {
+        let set = r#"{"ts":"t1","op":"set","id":"a","prev":null,"data":{"n":[1]}}"#;
+        let delete = r#"{"ts":"t2","op":"delete","id":"b\"c","prev":{"n":1}}"#;
+        let mut b = OpsBuilder::new(2);
+        b.push(set);
+        b.push(delete);
+        assert_eq!(b.len(), 2);
+        let batch = b.finish().unwrap();
+        assert_eq!(
+            batch.items,
+            r#"[1,"t1",1,null,{"n":[1]},2,"t2","b\"c",{"n":1}]"#
+        );
+        assert_eq!(batch.ids, "a");
+        assert_eq!(batch.ops_text(), format!("[{set},{delete}]"));
+    }
+
+    #[test]
+    fn ops_of_other_forms_go_whole() {
+        let lines = [
+            r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{},"agent":"x","clock":3}"#,
+            r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{},"encoding":"delta"}"#,
+            r#"{"op":"set","ts":"t","id":"a","prev":null,"data":{}}"#,
+            r#"{"ts":"t","op":"delete","id":"a","prev":{},"agent":"x"}"#,
+            r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{},"extra":1}"#,
+        ];
+        let mut b = OpsBuilder::new(0);
+        for line in lines {
+            b.push(line);
+        }
+        let batch = b.finish().unwrap();
+        assert!(batch.items.starts_with("[0,{"), "{}", batch.items);
+        assert_eq!(batch.ids, "");
+        assert_eq!(batch.ops_text(), format!("[{}]", lines.join(",")));
+    }
+
+    #[test]
     fn empty_builder_gives_no_batch() {
         assert_eq!(PairsBuilder::new(10).finish(), None);
+        assert_eq!(OpsBuilder::new(10).finish(), None);
     }
 }

@@ -50,6 +50,12 @@ pub fn string_token_len(text: &str) -> Option<usize> {
     sc.skip_string().ok().map(|()| sc.pos)
 }
 
+/// The length of the JSON value `text` starts with, if it starts with one.
+pub fn value_token_len(text: &str) -> Option<usize> {
+    let mut sc = Scanner::new(text);
+    sc.skip_value().ok().map(|()| sc.pos)
+}
+
 pub fn kind_of(raw: &str) -> Kind {
     match raw.as_bytes().first() {
         Some(b'{') => Kind::Object,

@@ -457,7 +457,10 @@ mod tests {
             r#"["a",{"x":1.0,"y":-0,"s":"\u0041"},"b",[1]]"#
         );
         let e = s.next_batch(10).unwrap_err().to_string();
-        assert!(e.starts_with("Corrupt snapshot d/snapshots/s.jsonl: line 4: "), "{e}");
+        assert!(
+            e.starts_with("Corrupt snapshot d/snapshots/s.jsonl: line 4: "),
+            "{e}"
+        );
     }
 
     #[test]

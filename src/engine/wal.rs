@@ -6,6 +6,7 @@ use std::io::Write;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use super::batch::{Batch, OpsBuilder};
 use super::error::{Error, Result};
 use super::op::Op;
 
@@ -348,21 +349,12 @@ impl LinesStream {
         LinesStream(lines.into_iter())
     }
 
-    pub fn next_batch(&mut self, max: usize) -> Option<String> {
-        let lines: Vec<_> = self.0.by_ref().take(max).collect();
-        if lines.is_empty() {
-            return None;
+    pub fn next_batch(&mut self, max: usize) -> Option<Batch> {
+        let mut out = OpsBuilder::new(max);
+        for line in self.0.by_ref().take(max) {
+            out.push(&line);
         }
-        let mut out = String::with_capacity(2 + lines.iter().map(|l| l.len() + 1).sum::<usize>());
-        out.push('[');
-        for (i, line) in lines.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(line);
-        }
-        out.push(']');
-        Some(out)
+        out.finish()
     }
 }
 
@@ -371,11 +363,10 @@ impl OpStream {
         OpStream { ops, since }
     }
 
-    /// Up to `max` op lines as a JSON array text, or `None` at the end.
-    pub fn next_batch(&mut self, max: usize) -> Result<Option<String>> {
-        let mut out = String::from("[");
-        let mut n = 0;
-        while n < max {
+    /// Up to `max` ops, or `None` at the end.
+    pub fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
+        let mut out = OpsBuilder::new(max);
+        while out.len() < max {
             let Some(logged) = self.ops.next().transpose()? else {
                 break;
             };
@@ -386,17 +377,9 @@ impl OpStream {
             {
                 continue;
             }
-            if n > 0 {
-                out.push(',');
-            }
-            out.push_str(&logged.line);
-            n += 1;
+            out.push(&logged.line);
         }
-        if n == 0 {
-            return Ok(None);
-        }
-        out.push(']');
-        Ok(Some(out))
+        Ok(out.finish())
     }
 }
 
@@ -480,7 +463,10 @@ mod tests {
         let path = dir.join("ops.jsonl");
         std::fs::write(&path, text).unwrap();
         let mut s = OpStream::new(Box::new(OpReader::open(&path).unwrap()), Some("t1".into()));
-        assert_eq!(s.next_batch(10).unwrap().unwrap(), format!("[{B}]"));
+        assert_eq!(
+            s.next_batch(10).unwrap().unwrap().ops_text(),
+            format!("[{B}]")
+        );
         assert_eq!(s.next_batch(10).unwrap(), None);
     }
 }
