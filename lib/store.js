@@ -9,14 +9,12 @@ const { checkId, recordText, checkOptions, checkPeriod } = require("./validate")
 const { FsBackend } = require("./fs-backend");
 const { makeDispatcher } = require("./js-backend");
 const { withCode } = require("./errors");
-const { ReadAhead, parseOps, parsePairs } = require("./stream");
+const { ReadAhead, STREAM_BATCH, parseOps, parsePairs } = require("./stream");
 
 const NOT_OPEN = "Store is not open. Call open() first.";
 const READ_ONLY = "Store is read-only. Cannot perform mutations.";
 /** Records per chunk when the engine hands its state to the view (keeps event-loop turns short). */
 const EXPORT_CHUNK = 16384;
-/** Items per worker round trip when streaming. */
-const STREAM_CHUNK = 2048;
 const RESOLVED = Promise.resolve();
 const noop = () => {};
 
@@ -322,7 +320,7 @@ class Store {
   async *streamSnapshot() {
     this.#ensureOpen();
     const cursor = this.#engine.streamSnapshot(this.#manifest.currentSnapshot);
-    const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_CHUNK)), parsePairs);
+    const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_BATCH)), parsePairs);
     for (let items; (items = await batches.next()) !== null; ) {
       for (let i = 0; i < items.length; i += 2) yield [items[i], items[i + 1]];
     }
@@ -332,7 +330,7 @@ class Store {
     this.#ensureOpen();
     const since = sinceTimestamp ? String(sinceTimestamp) : null;
     const cursor = this.#multiWriter ? this.#engine.streamMergedOps(since) : this.#engine.streamOps(this.#manifest.activeOps, since);
-    const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_CHUNK)), parseOps);
+    const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_BATCH)), parseOps);
     for (let ops; (ops = await batches.next()) !== null; ) {
       for (let i = 0; i < ops.length; i++) yield ops[i];
     }

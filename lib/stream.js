@@ -6,6 +6,9 @@
 
 const noop = () => {};
 
+/** Items per worker round trip when streaming, at most (the engine also ends a batch at ~96 KB). */
+const STREAM_BATCH = 4096;
+
 /** Op codes of an ops batch, as the engine writes them (engine::batch::OpCode). */
 const OP_OBJECT = 0;
 const OP_SET = 1;
@@ -72,4 +75,4 @@ class ReadAhead {
   }
 }
 
-module.exports = { ReadAhead, parseOps, parsePairs };
+module.exports = { ReadAhead, STREAM_BATCH, parseOps, parsePairs };

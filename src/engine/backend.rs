@@ -128,7 +128,10 @@ impl VecStream {
 impl BatchStream for VecStream {
     fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
         let mut batch = PairsBuilder::new(max);
-        for (id, data) in self.pairs.by_ref().take(max) {
+        while !batch.is_full(max) {
+            let Some((id, data)) = self.pairs.next() else {
+                break;
+            };
             batch.push(&id, &data);
         }
         Ok(batch.finish())

@@ -260,7 +260,7 @@ impl super::backend::BatchStream for RecordPairs {
     fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
         let mut out = PairsBuilder::new(max);
         let mut buf = Vec::with_capacity(256);
-        while out.len() < max {
+        while !out.is_full(max) {
             buf.clear();
             let read = self
                 .reader
@@ -353,13 +353,16 @@ impl SnapshotStream {
         match &mut self.state {
             StreamState::Done => return Ok(None),
             StreamState::Buffered(it) => {
-                for (id, data) in it.by_ref().take(max) {
+                while !out.is_full(max) {
+                    let Some((id, data)) = it.next() else {
+                        break;
+                    };
                     out.push(&id, &data);
                 }
             }
             StreamState::Lines(reader) => {
                 let mut buf = Vec::new();
-                while out.len() < max {
+                while !out.is_full(max) {
                     buf.clear();
                     let read = reader
                         .read_until(b'\n', &mut buf)

@@ -351,7 +351,10 @@ impl LinesStream {
 
     pub fn next_batch(&mut self, max: usize) -> Option<Batch> {
         let mut out = OpsBuilder::new(max);
-        for line in self.0.by_ref().take(max) {
+        while !out.is_full(max) {
+            let Some(line) = self.0.next() else {
+                break;
+            };
             out.push(&line);
         }
         out.finish()
@@ -366,7 +369,7 @@ impl OpStream {
     /// Up to `max` ops, or `None` at the end.
     pub fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
         let mut out = OpsBuilder::new(max);
-        while out.len() < max {
+        while !out.is_full(max) {
             let Some(logged) = self.ops.next().transpose()? else {
                 break;
             };
