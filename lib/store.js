@@ -575,7 +575,7 @@ class Store {
   #handOver() {
     const items = this.#deferred;
     this.#deferred = [];
-    this.#native.setMany(`[${items.join(",")}]`);
+    this.#native.setMany(items.join("\n"));
   }
 
   /** An `async`-mode set: resolves at once, as the reference's does; the engine gets it later. */
