@@ -7,26 +7,29 @@ use std::path::{Path, PathBuf};
 use super::error::{Error, Result};
 use super::time;
 
-/// Reads a whole file as text; invalid UTF-8 becomes U+FFFD, as Node's `readFile(…, "utf-8")`.
+/// Bytes as text, invalid UTF-8 replaced by U+FFFD as Node's `readFile(…, "utf-8")` does;
+/// with whether any was.
+pub fn lossy_text(bytes: Vec<u8>) -> (String, bool) {
+    match String::from_utf8(bytes) {
+        Ok(s) => (s, false),
+        Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
+    }
+}
+
+/// Reads a whole file as text (see `lossy_text`).
 pub fn read_text(path: &Path) -> Result<String> {
     let bytes = fs::read(path).map_err(|e| Error::io(path.display().to_string(), e))?;
-    Ok(match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    })
+    Ok(lossy_text(bytes).0)
 }
 
 /// `read_text` of a data file, saying on stderr when bytes that are not UTF-8 were replaced
 /// (the text read is then not what was written).
 pub fn read_data_text(path: &Path, shown: &str) -> Result<String> {
-    let bytes = fs::read(path).map_err(|e| Error::io(shown, e))?;
-    Ok(match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => {
-            warn_not_utf8(1, shown);
-            String::from_utf8_lossy(e.as_bytes()).into_owned()
-        }
-    })
+    let (text, replaced) = lossy_text(fs::read(path).map_err(|e| Error::io(shown, e))?);
+    if replaced {
+        warn_not_utf8(1, shown);
+    }
+    Ok(text)
 }
 
 pub fn warn_not_utf8(lines: usize, shown: &str) {

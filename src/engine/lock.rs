@@ -34,7 +34,7 @@ fn parse_pid(text: &str) -> Option<i64> {
 /// A lock file's text as the reference reads it (UTF-8, invalid bytes replaced): junk that is
 /// not UTF-8 is no pid, so the lock is stale, as with junk text.
 fn read_text(path: &Path) -> std::io::Result<String> {
-    Ok(String::from_utf8_lossy(&fs::read(path)?).into_owned())
+    Ok(super::fsutil::lossy_text(fs::read(path)?).0)
 }
 
 /// Whether a process with this pid exists. A process we may not signal still exists.
@@ -148,7 +148,7 @@ pub fn try_acquire_flocked(
         }
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| Error::io(&shown, e))?;
-        let content = String::from_utf8_lossy(&bytes);
+        let (content, _) = super::fsutil::lossy_text(bytes);
         // A live pid with no flock behind it: a process of the reference (which only creates the
         // file) holds it. A dead pid is a holder that crashed. An empty file just created is a
         // reference process between creating it and writing its pid.
