@@ -36,9 +36,12 @@ impl Store {
     /// The complete ops appended to the active op file since the last read. A batch of ours is
     /// never seen in part (its append holds the file's lock, see `OpWriter::append_whole`).
     fn read_new_ops(&self) -> Result<Vec<LoggedOp>> {
-        let mut read = self
-            .backend
-            .read_ops(&self.active_ops, self.written, true)?;
+        self.read_complete_ops(&self.active_ops, self.written)
+    }
+
+    /// The ops of op file `rel` from byte `from` on whose lines are complete.
+    fn read_complete_ops(&self, rel: &str, from: u64) -> Result<Vec<LoggedOp>> {
+        let mut read = self.backend.read_ops(rel, from, true)?;
         // A last line without its newline may still be growing: it is picked up next time.
         if read.missing_newline {
             read.ops.pop();
@@ -51,7 +54,7 @@ impl Store {
         let Some(last) = ops.last() else {
             return Vec::new();
         };
-        self.written = last.pos + last.line.len() as u64 + 1;
+        self.written = end_of(last);
         let records = Arc::make_mut(&mut self.records);
         let mut log = self.ops.lock();
         let mut lines = Vec::with_capacity(ops.len());
@@ -75,10 +78,9 @@ impl Store {
             Err(_) => Vec::new(),
         };
         // The writer may delete a generation while we read it: start again from the manifest.
-        let (mut records, version, read) = loop {
-            let loaded = load_snapshot(&*self.backend, &manifest).and_then(|(r, v)| {
-                Ok((r, v, self.backend.read_ops(&manifest.active_ops, 0, true)?))
-            });
+        let (mut records, version, mut ops) = loop {
+            let loaded = load_snapshot(&*self.backend, &manifest)
+                .and_then(|(r, v)| Ok((r, v, self.read_complete_ops(&manifest.active_ops, 0)?)));
             match loaded {
                 Ok(v) => break v,
                 Err(e) => match self.backend.read_manifest()? {
@@ -92,24 +94,17 @@ impl Store {
         let missed = diff_ops(&self.records, &records, &manifest.stats.last_checkpoint);
         let in_order = missed.is_empty() && same_order(&self.records, &records);
         lines.extend(missed);
-        let mut read = read;
-        if read.missing_newline {
-            read.ops.pop();
-        }
-        for logged in &mut read.ops {
+        for logged in &mut ops {
             apply(&mut records, &mut logged.op);
         }
-        lines.extend(read.ops.iter().map(|l| l.line.clone()));
-        self.written = read
-            .ops
-            .last()
-            .map_or(0, |l| l.pos + l.line.len() as u64 + 1);
+        lines.extend(ops.iter().map(|l| l.line.clone()));
+        self.written = ops.last().map_or(0, end_of);
         self.records = Arc::new(records);
         self.version = version;
         self.archived = manifest.stats.archived_records;
         self.active_ops = manifest.active_ops.clone();
         self.manifest = manifest;
-        self.ops.replace(read.ops, "");
+        self.ops.replace(ops, "");
         Ok(TailResult {
             lines,
             reset: !in_order,
@@ -145,6 +140,11 @@ fn diff_ops(old: &Records, new: &Records, ts: &str) -> Vec<Arc<str>> {
             .map(|(id, text)| op(OpKind::Delete, id, Some(text), None)),
     );
     lines
+}
+
+/// The byte after an op's line (and its newline) in its file.
+fn end_of(op: &LoggedOp) -> u64 {
+    op.pos + op.line.len() as u64 + 1
 }
 
 fn same_order(a: &Records, b: &Records) -> bool {
