@@ -45,6 +45,14 @@ function earlyView(dir) {
   };
 }
 
+/** Applies ops (objects as the op files hold them) to a Map of records, in order. */
+function applyOps(map, ops) {
+  for (const op of ops) {
+    if (op.op === "set") map.set(op.id, op.data);
+    else map.delete(op.id);
+  }
+}
+
 function defaultPeriod() {
   const now = new Date();
   return `${now.getFullYear()}-Q${Math.ceil((now.getMonth() + 1) / 3)}`;
@@ -156,10 +164,7 @@ class Store {
   #adoptView(view) {
     if (!view || view.snapshot !== this.#manifest.currentSnapshot) return false;
     const map = view.map;
-    for (const op of JSON.parse(this.#engine.getOps(null))) {
-      if (op.op === "set") map.set(op.id, op.data);
-      else map.delete(op.id);
-    }
+    applyOps(map, JSON.parse(this.#engine.getOps(null)));
     if (map.size !== this.#engine.recordCount()) return false;
     this.#records = map;
     return true;
@@ -467,14 +472,8 @@ class Store {
     this.#ensureOpen();
     return this.#enqueue(async () => {
       const { reset, ops } = JSON.parse(await this.#call(this.#engine.tail()));
-      if (reset) {
-        await this.#loadView();
-      } else {
-        for (const op of ops) {
-          if (op.op === "set") this.#records.set(op.id, op.data);
-          else this.#records.delete(op.id);
-        }
-      }
+      if (reset) await this.#loadView();
+      else applyOps(this.#records, ops);
       // The writer may have checkpointed (a new generation) even when no op came of it.
       this.#manifest = JSON.parse(this.#engine.manifest());
       return ops;
