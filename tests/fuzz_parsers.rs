@@ -1192,13 +1192,7 @@ impl SnapshotFiles {
             check_message("snapshot::validate", bytes, &e);
         }
         let whole = snapshot::load(&self.dir, "d", Self::REL)
-            .map(|(records, version)| {
-                let list: Vec<(String, String)> = records
-                    .iter()
-                    .map(|(id, data)| (id.to_string(), data.to_string()))
-                    .collect();
-                (list, version)
-            })
+            .and_then(|(records, version)| Ok((records.pairs()?, version)))
             .map_err(|e| e.to_string());
         let streamed = (|| -> Loaded {
             let mut s =
@@ -1215,13 +1209,10 @@ impl SnapshotFiles {
                 // values, not always in canonical form.
                 let canon = |t: &str| json::canonicalize(t).unwrap().into_owned();
                 for pair in items.chunks(2) {
-                    records.set(&canon(pair[0]), canon(pair[1]).into());
+                    records.set(&canon(pair[0]), canon(pair[1]).into()).unwrap();
                 }
             }
-            let list = records
-                .iter()
-                .map(|(id, data)| (id.to_string(), data.to_string()))
-                .collect();
+            let list = records.pairs().map_err(|e| e.to_string())?;
             Ok((list, s.version))
         })();
         match (&whole, &streamed) {

@@ -8,7 +8,7 @@ use napi_derive::napi;
 
 use super::guard::lock;
 use super::job::{spawn, spawn_bytes, Job};
-use super::payload::{items_json, pairs, strings_json};
+use super::payload::{items_json, pairs, records_json, strings_json};
 use crate::engine::backend::Backend;
 use crate::engine::error::{Error, Result};
 use crate::engine::fs_backend::{FsBackend, MANIFEST_FILE};
@@ -97,7 +97,7 @@ impl NativeFsBackend {
         self.run(move |b| {
             let mut records = Records::default();
             for (id, text) in pairs(&items)? {
-                records.set(&id, text.into());
+                records.set(&id, text.into())?;
             }
             b.write_snapshot(&records, version).map(Some)
         })
@@ -108,7 +108,7 @@ impl NativeFsBackend {
     pub fn load_snapshot(&self, rel: String) -> Job {
         self.run(move |b| {
             let (records, version) = b.load_snapshot(&rel)?;
-            let items = items_json(records.iter());
+            let items = records_json(&records)?;
             let version = crate::engine::json::format_number(version);
             Ok(Some(format!("{{\"version\":{version},\"items\":{items}}}")))
         })

@@ -14,7 +14,7 @@ use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Status;
 
 use super::guard::lock;
-use super::payload::{items_json, pairs};
+use super::payload::{items_json, pairs, records_json};
 use crate::engine::backend::{Backend, BatchStream, VecStream};
 use crate::engine::error::{Error, Result};
 use crate::engine::manifest::Manifest;
@@ -145,7 +145,7 @@ impl Backend for JsBackend {
     fn write_snapshot(&self, records: &Records, version: f64) -> Result<String> {
         self.call_text(
             "writeSnapshot",
-            Some(items_json(records.iter())),
+            Some(records_json(records)?),
             Some(version.to_string()),
         )
     }
@@ -160,17 +160,14 @@ impl Backend for JsBackend {
             .unwrap_or(1.0);
         let mut records = Records::default();
         for (id, data) in pairs(get("\"items\"").unwrap_or("[]"))? {
-            records.set(&id, data.into());
+            records.set(&id, data.into())?;
         }
         Ok((records, version))
     }
 
     fn stream_snapshot(&self, rel: &str) -> Result<Box<dyn BatchStream>> {
         let (records, version) = self.load_snapshot(rel)?;
-        let pairs = records
-            .iter()
-            .map(|(id, t)| (id.to_string(), t.to_string()))
-            .collect();
+        let pairs = records.pairs()?;
         Ok(Box::new(VecStream::new(pairs, Some(version))))
     }
 

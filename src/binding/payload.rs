@@ -2,6 +2,7 @@
 
 use crate::engine::error::{Error, Result};
 use crate::engine::json;
+use crate::engine::records::Records;
 
 /// `[id, record, ...]` text to pairs of canonical texts.
 pub fn pairs(items: &str) -> Result<Vec<(String, String)>> {
@@ -21,16 +22,32 @@ pub fn pairs(items: &str) -> Result<Vec<(String, String)>> {
 
 pub fn items_json<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut out = String::from("[");
-    for (i, (id, text)) in pairs.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(id);
-        out.push(',');
-        out.push_str(text);
+    for (id, text) in pairs {
+        push_item(&mut out, id, text);
     }
     out.push(']');
     out
+}
+
+/// Appends `id,text` to an items array text opened with `[`.
+pub fn push_item(out: &mut String, id: &str, text: &str) {
+    if out.len() > 1 {
+        out.push(',');
+    }
+    out.push_str(id);
+    out.push(',');
+    out.push_str(text);
+}
+
+/// `items_json` of every record, in order.
+pub fn records_json(records: &Records) -> Result<String> {
+    let mut out = String::from("[");
+    records.visit(|id, text| {
+        push_item(&mut out, id, text);
+        Ok(())
+    })?;
+    out.push(']');
+    Ok(out)
 }
 
 pub fn strings_json(v: &[String]) -> String {

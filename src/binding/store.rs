@@ -10,6 +10,7 @@ use super::cursor::Cursor;
 use super::guard::{guard, lock};
 use super::job::Job;
 use super::js_backend::{Args, JsBackend};
+use super::payload::push_item;
 use crate::engine::backend::Backend;
 use crate::engine::error::{Error, Result};
 use crate::engine::fs_backend::FsBackend;
@@ -99,9 +100,9 @@ fn checkpoint(inner: &Shared) -> Result<bool> {
         let (records, version) = s.checkpoint_begin()?;
         Ok((s.backend().clone(), records, version))
     })?;
-    let snapshot = backend.write_snapshot_for_checkpoint(&records, version)?;
+    let (snapshot, written) = backend.write_snapshot_for_checkpoint(&records, version)?;
     drop(records);
-    with_store(inner, |s| s.checkpoint_finish(snapshot))?;
+    with_store(inner, |s| s.checkpoint_finish(snapshot, written))?;
     Ok(false)
 }
 
@@ -182,19 +183,14 @@ impl NativeStore {
             with_store(&self.inner, |s| {
                 let mut out = String::from("[");
                 let mut next = start as usize;
-                for (n, (after, id, text)) in s
-                    .records()
-                    .iter_from(start as usize)
-                    .take(max as usize)
-                    .enumerate()
-                {
-                    if n > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(id);
-                    out.push(',');
-                    out.push_str(text);
-                    next = after;
+                let mut left = max;
+                if left > 0 {
+                    s.records().visit_from(start as usize, |after, id, text| {
+                        push_item(&mut out, id, text);
+                        next = after;
+                        left -= 1;
+                        Ok(left > 0)
+                    })?;
                 }
                 if next == start as usize {
                     return Ok(None);
@@ -211,7 +207,7 @@ impl NativeStore {
         guard(|| {
             with_store(&self.inner, |s| {
                 for (id, text) in ids.iter().zip(&texts) {
-                    s.replace_record(id, text);
+                    s.replace_record(id, text)?;
                 }
                 Ok(())
             })
@@ -222,7 +218,7 @@ impl NativeStore {
     pub fn finish_replay(&self) -> napi::Result<()> {
         guard(|| {
             with_store(&self.inner, |s| {
-                s.finish_replay();
+                s.finish_replay()?;
                 Ok(())
             })
         })
@@ -289,7 +285,7 @@ impl NativeStore {
     pub fn batch_rollback(&self, keep_order: bool) -> napi::Result<String> {
         guard(|| {
             with_store(&self.inner, |s| {
-                let (effects, reordered) = s.batch_rollback(keep_order);
+                let (effects, reordered) = s.batch_rollback(keep_order)?;
                 Ok(format!(
                     "{{\"effects\":{},\"reordered\":{reordered}}}",
                     effects_json(&effects)
@@ -303,8 +299,16 @@ impl NativeStore {
     pub fn record_ids(&self) -> napi::Result<String> {
         guard(|| {
             with_store(&self.inner, |s| {
-                let ids: Vec<&str> = s.records().iter().map(|(id, _)| id).collect();
-                Ok(format!("[{}]", ids.join(",")))
+                let mut out = String::from("[");
+                s.records().visit(|id, _| {
+                    if out.len() > 1 {
+                        out.push(',');
+                    }
+                    out.push_str(id);
+                    Ok(())
+                })?;
+                out.push(']');
+                Ok(out)
             })
         })
     }

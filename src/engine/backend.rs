@@ -29,9 +29,15 @@ pub trait Backend: Send + Sync {
     fn write_manifest(&self, manifest: &Manifest) -> Result<()>;
     /// Writes a snapshot that is durable when this returns.
     fn write_snapshot(&self, records: &Records, version: f64) -> Result<String>;
-    /// Writes a snapshot for a checkpoint: durable once `publish_manifest` names it.
-    fn write_snapshot_for_checkpoint(&self, records: &Records, version: f64) -> Result<String> {
-        self.write_snapshot(records, version)
+    /// Writes a snapshot for a checkpoint: durable once `publish_manifest` names it. With the
+    /// path, the same records pointing into the new file where the backend can read it back at
+    /// an offset (so their texts need not stay in memory).
+    fn write_snapshot_for_checkpoint(
+        &self,
+        records: &Records,
+        version: f64,
+    ) -> Result<(String, Option<Records>)> {
+        Ok((self.write_snapshot(records, version)?, None))
     }
     /// Makes `written` (a snapshot or op files made for this manifest) durable, then writes the
     /// manifest, which makes them current.

@@ -298,11 +298,16 @@ impl Backend for FsBackend {
     }
 
     fn write_snapshot(&self, records: &Records, version: f64) -> Result<String> {
-        snapshot::write(&self.dir, records, version, true)
+        snapshot::write(&self.dir, records, version, true).map(|(rel, _)| rel)
     }
 
-    fn write_snapshot_for_checkpoint(&self, records: &Records, version: f64) -> Result<String> {
-        snapshot::write(&self.dir, records, version, false)
+    fn write_snapshot_for_checkpoint(
+        &self,
+        records: &Records,
+        version: f64,
+    ) -> Result<(String, Option<Records>)> {
+        let (rel, written) = snapshot::write(&self.dir, records, version, false)?;
+        Ok((rel, Some(written)))
     }
 
     fn publish_manifest(&self, manifest: &Manifest, written: &[&str]) -> Result<()> {

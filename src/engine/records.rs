@@ -1,12 +1,22 @@
 //! The live records, keyed by id, iterated in the order a JavaScript `Map` would give:
 //! insertion order, an overwrite keeps its place, a delete then set moves to the end.
+//!
+//! A record unchanged since the snapshot file it was loaded from (or last written to) is not
+//! held in memory: the table keeps where its line is in that file (`Source`, kept open) and a
+//! hash of its id, and reads the line back when the record is needed. Only records changed since
+//! are held as text. So a store of a million records costs ~24 MB here instead of its texts.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::borrow::Cow;
+use std::fs::File;
+use std::hash::Hasher;
+use std::path::Path;
 use std::sync::Arc;
 
+use super::error::{Error, Result};
+use super::snapshot::split_record_line;
+
 /// FxHash (as in rustc): ids are trusted local data, and SipHash's DoS resistance cost a third
-/// of the time of a write.
+/// of the time of a write. A collision costs a comparison, never a wrong answer.
 #[derive(Default, Clone, Copy)]
 pub struct FxHasher {
     hash: u64,
@@ -47,52 +57,382 @@ impl Hasher for FxHasher {
     }
 }
 
-type FxBuild = BuildHasherDefault<FxHasher>;
+/// The table's 32-bit hash of an id (the well-mixed high half of FxHash).
+fn hash_id(id: &str) -> u32 {
+    let mut h = FxHasher::default();
+    h.write(id.as_bytes());
+    (h.finish() >> 32) as u32
+}
+
+/// A record line's place in its file: byte offset (40 bits) and length (24 bits) in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place(u64);
+
+impl Place {
+    const LEN_BITS: u32 = 24;
+    pub const MAX_LEN: u64 = (1 << Self::LEN_BITS) - 1;
+    pub const MAX_AT: u64 = (1 << (64 - Self::LEN_BITS)) - 1;
+
+    /// `None` for a line too long or too far into the file to describe (kept in memory then).
+    pub fn new(at: u64, len: usize) -> Option<Place> {
+        let len = len as u64;
+        (len <= Self::MAX_LEN && at <= Self::MAX_AT).then_some(Place(at << Self::LEN_BITS | len))
+    }
+
+    fn at(self) -> u64 {
+        self.0 >> Self::LEN_BITS
+    }
+
+    fn len(self) -> usize {
+        (self.0 & Self::MAX_LEN) as usize
+    }
+}
+
+/// A snapshot file records point into, open for reading at any offset. It stays readable while
+/// records point into it, even after a checkpoint deleted its name.
+#[derive(Debug)]
+pub struct Source {
+    file: File,
+    shown: String,
+}
+
+impl Source {
+    pub fn open(path: &Path, shown: String) -> Result<Arc<Source>> {
+        let file = File::open(path).map_err(|e| Error::io(&shown, e))?;
+        Ok(Arc::new(Source { file, shown }))
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Fills `buf` from byte `at` on; returns how many bytes were read (fewer only at the end).
+    fn read_at(&self, at: u64, buf: &mut [u8]) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match read_at(&self.file, &mut buf[done..], at + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(&self.shown, e)),
+            }
+        }
+        Ok(done)
+    }
+
+    fn changed(&self) -> Error {
+        Error::Corrupt(format!(
+            "{}: the snapshot changed on disk while the store had it open",
+            self.shown
+        ))
+    }
+
+    /// A record line's id token and record text.
+    fn split<'a>(&self, line: &'a [u8]) -> Result<(&'a str, &'a str)> {
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(split_record_line)
+            .ok_or_else(|| self.changed())
+    }
+
+    fn line(&self, place: Place) -> Result<Vec<u8>> {
+        let mut buf = vec![0; place.len()];
+        if self.read_at(place.at(), &mut buf)? < buf.len() {
+            return Err(self.changed());
+        }
+        Ok(buf)
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, at)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, at)
+}
+
+/// Reads the lines of a source in ascending order through one window, as iteration does.
+struct Window<'a> {
+    source: &'a Source,
+    buf: Vec<u8>,
+    start: u64,
+}
+
+impl<'a> Window<'a> {
+    const SIZE: usize = 1 << 20;
+
+    fn new(source: &'a Source) -> Self {
+        Window {
+            source,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    fn line(&mut self, place: Place) -> Result<(&str, &str)> {
+        let (at, len) = (place.at(), place.len());
+        let inside = at >= self.start && at + len as u64 <= self.start + self.buf.len() as u64;
+        if !inside {
+            self.buf.resize(len.max(Self::SIZE), 0);
+            let n = self.source.read_at(at, &mut self.buf)?;
+            self.buf.truncate(n);
+            self.start = at;
+            if n < len {
+                return Err(self.source.changed());
+            }
+        }
+        let from = (at - self.start) as usize;
+        self.source.split(&self.buf[from..from + len])
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Held {
+    hash: u32,
+    id: Box<str>,
+    text: Box<str>,
+}
+
+#[derive(Debug, Clone)]
+enum Slot {
+    /// Removed; skipped by iteration until the slots are compacted.
+    Free,
+    /// Unchanged since the source was written: its line there.
+    InFile {
+        hash: u32,
+        place: Place,
+    },
+    InMemory(Box<Held>),
+}
+
+impl Slot {
+    fn hash(&self) -> Option<u32> {
+        match self {
+            Slot::Free => None,
+            Slot::InFile { hash, .. } => Some(*hash),
+            Slot::InMemory(h) => Some(h.hash),
+        }
+    }
+}
+
+/// No slot: an empty entry of the hash table.
+const EMPTY: u32 = u32::MAX;
 
 #[derive(Debug, Default, Clone)]
 pub struct Records {
-    slots: Vec<Option<(Arc<str>, Box<str>)>>,
-    index: HashMap<Arc<str>, usize, FxBuild>,
+    /// In iteration order.
+    slots: Vec<Slot>,
+    /// Open addressing with linear probing: slot numbers, `EMPTY` where none; a power of two long.
+    table: Vec<u32>,
+    live: usize,
     /// While held (`hold_slots`): the slots removals freed, oldest first, kept free so that the
     /// records can go back where they were.
-    held: Option<Vec<(Arc<str>, usize)>>,
+    held: Option<Vec<(Box<str>, usize)>>,
+    source: Option<Arc<Source>>,
 }
 
 impl Records {
+    /// Records whose `InFile` places point into `source`.
+    pub fn with_source(source: Arc<Source>) -> Records {
+        Records {
+            source: Some(source),
+            ..Records::default()
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.live == 0
     }
 
-    pub fn get(&self, id: &str) -> Option<&str> {
-        let &slot = self.index.get(id)?;
-        self.slots[slot].as_ref().map(|(_, text)| &**text)
+    /// How many records are held as text (changed since the source was written, or all of them
+    /// without a source).
+    pub fn held_in_memory(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::InMemory(_)))
+            .count()
     }
 
-    /// Sets a record; returns the previous text.
-    pub fn set(&mut self, id: &str, text: Box<str>) -> Option<Box<str>> {
-        if let Some(&slot) = self.index.get(id) {
-            let entry = self.slots[slot].as_mut().expect("indexed slot is live");
-            return Some(std::mem::replace(&mut entry.1, text));
+    fn source(&self) -> Result<&Source> {
+        self.source.as_deref().ok_or_else(no_source)
+    }
+
+    fn mask(&self) -> usize {
+        self.table.len().wrapping_sub(1)
+    }
+
+    /// Whether the record in `slot` has this id (reading its line when it is in the file).
+    fn slot_is(&self, slot: &Slot, id: &str) -> Result<bool> {
+        match slot {
+            Slot::Free => Ok(false),
+            Slot::InMemory(h) => Ok(&*h.id == id),
+            Slot::InFile { place, .. } => {
+                let source = self.source()?;
+                let line = source.line(*place)?;
+                Ok(source.split(&line)?.0 == id)
+            }
         }
-        let id: Arc<str> = Arc::from(id);
-        self.index.insert(id.clone(), self.slots.len());
-        self.slots.push(Some((id, text)));
-        None
     }
 
-    pub fn remove(&mut self, id: &str) -> Option<Box<str>> {
-        let slot = self.index.remove(id)?;
-        let (id, text) = self.slots[slot].take().expect("indexed slot is live");
+    /// The table position and slot of `id`. `in_memory_only`: skip records in the file (for
+    /// ids known to be held, which then needs no read).
+    fn find(&self, id: &str, hash: u32, in_memory_only: bool) -> Result<Option<(usize, usize)>> {
+        if self.table.is_empty() {
+            return Ok(None);
+        }
+        let mask = self.mask();
+        let mut pos = hash as usize & mask;
+        loop {
+            let entry = self.table[pos];
+            if entry == EMPTY {
+                return Ok(None);
+            }
+            let slot = &self.slots[entry as usize];
+            let candidate = slot.hash() == Some(hash)
+                && !(in_memory_only && matches!(slot, Slot::InFile { .. }));
+            if candidate && self.slot_is(slot, id)? {
+                return Ok(Some((pos, entry as usize)));
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// A record's text: borrowed when held, read from the file otherwise.
+    pub fn get(&self, id: &str) -> Result<Option<Cow<'_, str>>> {
+        let Some((_, slot)) = self.find(id, hash_id(id), false)? else {
+            return Ok(None);
+        };
+        match &self.slots[slot] {
+            Slot::InMemory(h) => Ok(Some(Cow::Borrowed(&h.text))),
+            Slot::InFile { place, .. } => {
+                let source = self.source()?;
+                let line = source.line(*place)?;
+                Ok(Some(Cow::Owned(source.split(&line)?.1.to_string())))
+            }
+            Slot::Free => unreachable!("the table holds live slots only"),
+        }
+    }
+
+    pub fn contains(&self, id: &str) -> Result<bool> {
+        Ok(self.find(id, hash_id(id), false)?.is_some())
+    }
+
+    /// Sets a record to a text held in memory.
+    pub fn set(&mut self, id: &str, text: Box<str>) -> Result<()> {
+        self.put(id, |hash| {
+            Slot::InMemory(Box::new(Held {
+                hash,
+                id: id.into(),
+                text,
+            }))
+        })
+    }
+
+    /// Sets a record to the line at `place` of the source (as loading the source does).
+    pub fn set_in_file(&mut self, id: &str, place: Place) -> Result<()> {
+        self.put(id, |hash| Slot::InFile { hash, place })
+    }
+
+    /// Appends a record whose id is not in the table (writing a snapshot learns each place).
+    pub fn push_in_file(&mut self, id: &str, place: Place) {
+        let hash = hash_id(id);
+        self.push(Slot::InFile { hash, place }, hash);
+    }
+
+    /// `push_in_file` of a record held in memory.
+    pub fn push_in_memory(&mut self, id: &str, text: Box<str>) {
+        let hash = hash_id(id);
+        let held = Held {
+            hash,
+            id: id.into(),
+            text,
+        };
+        self.push(Slot::InMemory(Box::new(held)), hash);
+    }
+
+    /// The file that records pushed with `push_in_file` point into, once it can be opened.
+    pub fn attach_source(&mut self, source: Arc<Source>) {
+        self.source = Some(source);
+    }
+
+    fn put(&mut self, id: &str, slot: impl FnOnce(u32) -> Slot) -> Result<()> {
+        let hash = hash_id(id);
+        match self.find(id, hash, false)? {
+            Some((_, at)) => self.slots[at] = slot(hash),
+            None => self.push(slot(hash), hash),
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, slot: Slot, hash: u32) {
+        if (self.live + 1) * 4 > self.table.len() * 3 {
+            self.rebuild_table((self.table.len() * 2).max(16));
+        }
+        let at = self.slots.len();
+        self.slots.push(slot);
+        self.insert_entry(hash, at);
+        self.live += 1;
+    }
+
+    fn insert_entry(&mut self, hash: u32, slot: usize) {
+        let mask = self.mask();
+        let mut pos = hash as usize & mask;
+        while self.table[pos] != EMPTY {
+            pos = (pos + 1) & mask;
+        }
+        self.table[pos] = slot as u32;
+    }
+
+    fn rebuild_table(&mut self, size: usize) {
+        self.table = vec![EMPTY; size];
+        for i in 0..self.slots.len() {
+            if let Some(hash) = self.slots[i].hash() {
+                self.insert_entry(hash, i);
+            }
+        }
+    }
+
+    /// Empties table position `pos`, shifting later entries of the probe run back so that every
+    /// entry stays reachable from its home position.
+    fn remove_entry(&mut self, mut pos: usize) {
+        let mask = self.mask();
+        let mut next = (pos + 1) & mask;
+        loop {
+            let entry = self.table[next];
+            if entry == EMPTY {
+                break;
+            }
+            let home = self.slots[entry as usize].hash().expect("live slot") as usize & mask;
+            if next.wrapping_sub(home) & mask >= next.wrapping_sub(pos) & mask {
+                self.table[pos] = entry;
+                pos = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.table[pos] = EMPTY;
+    }
+
+    /// Removes a record; returns whether there was one.
+    pub fn remove(&mut self, id: &str) -> Result<bool> {
+        let Some((pos, slot)) = self.find(id, hash_id(id), false)? else {
+            return Ok(false);
+        };
+        self.remove_entry(pos);
+        self.slots[slot] = Slot::Free;
+        self.live -= 1;
         if let Some(held) = &mut self.held {
-            held.push((id, slot));
-        } else if self.slots.len() > 64 && self.index.len() * 2 < self.slots.len() {
+            held.push((id.into(), slot));
+        } else if self.slots.len() > 64 && self.live * 2 < self.slots.len() {
             self.compact_slots();
         }
-        Some(text)
+        Ok(true)
     }
 
     /// From now on, removals remember the slot they free (a batch that may be rolled back).
@@ -109,107 +449,299 @@ impl Records {
         };
         let mut moved = false;
         for (id, slot) in held.into_iter().rev() {
-            if !restore || self.slots[slot].is_some() {
+            if !restore || !matches!(self.slots[slot], Slot::Free) {
                 continue;
             }
-            let Some(now) = self.index.get_mut(&id) else {
+            // A record put back is held in memory (a rollback sets its text), so no read.
+            let Ok(Some((pos, from))) = self.find(&id, hash_id(&id), true) else {
                 continue;
             };
-            let from = std::mem::replace(now, slot);
-            self.slots[slot] = self.slots[from].take();
+            self.table[pos] = slot as u32;
+            self.slots[slot] = std::mem::replace(&mut self.slots[from], Slot::Free);
             moved = true;
         }
-        while matches!(self.slots.last(), Some(None)) {
+        while matches!(self.slots.last(), Some(Slot::Free)) {
             self.slots.pop();
         }
         moved
     }
 
     fn compact_slots(&mut self) {
-        self.slots.retain(Option::is_some);
-        for (i, (id, _)) in self.slots.iter().flatten().enumerate() {
-            *self.index.get_mut(id).expect("live id is indexed") = i;
+        self.slots.retain(|s| !matches!(s, Slot::Free));
+        self.rebuild_table(self.table.len());
+    }
+
+    /// Visits the records in order from slot `start` on, with the slot after each; stops when
+    /// `visit` returns false. Lines in the file are read in order through one window.
+    pub fn visit_from(
+        &self,
+        start: usize,
+        mut visit: impl FnMut(usize, &str, &str) -> Result<bool>,
+    ) -> Result<()> {
+        let mut window = self.source.as_deref().map(Window::new);
+        for (i, slot) in self.slots.iter().enumerate().skip(start) {
+            let go_on = match slot {
+                Slot::Free => continue,
+                Slot::InMemory(h) => visit(i + 1, &h.id, &h.text)?,
+                Slot::InFile { place, .. } => {
+                    let Some(window) = window.as_mut() else {
+                        return Err(no_source());
+                    };
+                    let (id, text) = window.line(*place)?;
+                    visit(i + 1, id, text)?
+                }
+            };
+            if !go_on {
+                break;
+            }
         }
+        Ok(())
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.slots
-            .iter()
-            .flatten()
-            .map(|(id, text)| (&**id, &**text))
+    /// Visits every record in order.
+    pub fn visit(&self, mut visit: impl FnMut(&str, &str) -> Result<()>) -> Result<()> {
+        self.visit_from(0, |_, id, text| visit(id, text).map(|_| true))
     }
 
-    /// Records from slot `start` on, for resumable export; yields the slot after each record.
-    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = (usize, &str, &str)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .skip(start)
-            .filter_map(|(i, s)| s.as_ref().map(|(id, text)| (i + 1, &**id, &**text)))
+    /// The records with these ids (those there are), as owned `(id, text)` pairs in that order.
+    pub fn pairs_of(&self, ids: &[String]) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(text) = self.get(id)? {
+                out.push((id.clone(), text.into_owned()));
+            }
+        }
+        Ok(out)
     }
+
+    /// Every record as owned `(id, text)` pairs, in order.
+    pub fn pairs(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::with_capacity(self.live);
+        self.visit(|id, text| {
+            out.push((id.to_string(), text.to_string()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+fn no_source() -> Error {
+    Error::Corrupt("a record points into no snapshot file".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn order(r: &Records) -> Vec<String> {
-        r.iter().map(|(id, _)| id.to_string()).collect()
+        r.pairs().unwrap().into_iter().map(|(id, _)| id).collect()
+    }
+
+    fn text(r: &Records, id: &str) -> Option<String> {
+        r.get(id).unwrap().map(Cow::into_owned)
+    }
+
+    /// A snapshot-like file holding `pairs` as record lines; records pointing into it.
+    fn in_file(name: &str, pairs: &[(&str, &str)]) -> Records {
+        let path =
+            std::env::temp_dir().join(format!("opslog-records-{name}-{}", std::process::id()));
+        let mut file = File::create(&path).unwrap();
+        let mut at = 0u64;
+        let mut places = Vec::new();
+        writeln!(file, "{{\"version\":1}}").unwrap();
+        at += 14;
+        for (id, data) in pairs {
+            let line = format!("{{\"id\":{id},\"data\":{data}}}");
+            writeln!(file, "{line}").unwrap();
+            places.push((id.to_string(), Place::new(at, line.len()).unwrap()));
+            at += line.len() as u64 + 1;
+        }
+        let mut r = Records::with_source(Source::open(&path, path.display().to_string()).unwrap());
+        for (id, place) in places {
+            r.set_in_file(&id, place).unwrap();
+        }
+        r
     }
 
     #[test]
     fn follows_map_iteration_order() {
         let mut r = Records::default();
-        r.set("a", "1".into());
-        r.set("b", "2".into());
-        r.set("c", "3".into());
-        assert_eq!(r.set("a", "4".into()).as_deref(), Some("1"));
+        r.set("a", "1".into()).unwrap();
+        r.set("b", "2".into()).unwrap();
+        r.set("c", "3".into()).unwrap();
+        r.set("a", "4".into()).unwrap();
         assert_eq!(order(&r), ["a", "b", "c"]);
-        r.remove("a");
-        r.set("a", "5".into());
+        assert!(r.remove("a").unwrap());
+        assert!(!r.remove("a").unwrap());
+        r.set("a", "5".into()).unwrap();
         assert_eq!(order(&r), ["b", "c", "a"]);
-        assert_eq!(r.get("a"), Some("5"));
+        assert_eq!(text(&r, "a").as_deref(), Some("5"));
         assert_eq!(r.len(), 3);
     }
 
     #[test]
     fn held_slots_take_removed_records_back_in_place() {
-        let mut r = Records::default();
-        for id in ["a", "b", "c", "d"] {
-            r.set(id, id.into());
+        let mut r = in_file("held", &[("\"a\"", "1"), ("\"b\"", "2")]);
+        for id in ["\"c\"", "\"d\""] {
+            r.set(id, id.into()).unwrap();
         }
         r.hold_slots();
-        r.remove("b");
-        r.set("e", "e".into());
-        r.remove("d");
-        r.set("b", "B".into());
+        r.remove("\"b\"").unwrap();
+        r.set("\"e\"", "5".into()).unwrap();
+        r.remove("\"d\"").unwrap();
+        r.set("\"b\"", "6".into()).unwrap();
         // A rollback: newest first, each op reversed.
-        r.remove("b");
-        r.set("d", "d".into());
-        r.remove("e");
-        r.set("b", "b".into());
+        r.remove("\"b\"").unwrap();
+        r.set("\"d\"", "\"d\"".into()).unwrap();
+        r.remove("\"e\"").unwrap();
+        r.set("\"b\"", "2".into()).unwrap();
         assert!(r.release_slots(true));
-        assert_eq!(order(&r), ["a", "b", "c", "d"]);
-        assert_eq!(r.get("b"), Some("b"));
+        assert_eq!(order(&r), ["\"a\"", "\"b\"", "\"c\"", "\"d\""]);
+        assert_eq!(text(&r, "\"b\"").as_deref(), Some("2"));
         r.hold_slots();
-        r.remove("a");
+        r.remove("\"a\"").unwrap();
         assert!(!r.release_slots(false), "a commit keeps the new order");
-        assert_eq!(order(&r), ["b", "c", "d"]);
+        assert_eq!(order(&r), ["\"b\"", "\"c\"", "\"d\""]);
     }
 
     #[test]
     fn survives_slot_compaction() {
         let mut r = Records::default();
         for i in 0..200 {
-            r.set(&i.to_string(), i.to_string().into());
+            r.set(&i.to_string(), i.to_string().into()).unwrap();
         }
         for i in 0..150 {
-            r.remove(&i.to_string());
+            r.remove(&i.to_string()).unwrap();
         }
         assert_eq!(r.len(), 50);
-        assert_eq!(r.get("199"), Some("199"));
+        assert_eq!(text(&r, "199").as_deref(), Some("199"));
         assert_eq!(order(&r).first().map(String::as_str), Some("150"));
-        r.set("150", "x".into());
+        r.set("150", "x".into()).unwrap();
         assert_eq!(order(&r).first().map(String::as_str), Some("150"));
+    }
+
+    #[test]
+    fn records_in_the_file_are_read_back_and_replaced_in_place() {
+        let mut r = in_file(
+            "read",
+            &[("\"x\"", "{\"n\":1}"), ("\"y\"", "[1,2]"), ("\"x\"", "3")],
+        );
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.held_in_memory(), 0);
+        assert_eq!(text(&r, "\"x\"").as_deref(), Some("3"), "a later line wins");
+        assert_eq!(order(&r), ["\"x\"", "\"y\""]);
+        r.set("\"y\"", "4".into()).unwrap();
+        assert_eq!(r.held_in_memory(), 1);
+        assert_eq!(order(&r), ["\"x\"", "\"y\""]);
+        assert!(r.contains("\"x\"").unwrap());
+        assert!(!r.contains("\"z\"").unwrap());
+        assert!(r.remove("\"x\"").unwrap());
+        assert_eq!(r.pairs().unwrap(), [("\"y\"".to_string(), "4".to_string())]);
+    }
+
+    #[test]
+    fn a_shortened_file_is_an_error_not_a_panic() {
+        let r = in_file("short", &[("\"x\"", "12345")]);
+        let path =
+            std::env::temp_dir().join(format!("opslog-records-short-{}", std::process::id()));
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(5)
+            .unwrap();
+        let err = r.get("\"x\"").unwrap_err().to_string();
+        assert!(err.contains("changed on disk"), "{err}");
+        assert!(r.pairs().is_err());
+    }
+
+    #[test]
+    fn place_packs_offset_and_length() {
+        let p = Place::new(123_456_789_012, 65_535).unwrap();
+        assert_eq!((p.at(), p.len()), (123_456_789_012, 65_535));
+        assert!(Place::new(0, 1 << 24).is_none());
+        assert!(Place::new(1 << 40, 1).is_none());
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Set(u8, u16),
+            Remove(u8),
+            Hold,
+            Release,
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                4 => (any::<u8>(), any::<u16>()).prop_map(|(i, v)| Step::Set(i, v)),
+                3 => any::<u8>().prop_map(Step::Remove),
+                1 => Just(Step::Hold),
+                1 => Just(Step::Release),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+            /// Against an ordered list: same records, same order, through table growth,
+            /// backward-shift deletes and slot compaction, with some records in the file.
+            #[test]
+            fn behaves_like_an_ordered_map(
+                initial in proptest::collection::vec(any::<u8>(), 0..40),
+                steps in proptest::collection::vec(step(), 0..400),
+            ) {
+                let lines: Vec<(String, String)> =
+                    initial.iter().map(|i| (format!("\"k{i}\""), format!("{i}"))).collect();
+                let refs: Vec<(&str, &str)> =
+                    lines.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                let mut r = in_file("model", &refs);
+                let mut model: Vec<(String, String)> = Vec::new();
+                for (id, v) in &lines {
+                    match model.iter_mut().find(|(k, _)| k == id) {
+                        Some(e) => e.1 = v.clone(),
+                        None => model.push((id.clone(), v.clone())),
+                    }
+                }
+                let mut holding = false;
+                for s in steps {
+                    match s {
+                        Step::Set(i, v) => {
+                            let id = format!("\"k{i}\"");
+                            r.set(&id, v.to_string().into()).unwrap();
+                            match model.iter_mut().find(|(k, _)| *k == id) {
+                                Some(e) => e.1 = v.to_string(),
+                                None => model.push((id, v.to_string())),
+                            }
+                        }
+                        Step::Remove(i) => {
+                            let id = format!("\"k{i}\"");
+                            let was = model.iter().position(|(k, _)| *k == id);
+                            prop_assert_eq!(r.remove(&id).unwrap(), was.is_some());
+                            if let Some(p) = was {
+                                model.remove(p);
+                            }
+                        }
+                        Step::Hold if !holding => {
+                            r.hold_slots();
+                            holding = true;
+                        }
+                        Step::Release if holding => {
+                            r.release_slots(false);
+                            holding = false;
+                        }
+                        _ => {}
+                    }
+                    prop_assert_eq!(r.len(), model.len());
+                }
+                prop_assert_eq!(r.pairs().unwrap(), model.clone());
+                for (id, v) in &model {
+                    prop_assert_eq!(text(&r, id), Some(v.clone()));
+                }
+            }
+        }
     }
 }

@@ -11,7 +11,7 @@ use super::batch::{Batch, PairsBuilder};
 use super::error::{display_join, Error, Result};
 use super::fsutil;
 use super::json::{self, Kind};
-use super::records::Records;
+use super::records::{Place, Records, Source};
 use super::time;
 
 /// The header line; the version is written as JavaScript writes the number.
@@ -31,23 +31,43 @@ pub fn record_line(id: &str, data: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(b"}\n");
 }
 
-/// Writes a new snapshot of `records`; returns its path relative to `dir`.
-/// Writes a new snapshot file; `sync`: durable when this returns (else once fsynced later).
-pub fn write(dir: &Path, records: &Records, version: f64, sync: bool) -> Result<String> {
+/// Writes a new snapshot file of `records`; `sync`: durable when this returns (else once
+/// fsynced later). Returns its path relative to `dir`, and the same records pointing into it
+/// (none held in memory but a line too long for a `Place`).
+pub fn write(dir: &Path, records: &Records, version: f64, sync: bool) -> Result<(String, Records)> {
     let snapdir = dir.join("snapshots");
     let name = fsutil::fresh_name(&snapdir, "snap-", "jsonl");
-    fsutil::write_replace_with(&snapdir.join(&name), sync, |w| {
-        w.write_all(header(version, &time::now_iso()).as_bytes())?;
+    let path = snapdir.join(&name);
+    let mut written = Records::default();
+    let mut failed = None;
+    fsutil::write_replace_with(&path, sync, |w| {
+        let head = header(version, &time::now_iso());
+        w.write_all(head.as_bytes())?;
         w.write_all(b"\n")?;
+        let mut at = head.len() as u64 + 1;
         let mut line = Vec::with_capacity(256);
-        for (id, data) in records.iter() {
+        let visited = records.visit(|id, data| {
             line.clear();
             record_line(id, data, &mut line);
-            w.write_all(&line)?;
-        }
-        Ok(())
-    })?;
-    Ok(format!("snapshots/{name}"))
+            w.write_all(&line).map_err(|e| Error::io(&name, e))?;
+            match Place::new(at, line.len() - 1) {
+                Some(place) => written.push_in_file(id, place),
+                None => written.push_in_memory(id, data.into()),
+            }
+            at += line.len() as u64;
+            Ok(())
+        });
+        // The engine's own error (reading the records) is the one to report, not its io form.
+        visited.map_err(|e| {
+            let io = std::io::Error::other(e.to_string());
+            failed = Some(e);
+            io
+        })
+    })
+    .map_err(|e| failed.take().unwrap_or(e))?;
+    let rel = format!("snapshots/{name}");
+    written.attach_source(Source::open(&path, path.display().to_string())?);
+    Ok((rel, written))
 }
 
 /// Parses one JSONL record line into (id token, record text), both canonical.
@@ -166,37 +186,82 @@ fn detect(first_line: &str) -> Form {
 }
 
 /// Loads a whole snapshot. `dir_display` is the directory as the user gave it (for messages).
+/// Records of a JSONL snapshot whose lines are already in canonical form stay in the file (the
+/// records keep where their lines are); any other line is parsed and held.
 pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> {
     let path = dir.join(rel);
     let shown = display_join(dir_display, rel);
-    let text = fsutil::read_data_text(&path, &shown)?;
-    let first = text.split('\n').next().unwrap_or("");
-    let mut records = Records::default();
-    match detect(first) {
+    let source = Source::open(&path, shown.clone())?;
+    let mut reader = BufReader::with_capacity(1 << 20, source.file());
+    let mut line = Vec::with_capacity(256);
+    let read_line = |reader: &mut BufReader<&File>, line: &mut Vec<u8>| {
+        line.clear();
+        reader
+            .read_until(b'\n', line)
+            .map_err(|e| Error::io(&shown, e))
+    };
+    let first_len = read_line(&mut reader, &mut line)?;
+    let (version, first_is_record) = match detect(&String::from_utf8_lossy(&line)) {
         Form::Legacy => {
+            drop(reader);
+            let text = fsutil::read_data_text(&path, &shown)?;
             let (version, recs) = legacy_records(&text, &shown)?;
+            let mut records = Records::default();
             for (id, data) in recs {
-                records.set(&id, data.into());
+                records.set(&id, data.into())?;
             }
-            Ok((records, version))
+            return Ok((records, version));
         }
         Form::Jsonl {
             version,
             first_is_record,
-        } => {
-            let skip = usize::from(!first_is_record);
-            for (n, line) in text.split('\n').enumerate().skip(skip) {
-                let line = line.trim();
-                if line.is_empty() {
-                    continue;
-                }
-                let (id, data) = parse_record_line(line)
-                    .map_err(|e| corrupt(&shown, format!("line {}: {e}", n + 1)))?;
-                records.set(&id, data.into());
-            }
-            Ok((records, version))
-        }
+        } => (version, first_is_record),
+    };
+    let mut records = Records::with_source(source.clone());
+    let mut not_utf8 = 0;
+    let (mut at, mut n) = (0u64, 1usize);
+    if !first_is_record {
+        at = first_len as u64;
+        n = 2;
+        read_line(&mut reader, &mut line)?;
     }
+    while !line.is_empty() {
+        let raw = line.strip_suffix(b"\n").unwrap_or(&line);
+        let parsed = match std::str::from_utf8(raw) {
+            Ok(text) => match usual_line(text).zip(Place::new(at, raw.len())) {
+                Some((id, place)) => {
+                    records.set_in_file(id, place)?;
+                    None
+                }
+                None => Some(Cow::Borrowed(text)),
+            },
+            Err(_) => {
+                not_utf8 += 1;
+                Some(String::from_utf8_lossy(raw))
+            }
+        };
+        if let Some(text) = parsed {
+            let text = text.trim();
+            if !text.is_empty() {
+                let (id, data) = parse_record_line(text)
+                    .map_err(|e| corrupt(&shown, format!("line {n}: {e}")))?;
+                records.set(&id, data.into())?;
+            }
+        }
+        at += line.len() as u64;
+        n += 1;
+        read_line(&mut reader, &mut line)?;
+    }
+    fsutil::warn_not_utf8(not_utf8, &shown);
+    Ok((records, version))
+}
+
+/// The id token of a record line of the usual form whose id and record are already canonical
+/// (as `JSON.stringify` writes them): such a line can stay in the file.
+fn usual_line(line: &str) -> Option<&str> {
+    let (id, data) = split_record_line(line)?;
+    let canonical = |t: &str| matches!(json::canonicalize(t), Ok(Cow::Borrowed(_)));
+    (canonical(id) && canonical(data)).then_some(id)
 }
 
 /// A JSONL snapshot's records as the JavaScript view needs them, fast: flat `[id, record, ...]`
@@ -232,7 +297,7 @@ impl RecordPairs {
 
 /// A record line of the usual form `{"id":<string>,"data":<value>}` split into its two values,
 /// unchecked (`data` may not be one value); `None` for a line of another form.
-fn split_record_line(line: &str) -> Option<(&str, &str)> {
+pub fn split_record_line(line: &str) -> Option<(&str, &str)> {
     let rest = line.strip_prefix("{\"id\":")?;
     let id_len = json::string_token_len(rest)?;
     let data = rest[id_len..]
@@ -414,9 +479,12 @@ mod tests {
     fn round_trips_jsonl() {
         let dir = tmpdir("rt");
         let mut r = Records::default();
-        r.set("\"a\"", "{\"x\":1e+21,\"s\":\"\u{2028}\"}".into());
-        r.set("\"b\\ud800\"", "{}".into());
-        let rel = write(&dir, &r, 3.0, true).unwrap();
+        r.set("\"a\"", "{\"x\":1e+21,\"s\":\"\u{2028}\"}".into())
+            .unwrap();
+        r.set("\"b\\ud800\"", "{}".into()).unwrap();
+        let (rel, written) = write(&dir, &r, 3.0, true).unwrap();
+        assert_eq!(written.pairs().unwrap(), r.pairs().unwrap());
+        assert_eq!(written.held_in_memory(), 0);
         let text = std::fs::read_to_string(dir.join(&rel)).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
         assert!(lines[0].starts_with("{\"version\":3,\"timestamp\":\""));
@@ -428,9 +496,11 @@ mod tests {
         assert_eq!(lines[3], "");
         let (loaded, v) = load(&dir, "d", &rel).unwrap();
         assert_eq!(v, 3.0);
+        assert_eq!(loaded.pairs().unwrap(), r.pairs().unwrap());
         assert_eq!(
-            loaded.iter().collect::<Vec<_>>(),
-            r.iter().collect::<Vec<_>>()
+            loaded.held_in_memory(),
+            0,
+            "canonical lines stay in the file"
         );
         let mut s = SnapshotStream::open(&dir, "d", &rel).unwrap();
         assert_eq!(
@@ -479,8 +549,11 @@ mod tests {
             let (r, v) = load(&dir, "d", name).unwrap();
             assert_eq!(v, 2.0);
             assert_eq!(
-                r.iter().collect::<Vec<_>>(),
-                vec![("\"a\"", "{\"n\":1}"), ("\"b\"", "{\"m\":[1,2]}")]
+                r.pairs().unwrap(),
+                vec![
+                    ("\"a\"".to_string(), "{\"n\":1}".to_string()),
+                    ("\"b\"".to_string(), "{\"m\":[1,2]}".to_string())
+                ]
             );
             let mut s = SnapshotStream::open(&dir, "d", name).unwrap();
             assert_eq!(
@@ -508,7 +581,7 @@ mod tests {
         let text = r#"{"version":1,"timestamp":"t","records":{"x":{},"10":{},"b":{},"2":{}}}"#;
         std::fs::write(dir.join("snapshots/s.json"), text).unwrap();
         let (r, _) = load(&dir, "d", "snapshots/s.json").unwrap();
-        let ids: Vec<&str> = r.iter().map(|(id, _)| id).collect();
+        let ids: Vec<String> = r.pairs().unwrap().into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, ["\"2\"", "\"10\"", "\"x\"", "\"b\""]);
         let mut s = SnapshotStream::open(&dir, "d", "snapshots/s.json").unwrap();
         assert_eq!(

@@ -26,7 +26,7 @@ impl Store {
                 }
             }
         }
-        let lines = self.apply_new_ops(self.read_new_ops()?);
+        let lines = self.apply_new_ops(self.read_new_ops()?)?;
         Ok(TailResult {
             lines,
             reset: false,
@@ -50,20 +50,20 @@ impl Store {
     }
 
     /// Applies ops read from the active op file and logs them; returns their lines.
-    fn apply_new_ops(&mut self, ops: Vec<LoggedOp>) -> Vec<Arc<str>> {
+    fn apply_new_ops(&mut self, ops: Vec<LoggedOp>) -> Result<Vec<Arc<str>>> {
         let Some(last) = ops.last() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         self.written = end_of(last);
         let records = Arc::make_mut(&mut self.records);
         let mut log = self.ops.lock();
         let mut lines = Vec::with_capacity(ops.len());
         for mut logged in ops {
-            apply(records, &mut logged.op);
+            apply(records, &mut logged.op)?;
             lines.push(logged.line.clone());
             log.push(logged);
         }
-        lines
+        Ok(lines)
     }
 
     /// Moves to the writer's newer generation. The ops handed out are, in order: the rest of the
@@ -74,7 +74,7 @@ impl Store {
     fn reload(&mut self, mut manifest: Manifest) -> Result<TailResult> {
         // The old file may be gone already (more than one checkpoint since): the diff covers it.
         let mut lines = match self.read_new_ops() {
-            Ok(ops) => self.apply_new_ops(ops),
+            Ok(ops) => self.apply_new_ops(ops)?,
             Err(_) => Vec::new(),
         };
         // The writer may delete a generation while we read it: start again from the manifest.
@@ -91,11 +91,11 @@ impl Store {
                 },
             }
         };
-        let missed = diff_ops(&self.records, &records, &manifest.stats.last_checkpoint);
-        let in_order = missed.is_empty() && same_order(&self.records, &records);
+        let missed = diff_ops(&self.records, &records, &manifest.stats.last_checkpoint)?;
+        let in_order = missed.is_empty() && same_order(&self.records, &records)?;
         lines.extend(missed);
         for logged in &mut ops {
-            apply(&mut records, &mut logged.op);
+            apply(&mut records, &mut logged.op)?;
         }
         lines.extend(ops.iter().map(|l| l.line.clone()));
         self.written = ops.last().map_or(0, end_of);
@@ -114,7 +114,7 @@ impl Store {
 
 /// Op lines that turn `old` into `new`: a `set` for each record added or changed, a `delete`
 /// for each one gone.
-fn diff_ops(old: &Records, new: &Records, ts: &str) -> Vec<Arc<str>> {
+fn diff_ops(old: &Records, new: &Records, ts: &str) -> Result<Vec<Arc<str>>> {
     let op = |kind, id: &str, prev: Option<&str>, data: Option<&str>| {
         Op {
             ts: ts.to_string(),
@@ -129,17 +129,21 @@ fn diff_ops(old: &Records, new: &Records, ts: &str) -> Vec<Arc<str>> {
         .encode()
         .into()
     };
-    let mut lines: Vec<Arc<str>> = new
-        .iter()
-        .filter(|&(id, text)| old.get(id) != Some(text))
-        .map(|(id, text)| op(OpKind::Set, id, old.get(id), Some(text)))
-        .collect();
-    lines.extend(
-        old.iter()
-            .filter(|&(id, _)| new.get(id).is_none())
-            .map(|(id, text)| op(OpKind::Delete, id, Some(text), None)),
-    );
-    lines
+    let mut lines: Vec<Arc<str>> = Vec::new();
+    new.visit(|id, text| {
+        let before = old.get(id)?;
+        if before.as_deref() != Some(text) {
+            lines.push(op(OpKind::Set, id, before.as_deref(), Some(text)));
+        }
+        Ok(())
+    })?;
+    old.visit(|id, text| {
+        if !new.contains(id)? {
+            lines.push(op(OpKind::Delete, id, Some(text), None));
+        }
+        Ok(())
+    })?;
+    Ok(lines)
 }
 
 /// The byte after an op's line (and its newline) in its file.
@@ -147,8 +151,22 @@ fn end_of(op: &LoggedOp) -> u64 {
     op.pos + op.line.len() as u64 + 1
 }
 
-fn same_order(a: &Records, b: &Records) -> bool {
-    a.len() == b.len() && a.iter().map(|(id, _)| id).eq(b.iter().map(|(id, _)| id))
+fn same_order(a: &Records, b: &Records) -> Result<bool> {
+    if a.len() != b.len() {
+        return Ok(false);
+    }
+    let mut ids = Vec::with_capacity(a.len());
+    a.visit(|id, _| {
+        ids.push(id.to_string());
+        Ok(())
+    })?;
+    let mut ids = ids.into_iter();
+    let mut same = true;
+    b.visit(|id, _| {
+        same &= ids.next().as_deref() == Some(id);
+        Ok(())
+    })?;
+    Ok(same)
 }
 
 #[cfg(test)]
@@ -158,7 +176,7 @@ mod tests {
     fn records(pairs: &[(&str, &str)]) -> Records {
         let mut r = Records::default();
         for (id, text) in pairs {
-            r.set(id, (*text).into());
+            r.set(id, (*text).into()).unwrap();
         }
         r
     }
@@ -167,7 +185,7 @@ mod tests {
     fn diff_ops_turn_one_state_into_the_other() {
         let old = records(&[("\"a\"", "{}"), ("\"b\"", "{\"v\":1}"), ("\"c\"", "{}")]);
         let new = records(&[("\"a\"", "{}"), ("\"b\"", "{\"v\":2}"), ("\"d\"", "[]")]);
-        let lines = diff_ops(&old, &new, "T");
+        let lines = diff_ops(&old, &new, "T").unwrap();
         assert_eq!(
             lines.iter().map(|l| &**l).collect::<Vec<_>>(),
             [
@@ -176,10 +194,10 @@ mod tests {
                 r#"{"ts":"T","op":"delete","id":"c","prev":{}}"#,
             ]
         );
-        assert!(diff_ops(&new, &new, "T").is_empty());
-        assert!(same_order(&new, &new));
+        assert!(diff_ops(&new, &new, "T").unwrap().is_empty());
+        assert!(same_order(&new, &new).unwrap());
         let reordered = records(&[("\"b\"", "{\"v\":2}"), ("\"a\"", "{}"), ("\"d\"", "[]")]);
-        assert!(diff_ops(&new, &reordered, "T").is_empty());
-        assert!(!same_order(&new, &reordered));
+        assert!(diff_ops(&new, &reordered, "T").unwrap().is_empty());
+        assert!(!same_order(&new, &reordered).unwrap());
     }
 }

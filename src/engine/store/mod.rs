@@ -116,6 +116,10 @@ pub struct Store {
     retired: Vec<String>,
     /// Multi-writer: this store holds the compaction lock (so work done under it can nest).
     compaction_locked: bool,
+    /// Counts changes to the records (`records_mut`).
+    changes: u64,
+    /// `changes` when the running checkpoint took its copy of the records.
+    checkpoint_base: Option<u64>,
 }
 
 /// What `open` tells the caller.
@@ -151,7 +155,7 @@ impl Store {
                 ));
             }
             refuse_orphaned_data(&*backend)?;
-            let snapshot =
+            let (snapshot, _) =
                 backend.write_snapshot_for_checkpoint(&Records::default(), opts.version)?;
             let ops = backend.create_ops_file()?;
             let manifest = Manifest::fresh(snapshot.clone(), ops.clone(), time::now_iso());
@@ -213,7 +217,7 @@ impl Store {
         if needs_migration {
             store.version = opts.version;
         } else {
-            store.finish_replay();
+            store.finish_replay()?;
         }
         Ok((
             store,
@@ -249,24 +253,32 @@ impl Store {
             clock: 0,
             retired: Vec::new(),
             compaction_locked: false,
+            changes: 0,
+            checkpoint_base: None,
         }
     }
 
     /// Replaces a record's text without logging (migration of snapshot records at open).
-    pub fn replace_record(&mut self, id: &str, text: &str) {
-        Arc::make_mut(&mut self.records).set(id, text.into());
+    pub fn replace_record(&mut self, id: &str, text: &str) -> Result<()> {
+        self.records_mut().set(id, text.into())
+    }
+
+    /// The records, to change: every change is counted (see `checkpoint_finish`).
+    fn records_mut(&mut self) -> &mut Records {
+        self.changes += 1;
+        Arc::make_mut(&mut self.records)
     }
 
     /// Applies the op log read at open (after migration, when there was one).
-    pub fn finish_replay(&mut self) {
-        let replay = std::mem::take(&mut self.replay);
-        let records = Arc::make_mut(&mut self.records);
-        let mut replay = replay;
+    pub fn finish_replay(&mut self) -> Result<()> {
+        let mut replay = std::mem::take(&mut self.replay);
+        let records = self.records_mut();
         for logged in &mut replay {
-            apply(records, &mut logged.op);
+            apply(records, &mut logged.op)?;
         }
         let file = self.mirrored_file();
         self.ops.replace(replay, &file);
+        Ok(())
     }
 
     pub fn records(&self) -> &Records {
@@ -332,17 +344,18 @@ impl Store {
             + self.batch.as_ref().map_or(0, |b| b.bytes.len() as u64)
     }
 
-    fn make_op(&mut self, kind: OpKind, id: &str, data: Option<String>) -> Op {
+    fn make_op(&mut self, kind: OpKind, id: &str, data: Option<String>) -> Result<Op> {
         self.make_op_at(kind, id, data, time::now_ms())
     }
 
     /// An op stamped with the time `ms` (when its write was called).
-    fn make_op_at(&mut self, kind: OpKind, id: &str, data: Option<String>, ms: i64) -> Op {
+    fn make_op_at(&mut self, kind: OpKind, id: &str, data: Option<String>, ms: i64) -> Result<Op> {
+        let old = self.records.get(id)?;
+        let old = old.as_deref();
         let clock = self.opts.agent_id.is_some().then(|| {
             self.clock += 1;
             self.clock
         });
-        let old = self.records.get(id);
         let mut op = Op {
             ts: time::iso_from_ms(ms),
             kind,
@@ -361,7 +374,7 @@ impl Store {
                 }
             }
         }
-        op
+        Ok(op)
     }
 
     /// Logs `op` according to the write mode and applies it. Nothing changes on error.
@@ -398,7 +411,9 @@ impl Store {
             }
         }
         let mut op = op;
-        apply(Arc::make_mut(&mut self.records), &mut op);
+        // Cannot fail but on a read error of the snapshot (the id was just looked up there);
+        // the op is logged then, and a reopen applies it.
+        apply(self.records_mut(), &mut op)?;
         line.pop();
         self.ops.lock().push(LoggedOp {
             op,
@@ -427,7 +442,7 @@ impl Store {
     /// `set(id, data)`: `id` is a JSON string token, `data` the record's JSON text.
     pub fn set(&mut self, id: &str, data: impl Into<String>) -> Result<WriteOutcome> {
         self.ensure_writable()?;
-        let op = self.make_op(OpKind::Set, id, Some(data.into()));
+        let op = self.make_op(OpKind::Set, id, Some(data.into()))?;
         self.log_and_apply(op)
     }
 
@@ -442,7 +457,7 @@ impl Store {
             ));
         }
         for (id, data, ms) in sets {
-            let op = self.make_op_at(OpKind::Set, id, Some(data), ms);
+            let op = self.make_op_at(OpKind::Set, id, Some(data), ms)?;
             self.log_and_apply_with(op, false)?;
         }
         if self.pending_ops >= self.opts.group_size {
@@ -453,10 +468,10 @@ impl Store {
 
     pub fn delete(&mut self, id: &str) -> Result<WriteOutcome> {
         self.ensure_writable()?;
-        if self.records.get(id).is_none() {
+        if !self.records.contains(id)? {
             return Err(Error::NotFound(id.to_string()));
         }
-        let op = self.make_op(OpKind::Delete, id, None);
+        let op = self.make_op(OpKind::Delete, id, None)?;
         self.log_and_apply(op)
     }
 
@@ -466,7 +481,7 @@ impl Store {
             ops_start: self.ops.lock().len(),
             bytes: Vec::new(),
         });
-        Arc::make_mut(&mut self.records).hold_slots();
+        self.records_mut().hold_slots();
         Ok(())
     }
 
@@ -478,7 +493,7 @@ impl Store {
         };
         if batch.bytes.is_empty() {
             self.batch = None;
-            Arc::make_mut(&mut self.records).release_slots(false);
+            self.records_mut().release_slots(false);
             return Ok(WriteOutcome::Done);
         }
         if !self.pending.is_empty() {
@@ -488,7 +503,7 @@ impl Store {
         self.backend.append_batch(&self.active_ops, bytes)?;
         self.written += bytes.len() as u64;
         self.batch = None;
-        Arc::make_mut(&mut self.records).release_slots(false);
+        self.records_mut().release_slots(false);
         Ok(self.outcome(true))
     }
 
@@ -496,19 +511,25 @@ impl Store {
     /// in the order they had before it (otherwise a record it deleted comes back at the end, a
     /// fresh insertion, as in the reference). Returns the view changes and whether the order
     /// differs from what applying them to the view gives.
-    pub fn batch_rollback(&mut self, keep_order: bool) -> (Vec<Effect>, bool) {
+    pub fn batch_rollback(&mut self, keep_order: bool) -> Result<(Vec<Effect>, bool)> {
         let Some(batch) = self.batch.take() else {
-            return (Vec::new(), false);
+            return Ok((Vec::new(), false));
         };
         let staged: Vec<LoggedOp> = self.ops.lock().drain(batch.ops_start..).collect();
-        let records = Arc::make_mut(&mut self.records);
-        let effects = staged
-            .iter()
-            .rev()
-            .filter_map(|l| reverse(records, &l.op))
-            .collect();
+        let records = self.records_mut();
+        let mut effects = Vec::with_capacity(staged.len());
+        let mut failed = None;
+        for logged in staged.iter().rev() {
+            match reverse(records, &logged.op) {
+                Ok(effect) => effects.extend(effect),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
         let reordered = records.release_slots(keep_order);
-        (effects, reordered)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok((effects, reordered)),
+        }
     }
 
     /// Undoes the last op: removes exactly its line from the log and reverses it.
@@ -532,7 +553,7 @@ impl Store {
             self.pending_ops = 0;
         }
         let last = self.ops.lock().pop().expect("checked above");
-        let effect = reverse(Arc::make_mut(&mut self.records), &last.op);
+        let effect = reverse(self.records_mut(), &last.op)?;
         Ok(Some(Change::Effects(effect.into_iter().collect())))
     }
 
@@ -554,11 +575,18 @@ impl Store {
         self.ensure_writable()?;
         self.ensure_loaded()?;
         self.flush()?;
+        self.checkpoint_base = Some(self.changes);
         Ok((self.records.clone(), self.version))
     }
 
-    /// Last step: a new op file, the manifest pointing at both, the op list cleared.
-    pub fn checkpoint_finish(&mut self, snapshot: String) -> Result<()> {
+    /// Last step: a new op file, the manifest pointing at both, the op list cleared. `rewritten`:
+    /// the records as the snapshot now holds them (pointing into it); they replace ours when
+    /// nothing changed since `checkpoint_begin`, which frees the texts held until now.
+    pub fn checkpoint_finish(
+        &mut self,
+        snapshot: String,
+        rewritten: Option<Records>,
+    ) -> Result<()> {
         let ops = self.backend.create_ops_file()?;
         let now = time::now_iso();
         let written = [snapshot.clone(), ops.clone()];
@@ -585,6 +613,12 @@ impl Store {
         let file = self.mirrored_file();
         self.ops.replace(Vec::new(), &file);
         self.written = 0;
+        let unchanged = self.checkpoint_base.take() == Some(self.changes);
+        if let (Some(rewritten), true) = (rewritten, unchanged) {
+            if rewritten.len() == self.records.len() {
+                self.records = Arc::new(rewritten);
+            }
+        }
         Ok(())
     }
 
@@ -612,11 +646,11 @@ impl Store {
             return Ok(self.compact_multi(false, None)?.is_some());
         }
         let (records, version) = self.checkpoint_begin()?;
-        let snapshot = self
+        let (snapshot, written) = self
             .backend
             .write_snapshot_for_checkpoint(&records, version)?;
         drop(records);
-        self.checkpoint_finish(snapshot)?;
+        self.checkpoint_finish(snapshot, written)?;
         Ok(false)
     }
 
@@ -629,10 +663,7 @@ impl Store {
             let moved = self.compact_multi(true, Some((ids, period)))?.unwrap_or(0);
             return Ok((moved, true));
         }
-        let moved: Vec<(String, String)> = ids
-            .iter()
-            .filter_map(|id| self.records.get(id).map(|t| (id.clone(), t.to_string())))
-            .collect();
+        let moved = self.records.pairs_of(ids)?;
         if moved.is_empty() {
             return Ok((0, false));
         }
@@ -640,9 +671,9 @@ impl Store {
         if !self.manifest.archive_segments.contains(&segment) {
             self.manifest.archive_segments.push(segment);
         }
-        let records = Arc::make_mut(&mut self.records);
+        let records = self.records_mut();
         for (id, _) in &moved {
-            records.remove(id);
+            records.remove(id)?;
         }
         self.archived += moved.len() as u64;
         self.checkpoint()?;
@@ -734,44 +765,38 @@ fn load_snapshot(backend: &dyn Backend, manifest: &Manifest) -> Result<(Records,
 
 /// Applies an op to the records, moving its data into them: an op kept in the log needs only its
 /// line (for `getOps`) and `prev` (for undo), so the record text is not held twice.
-fn apply(records: &mut Records, op: &mut Op) {
+fn apply(records: &mut Records, op: &mut Op) -> Result<()> {
     match (op.kind, op.data.take()) {
-        (OpKind::Set, Some(data)) => {
-            records.set(&op.id, data.into_boxed_str());
-        }
-        (OpKind::Delete, _) => {
-            records.remove(&op.id);
-        }
-        _ => {}
+        (OpKind::Set, Some(data)) => records.set(&op.id, data.into_boxed_str()),
+        (OpKind::Delete, _) => records.remove(&op.id).map(|_| ()),
+        _ => Ok(()),
     }
 }
 
 /// The inverse of `op` on the current records, as the reference's undo defines it.
-fn reverse(records: &mut Records, op: &Op) -> Option<Effect> {
-    match (&op.prev, op.delta) {
+fn reverse(records: &mut Records, op: &Op) -> Result<Option<Effect>> {
+    let restored = match (&op.prev, op.delta) {
         (None, _) => {
-            records.remove(&op.id);
-            Some(Effect {
-                id: op.id.clone(),
-                record: None,
-            })
+            records.remove(&op.id)?;
+            None
         }
         (Some(patch), true) => {
-            let restored = delta::apply_delta(records.get(&op.id)?, patch)?;
-            records.set(&op.id, restored.as_str().into());
-            Some(Effect {
-                id: op.id.clone(),
-                record: Some(restored),
-            })
+            let current = records.get(&op.id)?;
+            let Some(restored) = current.and_then(|c| delta::apply_delta(&c, patch)) else {
+                return Ok(None);
+            };
+            records.set(&op.id, restored.as_str().into())?;
+            Some(restored)
         }
         (Some(full), false) => {
-            records.set(&op.id, full.as_str().into());
-            Some(Effect {
-                id: op.id.clone(),
-                record: Some(full.clone()),
-            })
+            records.set(&op.id, full.as_str().into())?;
+            Some(full.clone())
         }
-    }
+    };
+    Ok(Some(Effect {
+        id: op.id.clone(),
+        record: restored,
+    }))
 }
 
 #[cfg(test)]
@@ -790,10 +815,7 @@ mod tests {
     }
 
     fn state(s: &Store) -> Vec<(String, String)> {
-        s.records()
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        s.records().pairs().unwrap()
     }
 
     fn ops_file(d: &str, s: &Store) -> String {
@@ -898,7 +920,7 @@ mod tests {
         s.set("\"a\"", r#"{"v":2}"#).unwrap();
         s.delete("\"a\"").unwrap();
         s.set("\"b\"", r#"{"v":3}"#).unwrap();
-        let (effects, reordered) = s.batch_rollback(true);
+        let (effects, reordered) = s.batch_rollback(true).unwrap();
         assert_eq!(effects.len(), 3);
         assert!(
             reordered,
@@ -1026,7 +1048,13 @@ mod tests {
                 ..Options::default()
             },
         );
-        let mut ids: Vec<String> = r.records().iter().map(|(id, _)| id.to_string()).collect();
+        let mut ids: Vec<String> = r
+            .records()
+            .pairs()
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         ids.sort();
         assert_eq!(ids, ["\"a1\"", "\"a2\"", "\"a3\"", "\"b1\"", "\"b2\""]);
     }
@@ -1039,10 +1067,16 @@ mod tests {
         a.set("\"k\"", r#"{"by":"a"}"#).unwrap(); // clock 1
         b.set("\"k\"", r#"{"by":"B"}"#).unwrap(); // clock 1: "B" sorts after "a"
         a.tail().unwrap();
-        assert_eq!(a.records().get("\"k\""), Some(r#"{"by":"B"}"#));
+        assert_eq!(
+            a.records().get("\"k\"").unwrap().as_deref(),
+            Some(r#"{"by":"B"}"#)
+        );
         a.set("\"k\"", r#"{"by":"a2"}"#).unwrap(); // clock 2 after the merge
         b.tail().unwrap();
-        assert_eq!(b.records().get("\"k\""), Some(r#"{"by":"a2"}"#));
+        assert_eq!(
+            b.records().get("\"k\"").unwrap().as_deref(),
+            Some(r#"{"by":"a2"}"#)
+        );
         assert_eq!(
             b.ops()
                 .iter()
@@ -1061,8 +1095,8 @@ mod tests {
         b.set("\"y\"", "{}").unwrap();
         a.tail().unwrap();
         assert_eq!(a.undo().unwrap(), Some(Change::Reset));
-        assert_eq!(a.records().get("\"x\""), None);
-        assert!(a.records().get("\"y\"").is_some(), "B's op stays");
+        assert_eq!(a.records().get("\"x\"").unwrap(), None);
+        assert!(a.records().contains("\"y\"").unwrap(), "B's op stays");
         assert_eq!(a.undo().unwrap(), Some(Change::ReloadedOnly));
     }
 

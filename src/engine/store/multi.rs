@@ -172,7 +172,7 @@ impl Store {
             if info.needs_migration {
                 store.version = opts.version;
             } else {
-                store.finish_replay();
+                store.finish_replay()?;
             }
         }
         let own = manifest
@@ -194,7 +194,8 @@ impl Store {
 
     /// A new store with this agent's op file as its only one.
     fn create_multi(backend: &Arc<dyn Backend>, opts: &Options, agent: &str) -> Result<Store> {
-        let snapshot = backend.write_snapshot_for_checkpoint(&Records::default(), opts.version)?;
+        let (snapshot, _) =
+            backend.write_snapshot_for_checkpoint(&Records::default(), opts.version)?;
         let own = backend.create_agent_ops_file(agent)?;
         let mut manifest = Manifest::fresh(snapshot.clone(), own.clone(), time::now_iso());
         manifest.active_agent_ops = Some(vec![(agent.to_string(), own.clone())]);
@@ -274,27 +275,24 @@ impl Store {
         let merged = load_merged(&*self.backend, &manifest, &agent, true)?;
         let mut records = merged.records;
         for mut logged in merged.ops {
-            apply(&mut records, &mut logged.op);
+            apply(&mut records, &mut logged.op)?;
         }
         let mut segments = manifest.archive_segments.clone();
         let mut moved_count = 0;
         if let Some((ids, period)) = archive {
-            let moved: Vec<(String, String)> = ids
-                .iter()
-                .filter_map(|id| records.get(id).map(|t| (id.clone(), t.to_string())))
-                .collect();
+            let moved = records.pairs_of(ids)?;
             if !moved.is_empty() {
                 let segment = self.backend.write_archive_segment(period, &moved)?;
                 if !segments.contains(&segment) {
                     segments.push(segment);
                 }
                 for (id, _) in &moved {
-                    records.remove(id);
+                    records.remove(id)?;
                 }
                 moved_count = moved.len();
             }
         }
-        let snapshot = self
+        let (snapshot, written_records) = self
             .backend
             .write_snapshot_for_checkpoint(&records, self.version)?;
         let own = self.backend.create_agent_ops_file(&agent)?;
@@ -329,7 +327,7 @@ impl Store {
         };
         self.backend
             .publish_manifest(&next, &[&written[0], &written[1]])?;
-        self.records = Arc::new(records);
+        self.records = Arc::new(written_records.unwrap_or(records));
         self.ops.replace(Vec::new(), "");
         self.archived = next.stats.archived_records;
         self.manifest = next;
@@ -374,7 +372,7 @@ impl Store {
         if !self.opts.skip_load {
             let mut ops = merged.ops;
             for logged in &mut ops {
-                apply(&mut records, &mut logged.op);
+                apply(&mut records, &mut logged.op)?;
             }
             self.records = Arc::new(records);
             self.version = merged.version.max(self.version);
