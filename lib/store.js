@@ -3,13 +3,13 @@
 // (as JSON text), the log and the files; this class keeps a Map of the decoded objects so reads
 // are plain synchronous Map reads, and orders mutations one at a time in call order.
 const path = require("node:path");
-const { NativeStore, recordPairsCursor } = require("./native");
+const { NativeStore, recordPairsCursor, recordIdsCursor } = require("./native");
 const fsp = require("node:fs/promises");
 const { checkId, recordText, checkOptions, checkPeriod } = require("./validate");
 const { FsBackend } = require("./fs-backend");
 const { makeDispatcher } = require("./js-backend");
 const { withCode } = require("./errors");
-const { ReadAhead, STREAM_BATCH, parseOps, parsePairs } = require("./stream");
+const { ReadAhead, STREAM_BATCH, parseIds, parseOps, parsePairs } = require("./stream");
 
 const NOT_OPEN = "Store is not open. Call open() first.";
 const READ_ONLY = "Store is read-only. Cannot perform mutations.";
@@ -22,27 +22,52 @@ const noop = () => {};
 const VIEW_CHUNK = 8192;
 
 /**
+ * A snapshot file this large or larger opens lazily: the view holds the ids, and each record is
+ * decoded on its first read (the first `all()`, `filter()`... decodes the rest). Decoding costs
+ * ~8 ms per MB here, so below this the whole view is built at open. (Tests lower it.)
+ */
+const LAZY_VIEW_BYTES = Number(process.env.OPSLOG_LAZY_VIEW_BYTES) || 32 * 1024 * 1024;
+
+/** The view's value for a record not decoded yet: its text is in the engine. Never handed out. */
+const UNREAD = Object.freeze({});
+
+/**
  * Reads the current snapshot's records into a Map, on workers, while the engine opens the store:
- * `view` resolves to `{map, snapshot}`, or to null when the file is not a plain JSONL snapshot,
- * moved on meanwhile, or `abandon()` was called (the view is then built from the engine).
+ * `view` resolves to `{map, snapshot, lazy}`, or to null when the file is not a plain JSONL
+ * snapshot, moved on meanwhile, or `abandon()` was called (the view is then built from the
+ * engine). `lazy`: the map holds `UNREAD` for each record (a large snapshot).
  */
 function earlyView(dir) {
   let abandoned = false;
   const read = async () => {
     const { currentSnapshot } = JSON.parse(await fsp.readFile(path.join(dir, "manifest.json"), "utf8"));
-    const cursor = recordPairsCursor(dir, String(currentSnapshot));
+    const rel = String(currentSnapshot);
+    const lazy = (await fsp.stat(path.join(dir, rel))).size >= LAZY_VIEW_BYTES;
+    const cursor = (lazy ? recordIdsCursor : recordPairsCursor)(dir, rel);
     const map = new Map();
-    const batches = new ReadAhead(() => cursor.next(VIEW_CHUNK), parsePairs);
+    const batches = new ReadAhead(() => cursor.next(VIEW_CHUNK), lazy ? parseIds : parsePairs);
     for (let items; (items = await batches.next()) !== null; ) {
       if (abandoned) return null;
-      for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
+      if (lazy) for (let i = 0; i < items.length; i++) map.set(items[i], UNREAD);
+      else for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
     }
-    return { map, snapshot: currentSnapshot };
+    return { map, snapshot: currentSnapshot, lazy };
   };
   return {
     view: read().catch(() => null),
     abandon: () => (abandoned = true),
   };
+}
+
+/** The engine's records in order, as `[id, record, ...]` arrays of up to EXPORT_CHUNK records. */
+function* exportedChunks(engine) {
+  for (let start = 0; ; ) {
+    const chunk = engine.exportRecords(start, EXPORT_CHUNK);
+    if (chunk === null) return;
+    const { next, items } = JSON.parse(chunk);
+    yield items;
+    start = next;
+  }
 }
 
 /** Applies ops (objects as the op files hold them) to a Map of records, in order. */
@@ -61,6 +86,8 @@ function defaultPeriod() {
 class Store {
   #native = null;
   #records = new Map();
+  /** Some records of the view may still be `UNREAD` (a lazy open). */
+  #lazy = false;
   #opened = false;
   #readOnly = false;
   #skipLoad = false;
@@ -167,15 +194,13 @@ class Store {
     applyOps(map, JSON.parse(this.#engine.getOps(null)));
     if (map.size !== this.#engine.recordCount()) return false;
     this.#records = map;
+    this.#lazy = view.lazy;
     return true;
   }
 
   /** Passes the snapshot's records through `migrate`, before the op log is replayed. */
   async #migrate(migrate, fromVersion) {
-    for (let start = 0; ; ) {
-      const chunk = this.#engine.exportRecords(start, EXPORT_CHUNK);
-      if (chunk === null) break;
-      const { next, items } = JSON.parse(chunk);
+    for (const items of exportedChunks(this.#engine)) {
       const ids = [];
       const texts = [];
       for (let i = 0; i < items.length; i += 2) {
@@ -183,7 +208,6 @@ class Store {
         texts.push(recordText(items[i], migrate(items[i + 1], fromVersion)));
       }
       this.#engine.replaceRecords(ids, texts);
-      start = next;
     }
     this.#engine.finishReplay();
   }
@@ -192,12 +216,9 @@ class Store {
   async #loadView() {
     const map = this.#records;
     map.clear();
-    for (let start = 0; ; ) {
-      const chunk = this.#engine.exportRecords(start, EXPORT_CHUNK);
-      if (chunk === null) return;
-      const { next, items } = JSON.parse(chunk);
+    this.#lazy = false;
+    for (const items of exportedChunks(this.#engine)) {
       for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
-      start = next;
       await new Promise(setImmediate);
     }
   }
@@ -219,7 +240,27 @@ class Store {
 
   get(id) {
     this.#ensureOpen();
-    return this.#records.get(id);
+    const value = this.#records.get(id);
+    return value === UNREAD ? this.#decode(id) : value;
+  }
+
+  /** The first read of a record a lazy open left undecoded: decoded once, kept in the view. */
+  #decode(id) {
+    const text = this.#engine.recordText(JSON.stringify(id));
+    if (text === null) throw new Error(`opslog: record ${JSON.stringify(id)} is in the view but not in the store`);
+    const value = JSON.parse(text);
+    this.#records.set(id, value);
+    return value;
+  }
+
+  /** Decodes every record a lazy open left undecoded (before anything visits them all). */
+  #decodeAll() {
+    if (!this.#lazy) return;
+    const map = this.#records;
+    for (const items of exportedChunks(this.#engine)) {
+      for (let i = 0; i < items.length; i += 2) if (map.get(items[i]) === UNREAD) map.set(items[i], items[i + 1]);
+    }
+    this.#lazy = false;
   }
 
   set(id, value) {
@@ -293,11 +334,13 @@ class Store {
 
   all() {
     this.#ensureOpen();
+    this.#decodeAll();
     return Array.from(this.#records.values());
   }
 
   entries() {
     this.#ensureOpen();
+    this.#decodeAll();
     return Array.from(this.#records.entries());
   }
 
@@ -308,6 +351,7 @@ class Store {
 
   filter(predicate) {
     this.#ensureOpen();
+    this.#decodeAll();
     const out = [];
     this.#records.forEach((value, id) => {
       if (predicate(value, id)) out.push(value);
@@ -318,6 +362,7 @@ class Store {
   count(predicate) {
     this.#ensureOpen();
     if (!predicate) return this.#records.size;
+    this.#decodeAll();
     let n = 0;
     this.#records.forEach((value, id) => {
       if (predicate(value, id)) n++;
@@ -429,6 +474,7 @@ class Store {
     if (segment !== undefined) checkPeriod(segment);
     return this.#enqueue(async () => {
       const ids = [];
+      this.#decodeAll();
       for (const [id, value] of this.#records) if (predicate(value, id)) ids.push(id);
       if (ids.length === 0) return 0;
       const { moved, reset } = JSON.parse(

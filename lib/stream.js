@@ -48,6 +48,14 @@ function parsePairs(batch) {
   return items;
 }
 
+/** An ids batch as the array of ids. */
+function parseIds(batch) {
+  const items = JSON.parse(batch[0]);
+  const id = idReader(batch[1]);
+  for (let i = 0; i < items.length; i++) items[i] = id(items[i]);
+  return items;
+}
+
 /**
  * Parsed batches from `fetch` (a worker read resolving to a batch, or null at the end), with
  * the next read started before the current batch is handed out, so the worker's read overlaps
@@ -75,4 +83,4 @@ class ReadAhead {
   }
 }
 
-module.exports = { ReadAhead, STREAM_BATCH, parseOps, parsePairs };
+module.exports = { ReadAhead, STREAM_BATCH, parseIds, parseOps, parsePairs };

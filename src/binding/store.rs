@@ -294,6 +294,17 @@ impl NativeStore {
         })
     }
 
+    /// A record's text (`id` a JSON string token), or null when there is none: the first read
+    /// of a record the view has not decoded.
+    #[napi]
+    pub fn record_text(&self, id: String) -> napi::Result<Option<String>> {
+        guard(|| {
+            with_store(&self.inner, |s| {
+                Ok(s.records().get(&id)?.map(|t| t.into_owned()))
+            })
+        })
+    }
+
     /// Every record id, in iteration order, as a JSON array.
     #[napi]
     pub fn record_ids(&self) -> napi::Result<String> {

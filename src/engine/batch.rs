@@ -123,7 +123,11 @@ pub struct Pairs;
 /// Ops, each a code and its values (see `OpCode`).
 pub struct Ops;
 
+/// Record ids only, each as in `Pairs`.
+pub struct Ids;
+
 pub type PairsBuilder = Builder<Pairs>;
+pub type IdsBuilder = Builder<Ids>;
 pub type OpsBuilder = Builder<Ops>;
 
 impl<K> Builder<K> {
@@ -201,6 +205,14 @@ impl Builder<Pairs> {
         self.count_item();
         self.push_id(id);
         self.push_value(data);
+    }
+}
+
+impl Builder<Ids> {
+    /// Adds a record's id (a JSON string token).
+    pub fn push(&mut self, id: &str) {
+        self.count_item();
+        self.push_id(id);
     }
 }
 
