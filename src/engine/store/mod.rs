@@ -823,6 +823,52 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_leaves_the_records_in_the_new_snapshot_unless_they_changed_meanwhile() {
+        let d = dir("rebase");
+        let mut s = open(&d, Options::default());
+        for i in 0..50 {
+            s.set(&format!("\"r{i}\""), format!("{{\"v\":{i}}}"))
+                .unwrap();
+        }
+        assert_eq!(s.records().held_in_memory(), 50);
+        s.checkpoint().unwrap();
+        assert_eq!(
+            s.records().held_in_memory(),
+            0,
+            "all read back from the new snapshot"
+        );
+        let before = state(&s);
+        assert_eq!(before.len(), 50);
+        // An update of a record in the file: its previous text comes from the file.
+        s.set("\"r3\"", r#"{"v":"x"}"#).unwrap();
+        assert_eq!(
+            s.ops().last().unwrap().op.prev.as_deref(),
+            Some(r#"{"v":3}"#)
+        );
+        // A write between the copy a checkpoint writes and its end (the binding never lets one
+        // happen: the op would not be in the new generation): the records are not replaced.
+        let (records, version) = s.checkpoint_begin().unwrap();
+        s.set("\"late\"", "1").unwrap();
+        let (snapshot, written) = s
+            .backend()
+            .clone()
+            .write_snapshot_for_checkpoint(&records, version)
+            .unwrap();
+        drop(records);
+        s.checkpoint_finish(snapshot, written).unwrap();
+        assert!(s.records().held_in_memory() >= 2);
+        assert_eq!(s.records().get("\"late\"").unwrap().as_deref(), Some("1"));
+        assert_eq!(
+            s.records().get("\"r3\"").unwrap().as_deref(),
+            Some(r#"{"v":"x"}"#)
+        );
+        assert_eq!(
+            s.records().get("\"r4\"").unwrap().as_deref(),
+            Some(r#"{"v":4}"#)
+        );
+    }
+
+    #[test]
     fn writes_survive_reopen_and_checkpoint() {
         let d = dir("reopen");
         let mut s = open(&d, Options::default());
