@@ -62,11 +62,10 @@ function earlyView(dir) {
 /** The engine's records in order, as `[id, record, ...]` arrays of up to EXPORT_CHUNK records. */
 function* exportedChunks(engine) {
   for (let start = 0; ; ) {
-    const chunk = engine.exportRecords(start, EXPORT_CHUNK);
-    if (chunk === null) return;
-    const { next, items } = JSON.parse(chunk);
-    yield items;
-    start = next;
+    const batch = engine.exportRecords(start, EXPORT_CHUNK);
+    if (batch === null) return;
+    yield parsePairs(batch);
+    start = batch[2];
   }
 }
 

@@ -10,8 +10,9 @@ use super::cursor::Cursor;
 use super::guard::{guard, lock};
 use super::job::Job;
 use super::js_backend::{Args, JsBackend};
-use super::payload::push_item;
+use super::text::BatchText;
 use crate::engine::backend::Backend;
+use crate::engine::batch::PairsBuilder;
 use crate::engine::error::{Error, Result};
 use crate::engine::fs_backend::FsBackend;
 use crate::engine::oplog::OpLog;
@@ -176,27 +177,21 @@ impl NativeStore {
         }))
     }
 
-    /// Records from slot `start` on, at most `max`: `{"next":slot,"items":[id,rec,...]}` or null.
-    #[napi]
-    pub fn export_records(&self, start: u32, max: u32) -> napi::Result<Option<String>> {
+    /// Records from slot `start` on, at most `max`, as a pairs batch with the slot to go on
+    /// from: `[items, ids, next]` (see `engine::batch`), or null when there are no more.
+    #[napi(ts_return_type = "[string, string, number] | null")]
+    pub fn export_records(&self, start: u32, max: u32) -> napi::Result<Option<BatchText>> {
         guard(|| {
             with_store(&self.inner, |s| {
-                let mut out = String::from("[");
-                let mut next = start as usize;
-                let mut left = max;
-                if left > 0 {
-                    s.records().visit_from(start as usize, |after, id, text| {
-                        push_item(&mut out, id, text);
-                        next = after;
-                        left -= 1;
-                        Ok(left > 0)
-                    })?;
-                }
-                if next == start as usize {
-                    return Ok(None);
-                }
-                out.push(']');
-                Ok(Some(format!("{{\"next\":{next},\"items\":{out}}}")))
+                let max = max.max(1) as usize;
+                let mut out = PairsBuilder::new(max);
+                let mut next = start;
+                s.records().visit_from(start as usize, |after, id, text| {
+                    out.push(id, text);
+                    next = after as u32;
+                    Ok(!out.is_full(max))
+                })?;
+                Ok(out.finish().map(|b| BatchText::from(b).resuming_at(next)))
             })
         })
     }

@@ -52,10 +52,12 @@ impl ToNapiValue for Text {
     }
 }
 
-/// A stream batch as JavaScript gets it: `[items, ids]` (see `engine::batch`).
+/// A stream batch as JavaScript gets it: `[items, ids]` (see `engine::batch`), and for a
+/// batch read by position, `[items, ids, next]`.
 pub struct BatchText {
     items: Text,
     ids: Text,
+    next: Option<u32>,
 }
 
 impl From<Batch> for BatchText {
@@ -63,6 +65,17 @@ impl From<Batch> for BatchText {
         BatchText {
             items: batch.items.into(),
             ids: batch.ids.into(),
+            next: None,
+        }
+    }
+}
+
+impl BatchText {
+    /// With the position the next batch starts at.
+    pub fn resuming_at(self, next: u32) -> Self {
+        BatchText {
+            next: Some(next),
+            ..self
         }
     }
 }
@@ -80,16 +93,21 @@ impl TypeName for BatchText {
 impl ToNapiValue for BatchText {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
         let mut array = std::ptr::null_mut();
+        let len = 2 + usize::from(val.next.is_some());
         check_status!(
-            sys::napi_create_array_with_length(env, 2, &mut array),
+            sys::napi_create_array_with_length(env, len, &mut array),
             "cannot create an array"
         )?;
-        for (i, text) in [val.items, val.ids].into_iter().enumerate() {
-            let value = Text::to_napi_value(env, text)?;
+        let set = |i: u32, value: sys::napi_value| {
             check_status!(
-                sys::napi_set_element(env, array, i as u32, value),
+                sys::napi_set_element(env, array, i, value),
                 "cannot fill an array"
-            )?;
+            )
+        };
+        set(0, Text::to_napi_value(env, val.items)?)?;
+        set(1, Text::to_napi_value(env, val.ids)?)?;
+        if let Some(next) = val.next {
+            set(2, u32::to_napi_value(env, next)?)?;
         }
         Ok(array)
     }
