@@ -131,9 +131,13 @@ const run = {
     const n = store.count();
     await settle();
     const mem = process.memoryUsage();
+    const scanStart = performance.now();
+    const scanned = store.all().length;
+    const scanMs = performance.now() - scanStart;
+    await settle();
     report(
-      { ms, rssMB: mem.rss / 2 ** 20 },
-      { n, rssBeforeOpenMB: rssBefore, heapUsedMB: mem.heapUsed / 2 ** 20, externalMB: mem.external / 2 ** 20, openStallMs: stallMs },
+      { ms, rssMB: mem.rss / 2 ** 20, scanMs, rssScanMB: rssMB() },
+      { n, scanned, rssBeforeOpenMB: rssBefore, heapUsedMB: mem.heapUsed / 2 ** 20, externalMB: mem.external / 2 ** 20, openStallMs: stallMs },
     );
     await store.close();
   },

@@ -194,7 +194,7 @@ function table() {
     "| --- | --- | ---: | ---: | ---: | --- | --- |",
   ];
   for (const r of rows) {
-    lines.push(`| ${r.scenario} | ${r.figure} | ${fmt(r.ref)} | ${fmt(r.ours)} | ${r.ratioText} | ${r.target} | ${r.met ? "yes" : "**no**"} |`);
+    lines.push(`| ${r.scenario} | ${r.figure} | ${fmt(r.ref)} | ${fmt(r.ours)} | ${r.ratioText} | ${r.target} | ${r.met === null ? "–" : r.met ? "yes" : "**no**"} |`);
   }
   return lines.join("\n");
 }
