@@ -16,6 +16,14 @@ export const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Waits for the checkpoint a write started to be in the files. The write that reaches
+ * checkpointThreshold resolves once its op is logged (getOps() and stats() already show the
+ * checkpoint) and ours finishes the checkpoint in the background; flush() waits for it. The
+ * reference's write waits for its checkpoint (and its flush() has nothing to do then).
+ */
+export const checkpointed = (store) => store.flush();
+
+/**
  * Fresh temp dir for one test, plus tracked Store instances. Everything opened through the
  * returned context is closed (errors ignored) and the dir removed when the test ends.
  */

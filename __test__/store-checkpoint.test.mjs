@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Store, isReference } from "./impl.mjs";
-import { setup, readOps, readOpsIfExists, readManifest, readSnapshot, sleep, ISO_RE, MANIFEST_KEYS, STATS_KEYS, refDefect } from "./helpers.mjs";
+import { setup, readOps, readOpsIfExists, readManifest, readSnapshot, sleep, checkpointed, runNode, IMPL_URL, ISO_RE, MANIFEST_KEYS, STATS_KEYS, refDefect } from "./helpers.mjs";
 
 test("reaching checkpointThreshold checkpoints: new snapshot, new empty op file, manifest updated", async (t) => {
   const c = await setup(t);
@@ -19,6 +19,7 @@ test("reaching checkpointThreshold checkpoints: new snapshot, new empty op file,
   assert.equal(s.stats().opsCount, 0);
   assert.deepEqual(s.getOps(), []);
   assert.deepEqual(s.getHistory("a"), []);
+  await checkpointed(s);
   const { json: m1, text } = await readManifest(c.dir);
   assert.notEqual(m1.currentSnapshot, m0.currentSnapshot);
   assert.notEqual(m1.activeOps, m0.activeOps);
@@ -57,6 +58,67 @@ test("reaching checkpointThreshold checkpoints: new snapshot, new empty op file,
   );
 });
 
+test("writes made while a checkpoint is written are in the new op file, and survive reopen", async (t) => {
+  const c = await setup(t);
+  let s = await c.open({ checkpointThreshold: 3, checkpointOnClose: false });
+  await s.set("a", { v: 1 });
+  await s.set("b", { v: 1 });
+  // The third write checkpoints; the calls made before it resolves run while ours writes the
+  // snapshot (the reference runs them after its checkpoint): either way they follow it.
+  const writes = [s.set("c", { v: 1 }), s.set("d", { v: 1 }), s.set("b", { v: 2 })];
+  const undo = s.undo(); // waits for the checkpoint, then takes back the last write
+  await Promise.all(writes);
+  assert.equal(await undo, true);
+  assert.deepEqual(s.getOps().map((o) => [o.op, o.id]), [["set", "d"]]);
+  const entries = [["a", { v: 1 }], ["b", { v: 1 }], ["c", { v: 1 }], ["d", { v: 1 }]];
+  assert.deepEqual(s.entries(), entries);
+  await checkpointed(s);
+  assert.deepEqual((await readSnapshot(c.dir)).records, [
+    { id: "a", data: { v: 1 } },
+    { id: "b", data: { v: 1 } },
+    { id: "c", data: { v: 1 } },
+  ]);
+  assert.deepEqual((await readOps(c.dir)).ops, s.getOps());
+  await s.close();
+  s = await c.open({ checkpointOnClose: false });
+  assert.deepEqual(s.entries(), entries);
+  assert.deepEqual(s.getOps().map((o) => [o.op, o.id]), [["set", "d"]]);
+});
+
+test("writes acknowledged around a checkpoint survive the writer being killed at any moment", async (t) => {
+  const c = await setup(t);
+  for (let trial = 0; trial < 16; trial++) {
+    const dir = join(c.dir, `t${trial}`);
+    // The 20th write starts a checkpoint; then more writes, with pauses that let the checkpoint
+    // get more or less far, and a SIGKILL right after the last acknowledgement.
+    const code = `
+      import { Store } from ${JSON.stringify(IMPL_URL)};
+      import fs from "node:fs";
+      const s = new Store();
+      await s.open(${JSON.stringify(dir)}, { checkpointThreshold: 20, checkpointOnClose: false });
+      const write = async (i) => {
+        await s.set("k" + i, { i });
+        fs.writeSync(1, i + "\\n");
+      };
+      for (let i = 0; i < 20; i++) await write(i);
+      for (let i = 20; i < 20 + ${trial % 4} * 8; i++) {
+        await write(i);
+        if (Math.random() < ${trial / 32}) await new Promise((r) => setTimeout(r, Math.random() * 3));
+      }
+      process.kill(process.pid, "SIGKILL");
+    `;
+    const res = runNode(code);
+    assert.equal(res.signal, "SIGKILL", res.stderr);
+    const acked = res.stdout.trim().split("\n").map(Number);
+    const s = await c.open({ readOnly: true }, dir);
+    assert.deepEqual(
+      s.entries(),
+      acked.map((i) => [`k${i}`, { i }]),
+      `trial ${trial}: the store holds exactly the acknowledged writes`,
+    );
+  }
+});
+
 test("default checkpointThreshold is 100", async (t) => {
   const c = await setup(t);
   const s = await c.open({ checkpointOnClose: false });
@@ -64,6 +126,7 @@ test("default checkpointThreshold is 100", async (t) => {
   assert.equal(s.stats().opsCount, 99);
   await s.set("k99", { i: 99 });
   assert.equal(s.stats().opsCount, 0);
+  await checkpointed(s);
   assert.equal((await readSnapshot(c.dir)).records.length, 100);
 });
 
@@ -78,6 +141,7 @@ test("ops loaded from the op file count towards the threshold", async (t) => {
   assert.equal(s.stats().opsCount, 4);
   await s.set("y", { v: 1 });
   assert.equal(s.stats().opsCount, 0);
+  await checkpointed(s);
   assert.deepEqual((await readSnapshot(c.dir)).ids, ["k0", "k1", "k2", "x", "y"]);
 });
 
@@ -91,6 +155,7 @@ test("a batch that crosses the threshold is written whole, then checkpointed", a
     for (let i = 1; i <= 5; i++) s.set(`b${i}`, { v: i });
   });
   assert.equal(s.stats().opsCount, 0);
+  await checkpointed(s);
   const old = await readOpsIfExists(c.dir, m0.activeOps);
   if (old) assert.equal(old.lines.length, 6, "all batch ops are in the old op file");
   assert.deepEqual((await readSnapshot(c.dir)).ids, ["a", "b1", "b2", "b3", "b4", "b5"]);
@@ -192,10 +257,12 @@ test("snapshots are immutable: a checkpoint never rewrites the previous snapshot
   const s = await c.open({ checkpointThreshold: 2 });
   await s.set("a", { v: 1 });
   await s.set("b", { v: 1 });
+  await checkpointed(s);
   const first = await readSnapshot(c.dir);
   await sleep(3);
   await s.set("c", { v: 1 });
   await s.set("d", { v: 1 });
+  await checkpointed(s);
   const second = await readSnapshot(c.dir);
   assert.notEqual(second.rel, first.rel);
   try {
@@ -226,6 +293,7 @@ test("getManifest() follows checkpoints (SPEC 7.2)", { skip: refDefect(2) }, asy
   await sleep(3);
   await s.set("b", { v: 1 });
   await s.set("c", { v: 1 });
+  await checkpointed(s);
   const m2 = s.getManifest();
   const file2 = (await readManifest(c.dir)).json;
   assert.equal(m2.currentSnapshot, file2.currentSnapshot);

@@ -118,6 +118,12 @@ class Store {
    */
   #deferred = null;
   #groupSize = 50;
+  /**
+   * The checkpoint a write started and the engine finishes on a worker while sets and deletes go
+   * on (they are carried into its new op file); everything else waits for it. Settles, never
+   * rejects; null when none is running.
+   */
+  #background = null;
 
   async open(dir, options) {
     const o = checkOptions(options);
@@ -290,7 +296,7 @@ class Store {
       const due = this.#engine.set(idText, data);
       this.#records.set(id, value);
       return this.#afterWrite(due);
-    }));
+    }, false));
   }
 
   delete(id) {
@@ -313,7 +319,7 @@ class Store {
         return this.#afterWrite(this.#afterDelete(id, code));
       });
     }
-    return this.#acknowledged(this.#mutate(() => this.#afterWrite(this.#deleteNow(id, idText))));
+    return this.#acknowledged(this.#mutate(() => this.#afterWrite(this.#deleteNow(id, idText)), false));
   }
 
   #deleteNow(id, idText) {
@@ -377,6 +383,8 @@ class Store {
 
   async *streamSnapshot() {
     this.#ensureOpen();
+    // A checkpoint a write started: the reference's write waited for it, so stream what it makes current.
+    await this.#background;
     const cursor = this.#engine.streamSnapshot(this.#manifest.currentSnapshot);
     const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_BATCH)), parsePairs);
     for (let items; (items = await batches.next()) !== null; ) {
@@ -387,6 +395,7 @@ class Store {
   async *getWalOps(sinceTimestamp) {
     this.#ensureOpen();
     const since = sinceTimestamp ? String(sinceTimestamp) : null;
+    await this.#background; // as in streamSnapshot
     const cursor = this.#multiWriter ? this.#engine.streamMergedOps(since) : this.#engine.streamOps(this.#manifest.activeOps, since);
     const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_BATCH)), parseOps);
     for (let ops; (ops = await batches.next()) !== null; ) {
@@ -547,8 +556,10 @@ class Store {
     this.#watchCallback = null;
   }
 
+  /** Writes what is buffered, and waits for a checkpoint in progress: then the files are settled. */
   async flush() {
-    if (!this.#opened || !this.#buffered) return;
+    if (!this.#opened) return;
+    if (!this.#buffered) return this.#background ?? undefined;
     await this.#enqueue(async () => {
       this.#clearGroupTimer();
       await this.#flushNow();
@@ -572,10 +583,11 @@ class Store {
 
   /**
    * Runs a mutation now when nothing is queued (the immediate write path: no promise hop
-   * before the append), else after everything queued before it.
+   * before the append), else after everything queued before it. `exclusive`: it also waits for
+   * a checkpoint in progress (only sets and deletes may run during one).
    */
-  #mutate(fn) {
-    if (this.#queued > 0) return this.#enqueue(fn);
+  #mutate(fn, exclusive = true) {
+    if (this.#queued > 0 || (exclusive && this.#background)) return this.#enqueue(fn, exclusive);
     let result;
     try {
       result = fn();
@@ -596,10 +608,13 @@ class Store {
     return p;
   }
 
-  #enqueue(fn) {
+  #enqueue(fn, exclusive = true) {
     this.#queued++;
     const run = async () => {
       try {
+        // No checkpoint can start meanwhile: only a write run from this queue (or, with nothing
+        // queued, directly) starts one.
+        if (exclusive) await this.#background;
         return await fn();
       } finally {
         this.#queued--;
@@ -674,12 +689,36 @@ class Store {
       this.#groupTimer = setTimeout(() => {
         this.#groupTimer = null;
         if (!this.#opened) return;
-        this.#enqueue(() => this.#flushNow()).catch(noop);
+        this.#enqueue(() => this.#flushNow(), false).catch(noop);
       }, this.#groupMs);
     }
+    if (due !== 1) return undefined;
     // Runs inside the write's own turn in the queue (or is adopted into it by #mutate).
-    if (due === 1) return this.#checkpoint();
+    if (this.#adapter || this.#multiWriter) return this.#checkpoint();
+    // The write is logged and resolves now; the checkpoint goes on in the background. One that
+    // comes due while another runs waits for it (later writes wait too), so each covers exactly
+    // the ops up to the write that made it due, as in the reference.
+    if (this.#background) return this.#background.then(() => this.#checkpointInBackground());
+    this.#checkpointInBackground();
     return undefined;
+  }
+
+  #checkpointInBackground() {
+    this.#clearGroupTimer();
+    const background = this.#call(this.#engine.checkpointInBackground())
+      .then(
+        (text) => {
+          this.#manifest = JSON.parse(text).manifest;
+        },
+        (err) => {
+          // Nothing is lost: the ops stay in the current op file, and the next write retries.
+          console.error(`opslog: checkpoint failed (retried after the next write): ${err.message}`);
+        },
+      )
+      .then(() => {
+        if (this.#background === background) this.#background = null;
+      });
+    this.#background = background;
   }
 
   #clearGroupTimer() {

@@ -16,7 +16,7 @@ use crate::engine::batch::PairsBuilder;
 use crate::engine::error::{Error, Result};
 use crate::engine::fs_backend::FsBackend;
 use crate::engine::oplog::OpLog;
-use crate::engine::store::{Change, Effect, Options, Store, WriteMode, WriteOutcome};
+use crate::engine::store::{Change, Checkpoint, Effect, Options, Store, WriteMode, WriteOutcome};
 use crate::engine::wal::LoggedOp;
 
 #[napi(object)]
@@ -90,21 +90,31 @@ fn lines_json<'a>(ops: impl Iterator<Item = &'a LoggedOp>) -> String {
     out
 }
 
-/// Runs a whole checkpoint, writing the snapshot without holding the store's mutex.
-/// Returns whether the records were reloaded (multi-writer), so the view must be rebuilt.
+/// Finishes a checkpoint begun with `Store::checkpoint_begin`: its files are written without
+/// holding the store's mutex (writes go on meanwhile), which is held only to switch to them.
+fn finish_checkpoint(inner: &Shared, begun: Checkpoint) -> Result<()> {
+    let prepared = begun.prepare();
+    with_store(inner, |s| s.checkpoint_finish(prepared))?.run();
+    Ok(())
+}
+
+/// Runs a whole checkpoint. Returns whether the records were reloaded (multi-writer), so the
+/// view must be rebuilt.
 fn checkpoint(inner: &Shared) -> Result<bool> {
     let multi = with_store(inner, |s| Ok(s.options().agent_id.is_some()))?;
     if multi {
         return with_store(inner, |s| s.checkpoint());
     }
-    let (backend, records, version) = with_store(inner, |s| {
-        let (records, version) = s.checkpoint_begin()?;
-        Ok((s.backend().clone(), records, version))
-    })?;
-    let (snapshot, written) = backend.write_snapshot_for_checkpoint(&records, version)?;
-    drop(records);
-    with_store(inner, |s| s.checkpoint_finish(snapshot, written))?;
+    finish_checkpoint(inner, with_store(inner, |s| s.checkpoint_begin())?)?;
     Ok(false)
+}
+
+/// What a checkpoint job resolves to: whether the view must be rebuilt, and the manifest info.
+fn checkpoint_result(inner: &Shared, reset: bool) -> Result<Option<String>> {
+    let manifest = manifest_json(inner)?.unwrap_or_default();
+    Ok(Some(format!(
+        "{{\"reset\":{reset},\"manifest\":{manifest}}}"
+    )))
 }
 
 fn manifest_json(inner: &Shared) -> Result<Option<String>> {
@@ -383,11 +393,20 @@ impl NativeStore {
         let inner = self.inner.clone();
         self.job(move || {
             let reset = checkpoint(&inner)?;
-            let manifest = manifest_json(&inner)?.unwrap_or_default();
-            Ok(Some(format!(
-                "{{\"reset\":{reset},\"manifest\":{manifest}}}"
-            )))
+            checkpoint_result(&inner, reset)
         })
+    }
+
+    /// Begins a checkpoint now, at the last op written (single writer, native filesystem), and
+    /// finishes it on a worker while sets and deletes go on; resolves as `checkpoint` does.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn checkpoint_in_background(&self) -> napi::Result<Job> {
+        let begun = guard(|| with_store(&self.inner, |s| s.checkpoint_begin()))?;
+        let inner = self.inner.clone();
+        Ok(self.job(move || {
+            finish_checkpoint(&inner, begun)?;
+            checkpoint_result(&inner, false)
+        }))
     }
 
     /// Archives the records with these ids into `period`, then checkpoints; resolves to the count.

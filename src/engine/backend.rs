@@ -40,9 +40,28 @@ pub trait Backend: Send + Sync {
         Ok((self.write_snapshot(records, version)?, None))
     }
     /// Makes `written` (a snapshot or op files made for this manifest) durable, then writes the
-    /// manifest, which makes them current.
-    fn publish_manifest(&self, manifest: &Manifest, _written: &[&str]) -> Result<()> {
+    /// manifest, which makes them current, and durably so once this returns.
+    fn publish_manifest(&self, manifest: &Manifest, written: &[&str]) -> Result<()> {
+        self.stage_manifest(manifest, written)?;
+        self.commit_manifest(manifest, &[])?;
+        self.sync_manifest()
+    }
+    /// First step of `publish_manifest`: makes `written`, the manifest's text and the manifest
+    /// now current durable, without changing what is current (where the backend can stage a
+    /// manifest).
+    fn stage_manifest(&self, _manifest: &Manifest, _written: &[&str]) -> Result<()> {
+        Ok(())
+    }
+    /// Second step: makes the staged manifest current. `appended`: files written since it was
+    /// staged, which a backend that makes every acknowledged write durable syncs first.
+    /// Until `sync_manifest` (or the next `stage_manifest`), power loss may bring back the
+    /// manifest it replaced, whose files must therefore stay until then.
+    fn commit_manifest(&self, manifest: &Manifest, _appended: &[&str]) -> Result<()> {
         self.write_manifest(manifest)
+    }
+    /// Last step: the committed manifest survives power loss once this returns.
+    fn sync_manifest(&self) -> Result<()> {
+        Ok(())
     }
     fn load_snapshot(&self, rel: &str) -> Result<(Records, f64)>;
     fn stream_snapshot(&self, rel: &str) -> Result<Box<dyn BatchStream>>;
@@ -62,6 +81,11 @@ pub trait Backend: Send + Sync {
         Ok(Box::new(OpStream::new(self.op_reader(rel)?, since)))
     }
     fn create_ops_file(&self) -> Result<String>;
+    /// A new empty op file for the next generation: appends go on to the current one until
+    /// `open_for_append` names the new one.
+    fn create_next_ops_file(&self) -> Result<String> {
+        self.create_ops_file()
+    }
     /// Makes `rel` the file appends go to; `read` is what was read of it (torn tail handling).
     fn open_for_append(&self, rel: &str, read: &ReadResult) -> Result<()>;
     fn append_ops(&self, rel: &str, lines: &[u8]) -> Result<()>;

@@ -86,6 +86,15 @@ impl FsBackend {
         Ok(rel)
     }
 
+    /// A new single-writer op file (`ops/ops-<ms>.jsonl`), not yet the one appends go to.
+    fn new_ops_file(&self) -> Result<(String, OpWriter)> {
+        let opsdir = self.dir.join("ops");
+        let name = fsutil::fresh_name(&opsdir, "ops-", "jsonl");
+        let rel = format!("ops/{name}");
+        let writer = OpWriter::create(&opsdir.join(&name), self.shown(&rel))?;
+        Ok((rel, writer))
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -310,15 +319,17 @@ impl Backend for FsBackend {
         Ok((rel, Some(written)))
     }
 
-    fn publish_manifest(&self, manifest: &Manifest, written: &[&str]) -> Result<()> {
+    fn stage_manifest(&self, manifest: &Manifest, written: &[&str]) -> Result<()> {
         let path = self.dir.join(MANIFEST_FILE);
         // Everything is written before the first fsync, so one journal commit can carry it all.
         let text = manifest.encode();
         let tmp = fsutil::write_tmp(&path, |w| w.write_all(text.as_bytes()), false)?;
         // The data of new files and the manifest's; the directory entries of new files (an
-        // empty new op file needs only its entry). The manifest's own entry comes with its rename.
+        // empty new op file needs only its entry). The manifest's own entry comes with its rename,
+        // which the next stage makes durable (`sync_manifest`): the store's directory is synced
+        // here too, so that the current manifest is durable before it is replaced.
         let mut files = vec![tmp.clone()];
-        let mut dirs = Vec::new();
+        let mut dirs = vec![self.dir.clone()];
         for rel in written {
             let path = self.path(rel)?;
             if fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(true) {
@@ -334,7 +345,30 @@ impl Backend for FsBackend {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        fsutil::rename_into_place(&tmp, &path)
+        Ok(())
+    }
+
+    fn commit_manifest(&self, _manifest: &Manifest, appended: &[&str]) -> Result<()> {
+        let path = self.dir.join(MANIFEST_FILE);
+        if self.durable {
+            // Acknowledged writes among them: durable before the manifest names the file, and the
+            // manifest before any later write is acknowledged.
+            let files = appended
+                .iter()
+                .map(|rel| self.path(rel))
+                .collect::<Result<Vec<_>>>()?;
+            fsutil::sync_all_at_once(&files, &[])?;
+            return fsutil::rename_into_place(&fsutil::tmp_path(&path), &path);
+        }
+        fs::rename(fsutil::tmp_path(&path), &path)
+            .map_err(|e| Error::io(self.shown(MANIFEST_FILE), e))
+    }
+
+    fn sync_manifest(&self) -> Result<()> {
+        if self.durable {
+            return Ok(()); // done by commit_manifest
+        }
+        fsutil::sync_dir(&self.dir.join(MANIFEST_FILE))
     }
 
     fn load_snapshot(&self, rel: &str) -> Result<(Records, f64)> {
@@ -363,9 +397,13 @@ impl Backend for FsBackend {
     }
 
     fn create_ops_file(&self) -> Result<String> {
-        let opsdir = self.dir.join("ops");
-        let name = fsutil::fresh_name(&opsdir, "ops-", "jsonl");
-        self.create_op_file(format!("ops/{name}"), &opsdir.join(&name))
+        let (rel, writer) = self.new_ops_file()?;
+        self.install_writer(rel.clone(), writer)?;
+        Ok(rel)
+    }
+
+    fn create_next_ops_file(&self) -> Result<String> {
+        Ok(self.new_ops_file()?.0)
     }
 
     fn open_for_append(&self, rel: &str, read: &ReadResult) -> Result<()> {

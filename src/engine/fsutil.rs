@@ -68,10 +68,7 @@ pub fn write_tmp(
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     sync: bool,
 ) -> Result<PathBuf> {
-    let tmp = path.with_file_name(format!(
-        "{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
+    let tmp = tmp_path(path);
     let display = tmp.display().to_string();
     let file = File::create(&tmp).map_err(|e| Error::io(&display, e))?;
     let mut w = io::BufWriter::with_capacity(1 << 20, file);
@@ -85,6 +82,14 @@ pub fn write_tmp(
         return Err(Error::io(&display, e));
     }
     Ok(tmp)
+}
+
+/// `<path>.tmp`, where `write_tmp` writes.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!(
+        "{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ))
 }
 
 /// Renames `tmp` over `path` and fsyncs the directory: the new file is current and stays so.

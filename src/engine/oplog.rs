@@ -21,9 +21,16 @@ impl OpLog {
 
     /// Replaces the list, which from now on mirrors `file`.
     pub fn replace(&self, ops: Vec<LoggedOp>, file: &str) {
+        self.update(file, |list| *list = ops);
+    }
+
+    /// Changes the list with `f`; from then on it mirrors `file`. Readers see the list before or
+    /// after, never in between.
+    pub fn update<T>(&self, file: &str, f: impl FnOnce(&mut Vec<LoggedOp>) -> T) -> T {
         let mut list = self.lock();
-        *list = ops;
+        let out = f(&mut list);
         *self.file.lock().unwrap_or_else(|p| p.into_inner()) = file.to_string();
+        out
     }
 
     /// The lines of the ops with `ts > since`, when the list mirrors `file`: what reading that

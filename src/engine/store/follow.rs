@@ -69,8 +69,10 @@ impl Store {
     /// Moves to the writer's newer generation. The ops handed out are, in order: the rest of the
     /// op file we were following (what the writer did before it checkpointed), the changes of any
     /// generation we never saw (as `set`/`delete` ops stamped with the checkpoint's time), then the
-    /// new op file's ops. `reset` tells the view to rebuild itself when applying those ops to it
-    /// would not also give the writer's iteration order.
+    /// new op file's ops, but for those it starts with that the file we followed ended with (the
+    /// writes a checkpoint carried over, which were already handed out). `reset` tells the view
+    /// to rebuild itself when applying those ops to it would not also give the writer's
+    /// iteration order.
     fn reload(&mut self, mut manifest: Manifest) -> Result<TailResult> {
         // The old file may be gone already (more than one checkpoint since): the diff covers it.
         let mut lines = match self.read_new_ops() {
@@ -91,13 +93,19 @@ impl Store {
                 },
             }
         };
+        // Whatever `seen` is, the diff brings the view to the snapshot plus the ops up to it, and
+        // the ops after it then give the writer's state.
+        let seen = overlap(&self.ops.lock(), &ops);
+        for logged in &mut ops[..seen] {
+            apply(&mut records, &mut logged.op)?;
+        }
         let missed = diff_ops(&self.records, &records, &manifest.stats.last_checkpoint)?;
         let in_order = missed.is_empty() && same_order(&self.records, &records)?;
         lines.extend(missed);
-        for logged in &mut ops {
+        for logged in &mut ops[seen..] {
             apply(&mut records, &mut logged.op)?;
+            lines.push(logged.line.clone());
         }
-        lines.extend(ops.iter().map(|l| l.line.clone()));
         self.written = ops.last().map_or(0, end_of);
         self.records = Arc::new(records);
         self.version = version;
@@ -144,6 +152,35 @@ fn diff_ops(old: &Records, new: &Records, ts: &str) -> Result<Vec<Arc<str>>> {
         Ok(())
     })?;
     Ok(lines)
+}
+
+/// How many ops `new` starts with that `old` ends with, line for line (a checkpoint carries the
+/// writes made while it ran from the end of the old op file to the start of the new one): the
+/// longest prefix of `new` that is a suffix of `old`, found as Knuth-Morris-Pratt finds a match.
+fn overlap(old: &[LoggedOp], new: &[LoggedOp]) -> usize {
+    let same = |a: &LoggedOp, b: &LoggedOp| a.line == b.line;
+    // fail[i]: the longest proper prefix of new[..=i] that is also a suffix of it.
+    let mut fail = vec![0; new.len()];
+    let mut k = 0;
+    for i in 1..new.len() {
+        while k > 0 && !same(&new[i], &new[k]) {
+            k = fail[k - 1];
+        }
+        if same(&new[i], &new[k]) {
+            k += 1;
+        }
+        fail[i] = k;
+    }
+    let mut matched = 0;
+    for op in old {
+        while matched > 0 && (matched == new.len() || !same(op, &new[matched])) {
+            matched = fail[matched - 1];
+        }
+        if matched < new.len() && same(op, &new[matched]) {
+            matched += 1;
+        }
+    }
+    matched
 }
 
 /// The byte after an op's line (and its newline) in its file.
@@ -199,5 +236,30 @@ mod tests {
         let reordered = records(&[("\"b\"", "{\"v\":2}"), ("\"a\"", "{}"), ("\"d\"", "[]")]);
         assert!(diff_ops(&new, &reordered, "T").unwrap().is_empty());
         assert!(!same_order(&new, &reordered).unwrap());
+    }
+
+    #[test]
+    fn overlap_finds_the_carried_ops_at_the_start_of_the_new_file() {
+        let ops = |ids: &str| -> Vec<LoggedOp> {
+            ids.chars()
+                .map(|c| {
+                    let line = format!(r#"{{"ts":"T","op":"delete","id":"{c}","prev":{{}}}}"#);
+                    LoggedOp {
+                        op: Op::parse(&line).unwrap(),
+                        line: line.into(),
+                        pos: 0,
+                    }
+                })
+                .collect()
+        };
+        assert_eq!(overlap(&ops("abcde"), &ops("defg")), 2);
+        assert_eq!(overlap(&ops("abc"), &ops("abc")), 3);
+        assert_eq!(overlap(&ops("abc"), &ops("xyz")), 0);
+        assert_eq!(overlap(&ops(""), &ops("ab")), 0);
+        assert_eq!(overlap(&ops("ab"), &ops("")), 0);
+        // Repeated lines: the longest overlap, not the first partial match.
+        assert_eq!(overlap(&ops("xaaab"), &ops("aaabc")), 4);
+        assert_eq!(overlap(&ops("aabaab"), &ops("aabaabx")), 6);
+        assert_eq!(overlap(&ops("abab"), &ops("ababab")), 4);
     }
 }

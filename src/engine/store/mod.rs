@@ -6,6 +6,8 @@
 //! not written yet, and an open batch's lines follow. Undo cuts the log at the last op's position
 //! wherever that lies, so it always removes exactly that op.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, MutexGuard};
 
 mod follow;
@@ -17,9 +19,9 @@ use super::error::{display_join, Error, Result};
 use super::manifest::Manifest;
 use super::op::{Op, OpKind};
 use super::oplog::OpLog;
-use super::records::Records;
+use super::records::{FxHasher, Records};
 use super::time;
-use super::wal::LoggedOp;
+use super::wal::{LoggedOp, ReadResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
@@ -92,6 +94,21 @@ struct Batch {
     bytes: Vec<u8>,
 }
 
+/// A checkpoint in progress, from `checkpoint_begin` to `checkpoint_finish`: its snapshot is
+/// being written from the records as they were at the cut, while sets and deletes go on.
+struct Cut {
+    /// The ops the snapshot covers, taken out of the op list: `getOps`, undo and the threshold
+    /// see only the ops after the cut, as they would after the checkpoint.
+    ops: Vec<LoggedOp>,
+    /// Where the ops after the cut start in the active op file; they are carried into the new
+    /// op file when the checkpoint switches to it.
+    pos: u64,
+    /// Records changed after the cut: id -> index in the op list of the last op on it. Those ops
+    /// are applied to `records` when the checkpoint finishes: until then the snapshot writer
+    /// shares the table, and changing it would copy the whole table.
+    changed: HashMap<Box<str>, usize, BuildHasherDefault<FxHasher>>,
+}
+
 pub struct Store {
     backend: Arc<dyn Backend>,
     opts: Options,
@@ -116,10 +133,7 @@ pub struct Store {
     retired: Vec<String>,
     /// Multi-writer: this store holds the compaction lock (so work done under it can nest).
     compaction_locked: bool,
-    /// Counts changes to the records (`records_mut`).
-    changes: u64,
-    /// `changes` when the running checkpoint took its copy of the records.
-    checkpoint_base: Option<u64>,
+    cut: Option<Cut>,
 }
 
 /// What `open` tells the caller.
@@ -253,8 +267,7 @@ impl Store {
             clock: 0,
             retired: Vec::new(),
             compaction_locked: false,
-            changes: 0,
-            checkpoint_base: None,
+            cut: None,
         }
     }
 
@@ -263,9 +276,8 @@ impl Store {
         self.records_mut().set(id, text.into())
     }
 
-    /// The records, to change: every change is counted (see `checkpoint_finish`).
+    /// The records, to change (copied first if a snapshot being written still shares them).
     fn records_mut(&mut self) -> &mut Records {
-        self.changes += 1;
         Arc::make_mut(&mut self.records)
     }
 
@@ -329,6 +341,24 @@ impl Store {
         Ok(())
     }
 
+    /// Only sets, deletes and flushes may run while a checkpoint is in progress (the facade holds
+    /// everything else back until it finishes).
+    fn ensure_no_checkpoint(&self) -> Result<()> {
+        if self.cut.is_some() {
+            return Err(Error::Invalid("a checkpoint is in progress".into()));
+        }
+        Ok(())
+    }
+
+    /// The current text of record `id` (None: no such record), seen by `f`: the last op on it
+    /// since the cut of a checkpoint in progress, else the table's.
+    fn with_record<R>(&self, id: &str, f: impl FnOnce(Option<&str>) -> R) -> Result<R> {
+        if let Some(&i) = self.cut.as_ref().and_then(|c| c.changed.get(id)) {
+            return Ok(f(self.ops.lock()[i].op.data.as_deref()));
+        }
+        Ok(f(self.records.get(id)?.as_deref()))
+    }
+
     fn ensure_loaded(&self) -> Result<()> {
         if self.opts.skip_load {
             return Err(Error::Invalid(
@@ -350,31 +380,21 @@ impl Store {
 
     /// An op stamped with the time `ms` (when its write was called).
     fn make_op_at(&mut self, kind: OpKind, id: &str, data: Option<String>, ms: i64) -> Result<Op> {
-        let old = self.records.get(id)?;
-        let old = old.as_deref();
+        let (prev, delta) = self.with_record(id, |old| prev_of(kind, old, data.as_deref()))?;
         let clock = self.opts.agent_id.is_some().then(|| {
             self.clock += 1;
             self.clock
         });
-        let mut op = Op {
+        Ok(Op {
             ts: time::iso_from_ms(ms),
             kind,
             id: id.to_string(),
-            prev: old.map(str::to_string),
+            prev,
             data,
-            delta: false,
+            delta,
             agent: self.opts.agent_id.clone(),
             clock,
-        };
-        if let (OpKind::Set, Some(old), Some(new)) = (kind, old, op.data.as_deref()) {
-            if let Some(patch) = delta::create_delta(old, new) {
-                if delta::is_delta_smaller(&patch, old) {
-                    op.prev = Some(patch);
-                    op.delta = true;
-                }
-            }
-        }
-        Ok(op)
+        })
     }
 
     /// Logs `op` according to the write mode and applies it. Nothing changes on error.
@@ -411,15 +431,22 @@ impl Store {
             }
         }
         let mut op = op;
-        // Cannot fail but on a read error of the snapshot (the id was just looked up there);
-        // the op is logged then, and a reopen applies it.
-        apply(self.records_mut(), &mut op)?;
+        let mut ops = self.ops.lock();
+        match &mut self.cut {
+            Some(cut) => {
+                cut.changed.insert(op.id.as_str().into(), ops.len());
+            }
+            // Cannot fail but on a read error of the snapshot (the id was just looked up there);
+            // the op is logged then, and a reopen applies it.
+            None => apply(Arc::make_mut(&mut self.records), &mut op)?,
+        }
         line.pop();
-        self.ops.lock().push(LoggedOp {
+        ops.push(LoggedOp {
             op,
             line: line.into(),
             pos,
         });
+        drop(ops);
         Ok(self.outcome(false))
     }
 
@@ -468,7 +495,7 @@ impl Store {
 
     pub fn delete(&mut self, id: &str) -> Result<WriteOutcome> {
         self.ensure_writable()?;
-        if !self.records.contains(id)? {
+        if self.with_record(id, |r| r.is_none())? {
             return Err(Error::NotFound(id.to_string()));
         }
         let op = self.make_op(OpKind::Delete, id, None)?;
@@ -477,6 +504,7 @@ impl Store {
 
     pub fn batch_begin(&mut self) -> Result<()> {
         self.ensure_writable()?;
+        self.ensure_no_checkpoint()?;
         self.batch = Some(Batch {
             ops_start: self.ops.lock().len(),
             bytes: Vec::new(),
@@ -536,6 +564,7 @@ impl Store {
     /// `None` when there is nothing to undo.
     pub fn undo(&mut self) -> Result<Option<Change>> {
         self.ensure_writable()?;
+        self.ensure_no_checkpoint()?;
         if self.agent().is_some() {
             return self.undo_multi();
         }
@@ -569,71 +598,127 @@ impl Store {
         Ok(())
     }
 
-    /// First step of a checkpoint: flushes, then hands out the records to write. The snapshot
-    /// can be written without holding the store (records are copy-on-write).
-    pub fn checkpoint_begin(&mut self) -> Result<(Arc<Records>, f64)> {
+    /// First step of a checkpoint: flushes and cuts the log there. What it returns writes the
+    /// new generation's files without the store (`Checkpoint::prepare`); until
+    /// `checkpoint_finish`, sets and deletes go on, appended to the current op file, without
+    /// changing the records being written.
+    pub fn checkpoint_begin(&mut self) -> Result<Checkpoint> {
         self.ensure_writable()?;
         self.ensure_loaded()?;
+        self.ensure_no_checkpoint()?;
         self.flush()?;
-        self.checkpoint_base = Some(self.changes);
-        Ok((self.records.clone(), self.version))
-    }
-
-    /// Last step: a new op file, the manifest pointing at both, the op list cleared. `rewritten`:
-    /// the records as the snapshot now holds them (pointing into it); they replace ours when
-    /// nothing changed since `checkpoint_begin`, which frees the texts held until now.
-    pub fn checkpoint_finish(
-        &mut self,
-        snapshot: String,
-        rewritten: Option<Records>,
-    ) -> Result<()> {
-        let ops = self.backend.create_ops_file()?;
-        let now = time::now_iso();
-        let written = [snapshot.clone(), ops.clone()];
+        let ops = self.ops.update("", std::mem::take);
+        self.cut = Some(Cut {
+            ops,
+            pos: self.written,
+            changed: HashMap::default(),
+        });
         let manifest = Manifest {
             version: self.version as u64,
-            current_snapshot: snapshot,
-            active_ops: ops.clone(),
+            current_snapshot: String::new(),
+            active_ops: String::new(),
             archive_segments: self.manifest.archive_segments.clone(),
             stats: super::manifest::Stats {
                 active_records: self.records.len() as u64,
                 archived_records: self.archived,
                 ops_count: 0,
                 created: self.manifest.stats.created.clone(),
-                last_checkpoint: now,
+                last_checkpoint: String::new(),
             },
             active_agent_ops: None,
             agent_clocks: None,
         };
-        self.backend
-            .publish_manifest(&manifest, &[&written[0], &written[1]])?;
-        let previous = std::mem::replace(&mut self.manifest, manifest);
-        self.retire(vec![previous.current_snapshot, previous.active_ops]);
-        self.active_ops = ops;
-        let file = self.mirrored_file();
-        self.ops.replace(Vec::new(), &file);
-        self.written = 0;
-        let unchanged = self.checkpoint_base.take() == Some(self.changes);
-        if let (Some(rewritten), true) = (rewritten, unchanged) {
-            if rewritten.len() == self.records.len() {
-                self.records = Arc::new(rewritten);
-            }
-        }
-        Ok(())
+        Ok(Checkpoint {
+            backend: self.backend.clone(),
+            records: self.records.clone(),
+            version: self.version,
+            manifest,
+        })
     }
 
-    /// Once a new manifest is durable: the files it replaced become the kept previous
-    /// generation, and the generation before them is deleted (SPEC 7.8).
-    fn retire(&mut self, replaced: Vec<String>) {
+    /// Second step, given the new generation `Checkpoint::prepare` staged (or why it could not):
+    /// the ops made since the cut are applied to the records and carried into the new op file,
+    /// and the new manifest becomes current. On error the store goes on with the current
+    /// generation, its op list whole again. What it returns finishes the checkpoint without the
+    /// store.
+    pub fn checkpoint_finish(&mut self, prepared: Result<Prepared>) -> Result<Settle> {
+        let Some(cut) = self.cut.take() else {
+            return Err(Error::Invalid("no checkpoint in progress".into()));
+        };
+        let (manifest, rewritten) = match prepared {
+            Ok(p) => (Ok(p.manifest), p.records),
+            Err(e) => (Err(e), None),
+        };
+        // The new snapshot holds the records as they were at the cut; pointing into it, they
+        // need none of the texts held until now.
+        if let Some(rewritten) = rewritten.filter(|r| r.len() == self.records.len()) {
+            self.records = Arc::new(rewritten);
+        }
+        // `prepare` has dropped its share of the records: this changes them in place.
+        let records = Arc::make_mut(&mut self.records);
+        let mut applied = Ok(());
+        for logged in self.ops.lock().iter_mut() {
+            if applied.is_ok() {
+                applied = apply(records, &mut logged.op);
+            }
+        }
+        let switched = applied
+            .and(manifest)
+            .and_then(|m| self.switch_generation(m, cut.pos));
+        if switched.is_err() {
+            let file = self.mirrored_file();
+            self.ops.update(&file, |list| {
+                list.splice(0..0, cut.ops);
+            });
+        }
+        switched
+    }
+
+    /// Makes `manifest` current: its op file receives the ops since the cut at `cut_pos` (as
+    /// the current file holds them; those group and async modes have not written stay buffered)
+    /// and appends go to it from now on.
+    fn switch_generation(&mut self, manifest: Manifest, cut_pos: u64) -> Result<Settle> {
+        let ops = manifest.active_ops.clone();
+        let mut carried = Vec::new();
+        for logged in self.ops.lock().iter().filter(|l| l.pos < self.written) {
+            carried.extend_from_slice(logged.line.as_bytes());
+            carried.push(b'\n');
+        }
+        self.backend.open_for_append(&ops, &ReadResult::default())?;
+        let appended: &[&str] = if carried.is_empty() {
+            &[]
+        } else {
+            self.backend.append_ops(&ops, &carried)?;
+            &[&ops]
+        };
+        self.backend.commit_manifest(&manifest, appended)?;
+        let previous = std::mem::replace(&mut self.manifest, manifest);
+        let superseded = self.retire(vec![previous.current_snapshot, previous.active_ops]);
+        self.active_ops = ops;
+        self.written = carried.len() as u64;
+        let file = self.mirrored_file();
+        self.ops.update(&file, |list| {
+            for logged in list {
+                logged.pos -= cut_pos;
+            }
+        });
+        Ok(Settle {
+            backend: self.backend.clone(),
+            superseded,
+        })
+    }
+
+    /// Once a new manifest is current: the files it replaced become the kept previous
+    /// generation (power loss may bring back the manifest naming them, see
+    /// `Backend::commit_manifest`); returns the generation before them, whose manifest can no
+    /// longer come back, to be deleted (SPEC 7.8).
+    fn retire(&mut self, replaced: Vec<String>) -> Vec<String> {
         let current = [&self.manifest.current_snapshot, &self.manifest.active_ops];
         let replaced: Vec<String> = replaced
             .into_iter()
             .filter(|f| !current.contains(&f))
             .collect();
-        let superseded = std::mem::replace(&mut self.retired, replaced);
-        if !superseded.is_empty() {
-            self.backend.remove_files(&superseded);
-        }
+        std::mem::replace(&mut self.retired, replaced)
     }
 
     /// A whole checkpoint in one call (the snapshot written while holding the store).
@@ -645,12 +730,8 @@ impl Store {
             self.ensure_loaded()?;
             return Ok(self.compact_multi(false, None)?.is_some());
         }
-        let (records, version) = self.checkpoint_begin()?;
-        let (snapshot, written) = self
-            .backend
-            .write_snapshot_for_checkpoint(&records, version)?;
-        drop(records);
-        self.checkpoint_finish(snapshot, written)?;
+        let prepared = self.checkpoint_begin()?.prepare();
+        self.checkpoint_finish(prepared)?.run();
         Ok(false)
     }
 
@@ -659,6 +740,7 @@ impl Store {
     pub fn archive(&mut self, ids: &[String], period: &str) -> Result<(usize, bool)> {
         self.ensure_writable()?;
         self.ensure_loaded()?;
+        self.ensure_no_checkpoint()?;
         if self.agent().is_some() {
             let moved = self.compact_multi(true, Some((ids, period)))?.unwrap_or(0);
             return Ok((moved, true));
@@ -697,12 +779,15 @@ impl Store {
         if self.closed {
             return Ok(());
         }
+        self.ensure_no_checkpoint()?;
         if !self.opts.read_only {
             self.flush()?;
             if self.opts.checkpoint_on_close && !self.opts.skip_load && !self.ops.lock().is_empty()
             {
                 self.checkpoint()?;
             }
+            // The last checkpoint's manifest survives power loss from now on.
+            self.backend.sync_manifest()?;
         }
         self.closed = true;
         let _ = self.backend.release_lock();
@@ -716,6 +801,60 @@ impl Store {
 
     pub fn active_ops(&self) -> &str {
         &self.active_ops
+    }
+}
+
+/// A checkpoint begun (`Store::checkpoint_begin`): the records at the cut and the manifest of
+/// the new generation but for its files.
+pub struct Checkpoint {
+    backend: Arc<dyn Backend>,
+    records: Arc<Records>,
+    version: f64,
+    manifest: Manifest,
+}
+
+/// The new generation's snapshot, empty op file and manifest, durable but not yet current.
+pub struct Prepared {
+    manifest: Manifest,
+    /// The records as the new snapshot holds them, pointing into it (where the backend can).
+    records: Option<Records>,
+}
+
+impl Checkpoint {
+    /// Writes the snapshot and stages the new generation; runs without the store.
+    pub fn prepare(self) -> Result<Prepared> {
+        let (snapshot, records) = self
+            .backend
+            .write_snapshot_for_checkpoint(&self.records, self.version)?;
+        // Released as soon as written, so the store applies the writes made meanwhile without
+        // copying the records.
+        drop(self.records);
+        let mut manifest = self.manifest;
+        manifest.active_ops = self.backend.create_next_ops_file()?;
+        manifest.current_snapshot = snapshot;
+        manifest.stats.last_checkpoint = time::now_iso();
+        self.backend.stage_manifest(
+            &manifest,
+            &[&manifest.current_snapshot, &manifest.active_ops],
+        )?;
+        Ok(Prepared { manifest, records })
+    }
+}
+
+/// The end of a checkpoint whose manifest is current, run without the store: the generation
+/// before the previous one deleted. (The new manifest is made durable by the next checkpoint's
+/// `stage_manifest` or by `close`: until then power loss brings back the previous one, whose
+/// files are kept.)
+pub struct Settle {
+    backend: Arc<dyn Backend>,
+    superseded: Vec<String>,
+}
+
+impl Settle {
+    pub fn run(self) {
+        if !self.superseded.is_empty() {
+            self.backend.remove_files(&self.superseded);
+        }
     }
 }
 
@@ -761,6 +900,19 @@ fn load_snapshot(backend: &dyn Backend, manifest: &Manifest) -> Result<(Records,
                 e
             }
         })
+}
+
+/// `prev` of an op on a record whose current text is `old`: the whole old record, or, for a set
+/// that replaces it, the delta back to it when that is shorter; and whether it is the delta.
+fn prev_of(kind: OpKind, old: Option<&str>, new: Option<&str>) -> (Option<String>, bool) {
+    if let (OpKind::Set, Some(old), Some(new)) = (kind, old, new) {
+        if let Some(patch) = delta::create_delta(old, new) {
+            if delta::is_delta_smaller(&patch, old) {
+                return (Some(patch), true);
+            }
+        }
+    }
+    (old.map(str::to_string), false)
 }
 
 /// Applies an op to the records, moving its data into them: an op kept in the log needs only its
@@ -823,7 +975,7 @@ mod tests {
     }
 
     #[test]
-    fn a_checkpoint_leaves_the_records_in_the_new_snapshot_unless_they_changed_meanwhile() {
+    fn a_checkpoint_leaves_the_records_in_the_new_snapshot_but_writes_carried_over() {
         let d = dir("rebase");
         let mut s = open(&d, Options::default());
         for i in 0..50 {
@@ -845,18 +997,13 @@ mod tests {
             s.ops().last().unwrap().op.prev.as_deref(),
             Some(r#"{"v":3}"#)
         );
-        // A write between the copy a checkpoint writes and its end (the binding never lets one
-        // happen: the op would not be in the new generation): the records are not replaced.
-        let (records, version) = s.checkpoint_begin().unwrap();
+        // A write while the snapshot is written: carried, and applied on the records as the new
+        // snapshot holds them.
+        let begun = s.checkpoint_begin().unwrap();
         s.set("\"late\"", "1").unwrap();
-        let (snapshot, written) = s
-            .backend()
-            .clone()
-            .write_snapshot_for_checkpoint(&records, version)
-            .unwrap();
-        drop(records);
-        s.checkpoint_finish(snapshot, written).unwrap();
-        assert!(s.records().held_in_memory() >= 2);
+        let prepared = begun.prepare();
+        s.checkpoint_finish(prepared).unwrap().run();
+        assert_eq!(s.records().held_in_memory(), 1, "only the carried write");
         assert_eq!(s.records().get("\"late\"").unwrap().as_deref(), Some("1"));
         assert_eq!(
             s.records().get("\"r3\"").unwrap().as_deref(),
@@ -1007,6 +1154,87 @@ mod tests {
     }
 
     #[test]
+    fn writes_during_a_checkpoint_are_carried_into_its_op_file() {
+        let d = dir("carried");
+        let mut s = open(&d, Options::default());
+        s.set("\"a\"", r#"{"v":1}"#).unwrap();
+        s.set("\"b\"", r#"{"v":1}"#).unwrap();
+        let begun = s.checkpoint_begin().unwrap();
+        assert!(s.ops().is_empty(), "the snapshot being written covers them");
+        s.set("\"a\"", r#"{"v":2}"#).unwrap();
+        s.set("\"a\"", r#"{"v":3}"#).unwrap();
+        s.delete("\"b\"").unwrap();
+        assert!(matches!(s.delete("\"b\""), Err(Error::NotFound(_))));
+        assert!(s.undo().is_err() && s.batch_begin().is_err() && s.checkpoint().is_err());
+        let prevs: Vec<_> = s.ops().iter().map(|l| l.op.prev.clone()).collect();
+        assert_eq!(
+            prevs,
+            [
+                Some(r#"{"v":1}"#.into()),
+                Some(r#"{"v":2}"#.into()),
+                Some(r#"{"v":1}"#.into())
+            ],
+            "each op's prev is the record as the writes before it left it"
+        );
+        assert_eq!(
+            s.records().get("\"a\"").unwrap().as_deref(),
+            Some(r#"{"v":1}"#),
+            "applied at the switch"
+        );
+        let old_ops = s.active_ops().to_string();
+        s.checkpoint_finish(begun.prepare()).unwrap().run();
+        assert_ne!(s.active_ops(), old_ops);
+        assert_eq!(state(&s), [("\"a\"".to_string(), r#"{"v":3}"#.to_string())]);
+        assert_eq!(s.manifest().stats.active_records, 2, "the snapshot's count");
+        let snapshot = std::fs::read_to_string(format!("{d}/{}", s.manifest().current_snapshot));
+        assert_eq!(
+            snapshot.unwrap().lines().count(),
+            3,
+            "header, a and b at the cut"
+        );
+        let lines: Vec<String> = ops_file(&d, &s).lines().map(String::from).collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines,
+            s.ops()
+                .iter()
+                .map(|l| l.line.to_string())
+                .collect::<Vec<_>>()
+        );
+        // Positions are the new file's: undo cuts exactly the last op.
+        assert!(s.undo().unwrap().is_some());
+        assert_eq!(ops_file(&d, &s), format!("{}\n{}\n", lines[0], lines[1]));
+        let before = state(&s);
+        drop(s);
+        std::fs::remove_file(format!("{d}/.lock")).unwrap();
+        let s = open(&d, Options::default());
+        assert_eq!(state(&s), before);
+        assert_eq!(s.ops().len(), 2);
+    }
+
+    #[test]
+    fn a_failed_checkpoint_leaves_the_log_whole() {
+        let d = dir("failed-checkpoint");
+        let mut s = open(&d, Options::default());
+        s.set("\"a\"", "{}").unwrap();
+        let file = s.active_ops().to_string();
+        let begun = s.checkpoint_begin().unwrap();
+        s.set("\"b\"", "{}").unwrap();
+        drop(begun);
+        let failed = Err(Error::Invalid("disk full".into()));
+        assert!(s.checkpoint_finish(failed).is_err());
+        assert_eq!(s.active_ops(), file);
+        assert_eq!(s.ops().len(), 2);
+        assert_eq!(state(&s).len(), 2);
+        assert_eq!(ops_file(&d, &s).lines().count(), 2);
+        assert!(s.undo().unwrap().is_some());
+        assert_eq!(ops_file(&d, &s).lines().count(), 1);
+        s.checkpoint().unwrap();
+        assert!(s.ops().is_empty());
+        assert_eq!(state(&s).len(), 1);
+    }
+
+    #[test]
     fn read_only_follower_sees_appends_and_checkpoints() {
         let d = dir("follow");
         let mut w = open(&d, Options::default());
@@ -1044,6 +1272,35 @@ mod tests {
         assert!(t.lines[2].contains(r#""op":"delete","id":"c""#));
         assert_eq!(state(&r), state(&w));
         assert!(r.set("\"x\"", "{}").is_err());
+    }
+
+    #[test]
+    fn a_follower_is_not_handed_carried_ops_twice() {
+        let d = dir("follow-carried");
+        let mut w = open(&d, Options::default());
+        w.set("\"a\"", "{}").unwrap();
+        let mut r = open(
+            &d,
+            Options {
+                read_only: true,
+                ..Options::default()
+            },
+        );
+        let begun = w.checkpoint_begin().unwrap();
+        w.set("\"b\"", "{}").unwrap();
+        assert_eq!(r.tail().unwrap().lines.len(), 1, "b, from the old op file");
+        w.checkpoint_finish(begun.prepare()).unwrap().run();
+        w.set("\"c\"", "{}").unwrap();
+        let t = r.tail().unwrap();
+        assert!(!t.reset);
+        assert_eq!(
+            t.lines.len(),
+            1,
+            "only c: b opens the new file too {:?}",
+            t.lines
+        );
+        assert!(t.lines[0].contains(r#""id":"c""#));
+        assert_eq!(state(&r), state(&w));
     }
 
     #[test]

@@ -341,7 +341,8 @@ impl Store {
                 .filter(|(a, _)| *a == agent)
                 .map(|(_, p)| p.clone()),
         );
-        self.retire(replaced);
+        let superseded = self.retire(replaced);
+        self.backend.remove_files(&superseded);
         self.active_ops = own;
         self.written = 0;
         self.clock = self.clock.max(merged.max_clock);
