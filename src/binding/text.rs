@@ -52,17 +52,17 @@ impl ToNapiValue for Text {
     }
 }
 
-/// A stream batch as JavaScript gets it: `[items, ids]` (see `engine::batch`).
+/// A stream batch as JavaScript gets it: `[items, strings]` (see `engine::batch`).
 pub struct BatchText {
     items: Text,
-    ids: Text,
+    strings: Text,
 }
 
 impl From<Batch> for BatchText {
     fn from(batch: Batch) -> Self {
         BatchText {
             items: batch.items.into(),
-            ids: batch.ids.into(),
+            strings: batch.strings.into(),
         }
     }
 }
@@ -84,7 +84,7 @@ impl ToNapiValue for BatchText {
             sys::napi_create_array_with_length(env, 2, &mut array),
             "cannot create an array"
         )?;
-        for (i, text) in [val.items, val.ids].into_iter().enumerate() {
+        for (i, text) in [val.items, val.strings].into_iter().enumerate() {
             let value = Text::to_napi_value(env, text)?;
             check_status!(
                 sys::napi_set_element(env, array, i as u32, value),
