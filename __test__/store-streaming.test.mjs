@@ -1,6 +1,7 @@
 // streamSnapshot() and getWalOps(since?): async generators over the current files.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { open as fsOpen } from "node:fs/promises";
 import { join } from "node:path";
 import { Store, isReference } from "./impl.mjs";
@@ -149,6 +150,93 @@ test("getWalOps yields each op line as JSON.parse gives it, whatever its form an
   await writeStoreDir(c.dir, { snapshot: jsonlSnapshot([]), ops: lines });
   const s = await c.open({ readOnly: true });
   assert.deepEqual(await collect(s.getWalOps()), lines.map((l) => JSON.parse(l)));
+});
+
+/** Op lines whose records cover every way an ops batch carries a record (engine::batch::Shapes). */
+function recordLines() {
+  const raw = [
+    // Short strings (apart from the JSON) and their edges: UTF-16 lengths 0, 1, 2, 10 and 11,
+    // non-ASCII and astral characters, escapes, a lone surrogate.
+    `{"s":"","t":"é","u":"😀","v":"0123456789","w":"01234567890","x":"${"😀".repeat(5)}","y":"${"😀".repeat(6)}"}`,
+    `{"s":"a\\"b","t":"\\n","u":"\\ud800","v":"\\u0041","w":"é\\u00e9"}`,
+    // Keys: __proto__ (a property, as JSON.parse makes it), duplicates (the last value wins, at
+    // the first one's place), array indices (ordered first), escapes, non-ASCII.
+    `{"__proto__":{"x":1},"a":1}`,
+    `{"a":1,"b":2,"a":3}`,
+    `{"b":1,"2":2,"1":3,"a":4}`,
+    `{"a\\u0062":1,"c":2}`,
+    `{"é":1,"😀":"k"}`,
+    // Whitespace, nesting, every kind of value, no keys, many keys.
+    `{ "a" : 1 , "b":[ 1 ] }`,
+    `{"o":{"p":{"q":[1,{"r":"s"}]}},"n":null,"t":true,"f":false,"x":1.5,"e":1e21,"m":-2}`,
+    `{}`,
+    JSON.stringify(Object.fromEntries(Array.from({ length: 40 }, (_, k) => [`k${k}`, k]))),
+    JSON.stringify(Object.fromEntries(Array.from({ length: 32 }, (_, k) => [`k${k}`, "v"]))),
+    `[1,2]`,
+    `"text"`,
+    `7`,
+  ];
+  const objects = raw.filter((r) => r.startsWith("{"));
+  const lines = [];
+  let ts = "2024-01-01T00:00:00.000Z";
+  for (let i = 0; i < 3000; i++) {
+    if (i % 5 === 0) ts = `2024-01-01T00:00:${String((i / 5) % 60).padStart(2, "0")}.${String(i % 1000).padStart(3, "0")}Z`;
+    const id = JSON.stringify(`id-${i}`);
+    // One shape for most records (its builder gets compiled), and more shapes than one batch
+    // takes, some rare (their builders stay templates).
+    const data =
+      i % 3 === 0
+        ? raw[i % raw.length]
+        : i % 3 === 1
+          ? JSON.stringify({ name: `name-${i}`, status: ["active", "done"][i % 2], value: i, tags: ["a"], note: "n".repeat(40) })
+          : JSON.stringify({ [`k${i % 41}`]: i, same: "short" });
+    // (A prev is an object or null, and not null for a delete.)
+    const prev = objects[(i * 7) % objects.length];
+    lines.push(
+      i % 9 === 0
+        ? `{"ts":"${ts}","op":"delete","id":${id},"prev":${prev}}`
+        : `{"ts":"${ts}","op":"set","id":${id},"prev":${i % 4 === 0 ? "null" : prev},"data":${data}}`,
+    );
+  }
+  return lines;
+}
+
+/** `actual` equals `expected` with its keys in the same order, at every level. */
+function sameOps(actual, expected) {
+  assert.deepEqual(actual, expected);
+  for (let i = 0; i < expected.length; i++) assert.equal(JSON.stringify(actual[i]), JSON.stringify(expected[i]), `op ${i}`);
+}
+
+test("getWalOps builds each record as JSON.parse would, keys in the same order, whatever its shape", async (t) => {
+  const lines = recordLines();
+  const c = await setup(t);
+  await writeStoreDir(c.dir, { snapshot: jsonlSnapshot([]), ops: lines });
+  const s = await c.open({ readOnly: true });
+  const expected = lines.map((l) => JSON.parse(l));
+  sameOps(await collect(s.getWalOps()), expected);
+  sameOps(await collect(s.getWalOps()), expected); // now with the builders compiled
+});
+
+test("getWalOps builds records where code generation from strings is disallowed", async (t) => {
+  const lines = recordLines();
+  const c = await setup(t);
+  await writeStoreDir(c.dir, { snapshot: jsonlSnapshot([]), ops: lines });
+  const code = `
+    import { Store } from ${JSON.stringify(new URL("./impl.mjs", import.meta.url).href)};
+    const s = new Store();
+    await s.open(${JSON.stringify(c.dir)}, { readOnly: true });
+    const ops = [];
+    for (let round = 0; round < 2; round++) for await (const op of s.getWalOps()) ops.push(op);
+    process.stdout.write(JSON.stringify(ops));
+  `;
+  const child = spawn(process.execPath, ["--disallow-code-generation-from-strings", "--input-type=module", "-e", code], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  const status = await new Promise((resolve) => child.on("close", resolve));
+  assert.equal(status, 0);
+  assert.equal(out, JSON.stringify([...lines, ...lines].map((l) => JSON.parse(l))));
 });
 
 // A writer's own getWalOps in immediate mode is served from its op list, which mirrors the file;

@@ -35,6 +35,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
 
 use engine::archive;
+use engine::batch::OpsBuilder;
 use engine::json;
 use engine::manifest::{Manifest, Stats};
 use engine::op::{Op, OpKind};
@@ -527,6 +528,23 @@ fn check_json(input: &[u8]) {
     let _ = json::array_elements(text);
     let _ = json::object_members_dedup(text);
     let _ = json::decode_string(text);
+    // The scanners for text known to be valid: whatever the text, no panic; on valid text, the
+    // same lengths as the checking scanners (followed by more text, as in an op line).
+    let _ = (json::valid_value_len(text), json::valid_string_len(text));
+    if valid.is_ok() {
+        let line = format!("{text},\"x\":1}}");
+        assert_eq!(
+            json::valid_value_len(&line),
+            json::value_token_len(&line),
+            "{text:?}"
+        );
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('"') {
+            let (len, escapes) = json::valid_string_len(trimmed).expect("a string");
+            assert_eq!(Some(len), json::string_token_len(trimmed), "{text:?}");
+            assert_eq!(escapes, trimmed[..len].contains('\\'), "{text:?}");
+        }
+    }
     match canonical {
         Err(e) => {
             check_message("canonicalize", input, &e.0);
@@ -765,6 +783,15 @@ fn check_op_line(input: &[u8]) {
                 OpKind::Delete => assert!(op.prev.is_some() && op.data.is_none()),
             }
             assert!(op.agent.as_deref() != Some(""));
+            // In a `getWalOps` batch (twice, the second time with the same ts), the line comes
+            // back as the same value, whichever way the batch carries it.
+            let mut batch = OpsBuilder::new(2);
+            batch.push(&text);
+            batch.push(&text);
+            let back = batch.finish().expect("two ops").ops_text();
+            if let Some(expected) = canon_unless_deep(&format!("[{text},{text}]")) {
+                assert_eq!(canon(&back), expected, "op {text:?} in a batch");
+            }
             // Re-encoding is meaningful for what the store writes: ts as it makes them, data
             // that is not `null` (see above).
             if plain_ts(&op.ts) && op.data.as_deref() != Some("null") {

@@ -101,7 +101,7 @@ impl Cursor {
 
 #[napi]
 impl Cursor {
-    /// The next batch of at most `max` items as `[items, ids]` (see `engine::batch`), or null
+    /// The next batch of at most `max` items as `[items, strings]` (see `engine::batch`), or null
     /// at the end.
     #[napi(ts_return_type = "Promise<[string, string] | null>")]
     pub fn next(&self, max: u32) -> Job<Option<Batch>> {

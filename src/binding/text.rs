@@ -52,11 +52,11 @@ impl ToNapiValue for Text {
     }
 }
 
-/// A stream batch as JavaScript gets it: `[items, ids]` (see `engine::batch`), and for a
-/// batch read by position, `[items, ids, next]`.
+/// A stream batch as JavaScript gets it: `[items, strings]` (see `engine::batch`), and for a
+/// batch read by position, `[items, strings, next]`.
 pub struct BatchText {
     items: Text,
-    ids: Text,
+    strings: Text,
     next: Option<u32>,
 }
 
@@ -64,7 +64,7 @@ impl From<Batch> for BatchText {
     fn from(batch: Batch) -> Self {
         BatchText {
             items: batch.items.into(),
-            ids: batch.ids.into(),
+            strings: batch.strings.into(),
             next: None,
         }
     }
@@ -105,7 +105,7 @@ impl ToNapiValue for BatchText {
             )
         };
         set(0, Text::to_napi_value(env, val.items)?)?;
-        set(1, Text::to_napi_value(env, val.ids)?)?;
+        set(1, Text::to_napi_value(env, val.strings)?)?;
         if let Some(next) = val.next {
             set(2, u32::to_napi_value(env, next)?)?;
         }

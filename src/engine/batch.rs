@@ -1,20 +1,21 @@
 //! Batches of stream items as they are handed to JavaScript: one JSON array text for one
-//! `JSON.parse`, and the ids of its records or ops beside it.
+//! `JSON.parse`, and the strings taken out of it beside it.
 //!
-//! Why the ids travel apart: V8's `JSON.parse` internalizes every short string value (up to
-//! about 10 UTF-16 units), a lookup in the isolate's string table that costs more than the rest
-//! of the id's parse (measured: ~0.2 us of ~0.8 us per record for ids like `id-0000000`). Ids are
-//! unique, so the lookup buys nothing. An id without escapes goes as its length in UTF-16 units
-//! in the array, its text in `ids`, and JavaScript takes it with `slice`, which copies without
-//! internalizing. An id with escapes (they may stand for lone surrogates, which Rust text cannot
-//! hold) stays in the array as its JSON string.
+//! Why strings travel apart: V8's `JSON.parse` internalizes every short string value (up to 10
+//! UTF-16 units), a lookup in the isolate's string table that costs more than the rest of the
+//! string's parse, and an insertion for a new string (measured: ~0.2 us of ~0.8 us per record
+//! for ids like `id-0000000`). Ids are unique, so the lookup buys nothing. An id without escapes
+//! goes as its length in UTF-16 units in the array, its text in `strings`, and JavaScript takes
+//! it with `slice`, which copies without internalizing. An id with escapes (they may stand for
+//! lone surrogates, which Rust text cannot hold) stays in the array as its JSON string.
 //!
 //! Ops of the usual forms go as their values only, and JavaScript builds each op with an object
 //! literal: `JSON.parse` builds objects key by key, a literal in one allocation of a known shape
-//! (measured: 100,000 ops in ~47 ms instead of ~70 ms).
+//! (measured: 100,000 ops in ~47 ms instead of ~70 ms). The same holds one level down, for an
+//! op's records (`data`, and `prev` when it is an object): see `Shapes`. An op's `ts`, the same
+//! for every op a write or a batch made at once, goes once for a run of equal ones.
 
 use std::fmt::Write;
-use std::marker::PhantomData;
 
 use super::json;
 
@@ -23,8 +24,8 @@ use super::json;
 pub struct Batch {
     /// A JSON array text.
     pub items: String,
-    /// The ids `items` gives by length, one after the other.
-    pub ids: String,
+    /// The strings `items` gives by length, one after the other.
+    pub strings: String,
 }
 
 #[cfg(test)]
@@ -33,68 +34,122 @@ impl Batch {
     /// of it (for tests).
     pub fn pairs_text(&self) -> String {
         let items = json::array_elements(&self.items).expect("a JSON array");
-        let mut ids = self.ids.chars();
+        let mut strings = self.strings.chars();
         let texts: Vec<String> = items
             .chunks(2)
-            .flat_map(|pair| [take_id(pair[0], &mut ids), pair[1].to_string()])
+            .flat_map(|pair| [take_string(pair[0], &mut strings), pair[1].to_string()])
             .collect();
-        assert_eq!(ids.next(), None, "every id taken");
+        assert_eq!(strings.next(), None, "every string taken");
         format!("[{}]", texts.join(","))
     }
 
     /// An ops batch as the JSON text of the array of ops JavaScript's `parseOps` makes of it
-    /// (for tests).
+    /// (for tests). A shaped record comes back as `{key:value,...}` in its keys' order.
     pub fn ops_text(&self) -> String {
-        let items = json::array_elements(&self.items).expect("a JSON array");
-        let mut ids = self.ids.chars();
+        let mut items = json::array_elements(&self.items).expect("a JSON array");
+        let table = json::array_elements(items.pop().expect("the shapes table")).expect("shapes");
+        let mut shapes: Vec<TestShape<'_>> = table
+            .into_iter()
+            .map(|entry| {
+                let entry = json::array_elements(entry).expect("[count, keys, kinds]");
+                let keys = json::array_elements(entry[1]).expect("keys");
+                let kinds = json::decode_string(entry[2]).expect("kinds");
+                assert_eq!(kinds.len(), keys.len());
+                let count = entry[0].parse().expect("a count");
+                TestShape {
+                    count,
+                    kinds: kinds.into_bytes(),
+                    keys,
+                }
+            })
+            .collect();
+        let mut strings = self.strings.chars();
+        let mut at = 0;
+        let mut ts = "";
         let mut ops = Vec::new();
-        let mut rest = &items[..];
-        while let Some((code, values)) = rest.split_first() {
-            let (op, n) = match *code {
-                "0" => (values[0].to_string(), 1),
-                "1" => (
-                    format!(
-                        "{{\"ts\":{},\"op\":\"set\",\"id\":{},\"prev\":{},\"data\":{}}}",
-                        values[0],
-                        take_id(values[1], &mut ids),
-                        values[2],
-                        values[3]
-                    ),
-                    4,
-                ),
-                "2" => (
-                    format!(
-                        "{{\"ts\":{},\"op\":\"delete\",\"id\":{},\"prev\":{}}}",
-                        values[0],
-                        take_id(values[1], &mut ids),
-                        values[2]
-                    ),
-                    3,
-                ),
-                other => panic!("unknown op code {other}"),
+        while at < items.len() {
+            let code: u8 = items[at].parse().expect("an op code");
+            if code == OpCode::Object as u8 {
+                ops.push(items[at + 1].to_string());
+                at += 2;
+                continue;
+            }
+            if items[at + 1] != SAME_TS.to_string() {
+                ts = items[at + 1];
+            }
+            let id = take_string(items[at + 2], &mut strings);
+            at += 3;
+            let mut record = |shaped: bool| {
+                let (text, len) = record_text(&items[at..], &mut shapes, &mut strings, shaped);
+                at += len;
+                text
             };
-            ops.push(op);
-            rest = &values[n..];
+            let prev = record(code & PREV_SHAPED != 0);
+            ops.push(match code & !(PREV_SHAPED | DATA_SHAPED) {
+                1 => {
+                    let data = record(code & DATA_SHAPED != 0);
+                    format!(r#"{{"ts":{ts},"op":"set","id":{id},"prev":{prev},"data":{data}}}"#)
+                }
+                2 => format!(r#"{{"ts":{ts},"op":"delete","id":{id},"prev":{prev}}}"#),
+                _ => panic!("unknown op code {code}"),
+            });
         }
-        assert_eq!(ids.next(), None, "every id taken");
+        assert_eq!(strings.next(), None, "every string taken");
+        for shape in shapes {
+            assert_eq!(shape.count, 0, "as many records of a shape as its count");
+        }
         format!("[{}]", ops.join(","))
     }
 }
 
-/// An id element of a batch as a JSON string token: a length takes that many UTF-16 units from
-/// `ids`.
+/// A shape of an ops batch's table, as `ops_text` reads it.
 #[cfg(test)]
-fn take_id(element: &str, ids: &mut std::str::Chars<'_>) -> String {
+struct TestShape<'a> {
+    count: usize,
+    kinds: Vec<u8>,
+    keys: Vec<&'a str>,
+}
+
+/// The record value `items` starts with as JSON text, and how many elements it took.
+#[cfg(test)]
+fn record_text(
+    items: &[&str],
+    shapes: &mut [TestShape<'_>],
+    strings: &mut std::str::Chars<'_>,
+    shaped: bool,
+) -> (String, usize) {
+    if !shaped {
+        return (items[0].to_string(), 1);
+    }
+    let shape = &mut shapes[items[0].parse::<usize>().expect("a shape index")];
+    shape.count -= 1;
+    let members: Vec<String> = (0..shape.keys.len())
+        .map(|k| {
+            let value = match shape.kinds[k] {
+                b's' => take_string(items[1 + k], strings),
+                b'v' => items[1 + k].to_string(),
+                other => panic!("unknown kind {}", other as char),
+            };
+            format!("{}:{value}", shape.keys[k])
+        })
+        .collect();
+    (format!("{{{}}}", members.join(",")), 1 + shape.keys.len())
+}
+
+/// A string element of a batch as a JSON string token: a length takes that many UTF-16 units
+/// from `strings`.
+#[cfg(test)]
+fn take_string(element: &str, strings: &mut std::str::Chars<'_>) -> String {
     let Ok(mut units) = element.parse::<usize>() else {
         return element.to_string();
     };
-    let mut id = String::new();
+    let mut text = String::new();
     while units > 0 {
-        let c = ids.next().expect("ids as long as the lengths say");
+        let c = strings.next().expect("strings as long as the lengths say");
         units -= c.len_utf16();
-        id.push(c);
+        text.push(c);
     }
-    json::quote(&id)
+    json::quote(&text)
 }
 
 /// Bytes of a typical record or op, to size a batch's text up front.
@@ -107,30 +162,61 @@ const TYPICAL_ITEM_BYTES: usize = 160;
 /// `getWalOps` of 100,000 ops: ~86 ms with 400 KB batches, ~79 ms with 96 KB ones).
 const BATCH_BYTES: usize = 96 * 1024;
 
-/// A batch being built: the array text so far and the ids taken out of it. `K` is what it holds
-/// (`Pairs` or `Ops`), which decides how items are pushed.
+/// Longest string value, in UTF-16 units, that `JSON.parse` internalizes (V8's
+/// `kMaxInternalizedStringValueLength`): up to this length a string is cheaper taken apart.
+/// Longer ones stay in the JSON, where they cost a copy either way (a `slice` of 13 units or
+/// more would even keep the whole batch's `strings` alive as long as the value lives).
+const SHORT_STRING: usize = 10;
+
+/// A batch being built: the array text so far and the strings taken out of it. `K` is what it
+/// holds (`Pairs` or `Ops`), which decides how items are pushed and keeps what the batch needs
+/// of them.
 pub struct Builder<K> {
     items: String,
-    ids: String,
+    strings: String,
     len: usize,
-    kind: PhantomData<K>,
+    kind: K,
+}
+
+/// What a batch holds: state kept while it is built, and what ends it.
+pub trait Kind: Default {
+    /// Appends what follows the last item, if anything (as further elements of the array).
+    fn end(&self, _items: &mut String) {}
 }
 
 /// Record pairs: `items` is `[id, record, id, record, ...]` where each id is either the length of
-/// the next id in `ids` or, for an id with escapes, its JSON string.
+/// the next id in `strings` or, for an id with escapes, its JSON string.
+#[derive(Default)]
 pub struct Pairs;
 
-/// Ops, each a code and its values (see `OpCode`).
-pub struct Ops;
+impl Kind for Pairs {}
+
+/// Ops, each a code and its values (see `OpCode`), then the batch's shapes (see `Shapes`).
+#[derive(Default)]
+pub struct Ops {
+    shapes: Shapes,
+    /// The `ts` token of the last op of a usual form.
+    last_ts: String,
+}
+
+impl Kind for Ops {
+    fn end(&self, items: &mut String) {
+        items.push(',');
+        self.shapes.write_table(items);
+    }
+}
 
 /// Record ids only, each as in `Pairs`.
+#[derive(Default)]
 pub struct Ids;
+
+impl Kind for Ids {}
 
 pub type PairsBuilder = Builder<Pairs>;
 pub type IdsBuilder = Builder<Ids>;
 pub type OpsBuilder = Builder<Ops>;
 
-impl<K> Builder<K> {
+impl<K: Kind> Builder<K> {
     /// A builder with room for `capacity` typical items.
     pub fn new(capacity: usize) -> Self {
         let bytes = capacity.saturating_mul(TYPICAL_ITEM_BYTES).min(BATCH_BYTES);
@@ -138,9 +224,9 @@ impl<K> Builder<K> {
         items.push('[');
         Builder {
             items,
-            ids: String::new(),
+            strings: String::new(),
             len: 0,
-            kind: PhantomData,
+            kind: K::default(),
         }
     }
 
@@ -153,9 +239,9 @@ impl<K> Builder<K> {
         self.len == 0
     }
 
-    /// Whether the batch has `max` items, or is as large as a batch should be.
+    /// Whether the batch has `max` items, or either of its texts is as large as it should be.
     pub fn is_full(&self, max: usize) -> bool {
-        self.len >= max || self.items.len() >= BATCH_BYTES
+        self.len >= max || self.items.len() >= BATCH_BYTES || self.strings.len() >= BATCH_BYTES
     }
 
     /// The batch, or `None` when nothing was pushed.
@@ -163,10 +249,11 @@ impl<K> Builder<K> {
         if self.len == 0 {
             return None;
         }
+        self.kind.end(&mut self.items);
         self.items.push(']');
         Some(Batch {
             items: self.items,
-            ids: self.ids,
+            strings: self.strings,
         })
     }
 
@@ -177,23 +264,45 @@ impl<K> Builder<K> {
 
     /// Adds `text`, a JSON value, as the next element of the array.
     fn push_value(&mut self, text: &str) {
-        if !self.items.ends_with('[') {
-            self.items.push(',');
-        }
+        self.separate();
         self.items.push_str(text);
     }
 
-    /// Adds an id (a JSON string token): its length, its text into `ids`; or the token itself
-    /// when it has escapes.
+    /// Adds a number (written by hand: `write!` through `fmt` was ~10% of a batch's time).
+    fn push_number(&mut self, mut n: usize) {
+        self.separate();
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &digit in &digits[at..] {
+            self.items.push(digit.into());
+        }
+    }
+
+    /// The comma before a further element.
+    fn separate(&mut self) {
+        if !self.items.ends_with('[') {
+            self.items.push(',');
+        }
+    }
+
+    /// Adds a string without escapes apart: its length in the array, its text into `strings`.
+    fn push_string(&mut self, text: &str) {
+        self.push_number(utf16_units(text));
+        self.strings.push_str(text);
+    }
+
+    /// Adds an id (a JSON string token) apart, or the token itself when it has escapes.
     fn push_id(&mut self, token: &str) {
         match plain_string_content(token) {
-            Some(text) => {
-                let units: usize = text.chars().map(char::len_utf16).sum();
-                let mut length = String::new();
-                write!(length, "{units}").expect("writing to a String");
-                self.push_value(&length);
-                self.ids.push_str(text);
-            }
+            Some(text) => self.push_string(text),
             None => self.push_value(token),
         }
     }
@@ -222,67 +331,262 @@ impl Builder<Ids> {
 enum OpCode {
     /// The op's whole JSON object follows.
     Object = 0,
-    /// `{ts, op: "set", id, prev, data}`: ts, id, prev and data follow.
+    /// `{ts, op: "set", id, prev, data}`: ts (or `SAME_TS`), id, prev and data follow.
     Set = 1,
-    /// `{ts, op: "delete", id, prev}`: ts, id and prev follow.
+    /// `{ts, op: "delete", id, prev}`: ts (or `SAME_TS`), id and prev follow.
     Delete = 2,
 }
+
+/// Added to `Set` or `Delete` when `prev` is shaped: its shape's index in the batch's table,
+/// then its values, in place of its JSON text.
+const PREV_SHAPED: u8 = 4;
+/// Added to `Set` when `data` is shaped.
+const DATA_SHAPED: u8 = 8;
+/// In place of a `ts` equal to the previous op's (a `ts` is otherwise a string).
+const SAME_TS: usize = 0;
 
 impl Builder<Ops> {
     /// Adds an op from its line, which must be a valid op.
     pub fn push(&mut self, line: &str) {
         self.count_item();
-        match usual_op_form(line) {
-            Some(op) => {
-                let code = if op.data.is_some() {
-                    OpCode::Set
-                } else {
-                    OpCode::Delete
-                };
-                self.push_value(&(code as u8).to_string());
-                self.push_value(op.ts);
-                self.push_id(op.id);
-                self.push_value(op.prev);
-                if let Some(data) = op.data {
-                    self.push_value(data);
-                }
-            }
-            None => {
-                self.push_value(&(OpCode::Object as u8).to_string());
-                self.push_value(line);
+        let shapes = &mut self.kind.shapes;
+        let Some(op) = usual_op_form(line, |text| shapes.record(text)) else {
+            self.push_number(OpCode::Object as usize);
+            self.push_value(line);
+            return;
+        };
+        let mut code = match op.data {
+            Some(_) => OpCode::Set as u8,
+            None => OpCode::Delete as u8,
+        };
+        if let Record::Shaped(_) = op.prev {
+            code |= PREV_SHAPED;
+        }
+        if let Some(Record::Shaped(_)) = op.data {
+            code |= DATA_SHAPED;
+        }
+        self.push_number(code.into());
+        if op.ts == self.kind.last_ts {
+            self.push_number(SAME_TS);
+        } else {
+            self.push_value(op.ts);
+            self.kind.last_ts.clear();
+            self.kind.last_ts.push_str(op.ts);
+        }
+        self.push_id(op.id);
+        self.push_record(op.prev);
+        if let Some(data) = op.data {
+            self.push_record(data);
+        }
+    }
+
+    /// Adds a record value: its shape's index and its values, or its JSON text.
+    fn push_record(&mut self, record: Record<'_>) {
+        let Shaped { index, values } = match record {
+            Record::Shaped(shaped) => shaped,
+            Record::Json(text) => return self.push_value(text),
+        };
+        self.kind.shapes.shapes[index].count += 1;
+        self.push_number(index);
+        for value in values {
+            match value {
+                Value::Short(text) => self.push_string(text),
+                Value::Json(text) => self.push_value(text),
             }
         }
     }
+}
+
+/// Most keys a shaped object may have. Larger objects are rarer and make for long builders; they
+/// go as JSON.
+const MAX_SHAPE_KEYS: usize = 32;
+/// Most bytes of a shape's keys (which the batch's table carries once).
+const MAX_SHAPE_TEXT: usize = 512;
+/// Most shapes in one batch; objects of further shapes go as JSON. With the limits above, the
+/// table stays under ~9 KB.
+const MAX_BATCH_SHAPES: usize = 16;
+
+/// The shapes of a batch's shaped objects.
+///
+/// `JSON.parse` builds an object key by key, checking each key against the layouts it has seen;
+/// an object literal allocates the object at once with its final layout. Records of one store
+/// mostly have the same keys, so an op's record goes as its shape and its values, and JavaScript
+/// builds it with a builder it keeps per shape (`lib/stream.js`). A shape is the object's keys
+/// and, per value, its kind: `s` a short string without escapes, which goes apart (see
+/// `SHORT_STRING`), or `v` any other JSON value, which goes as it is. Measured on the batches of
+/// `getWalOps` of the benchmark's 100,000 ops (records of 5 keys, `name` a short string), parsing
+/// them and building the ops on the JavaScript thread, warm: ~47 ms with records as JSON, ~31 ms
+/// shaped, ~21 ms shaped with short strings apart (`JSON.parse` alone: ~45, ~28, ~17 ms).
+///
+/// The batch ends with its table of shapes as its last element, `[[count, keys, kinds], ...]`:
+/// the number of objects of each shape, its keys as an array, its kinds as one string. Only
+/// objects without whitespace between their top-level tokens (as the engine writes them) are
+/// shaped; one with no keys, too many, a key with escapes (JavaScript would have to decode it),
+/// or the key `__proto__` (an object literal sets the prototype with it where `JSON.parse`
+/// makes a property) goes as JSON.
+#[derive(Default)]
+struct Shapes {
+    shapes: Vec<Shape>,
+    /// The keys and kinds of the object at hand (kept to reuse their allocations).
+    keys: String,
+    kinds: String,
+}
+
+struct Shape {
+    /// The keys as a JSON array of their tokens.
+    keys: String,
+    kinds: String,
+    count: usize,
+}
+
+/// A record value of an op.
+enum Record<'a> {
+    Shaped(Shaped<'a>),
+    Json(&'a str),
+}
+
+/// A shaped object: its shape's index and its values.
+struct Shaped<'a> {
+    index: usize,
+    values: Vec<Value<'a>>,
+}
+
+/// A value of a shaped object.
+enum Value<'a> {
+    /// A short string without escapes: its content.
+    Short(&'a str),
+    /// Any other value: its JSON text.
+    Json(&'a str),
+}
+
+impl Shapes {
+    /// The JSON value `text` starts with, shaped when it can be, and its length.
+    fn record<'a>(&mut self, text: &'a str) -> Option<(Record<'a>, usize)> {
+        if let Some((shaped, len)) = self.shaped(text) {
+            return Some((Record::Shaped(shaped), len));
+        }
+        let len = json::valid_value_len(text)?;
+        Some((Record::Json(&text[..len]), len))
+    }
+
+    /// The object `text` starts with as a shaped object, and its length; `None` when it does not
+    /// start with an object that can be shaped.
+    fn shaped<'a>(&mut self, text: &'a str) -> Option<(Shaped<'a>, usize)> {
+        let mut rest = text.strip_prefix('{')?;
+        let mut values = Vec::with_capacity(8);
+        self.keys.clear();
+        self.kinds.clear();
+        self.keys.push('[');
+        loop {
+            let key = &rest[..json::valid_string_len(rest)?.0];
+            if plain_string_content(key)? == "__proto__" || values.len() == MAX_SHAPE_KEYS {
+                return None;
+            }
+            rest = rest[key.len()..].strip_prefix(':')?;
+            if rest.starts_with([' ', '\t', '\n', '\r']) {
+                return None;
+            }
+            let value = &rest[..json::valid_value_len(rest)?];
+            rest = &rest[value.len()..];
+            if self.keys.len() > 1 {
+                self.keys.push(',');
+            }
+            self.keys.push_str(key);
+            values.push(match plain_string_content(value) {
+                // (Four bytes at most per unit: a bound checked before counting.)
+                Some(s) if s.len() <= 4 * SHORT_STRING && utf16_units(s) <= SHORT_STRING => {
+                    self.kinds.push('s');
+                    Value::Short(s)
+                }
+                _ => {
+                    self.kinds.push('v');
+                    Value::Json(value)
+                }
+            });
+            match rest.as_bytes().first() {
+                Some(b',') => rest = &rest[1..],
+                Some(b'}') => break,
+                _ => return None,
+            }
+        }
+        self.keys.push(']');
+        if self.keys.len() > MAX_SHAPE_TEXT {
+            return None;
+        }
+        let index = self.index()?;
+        Some((Shaped { index, values }, text.len() - rest.len() + 1))
+    }
+
+    /// The index of the shape of the object at hand, added if new; `None` when the table is full.
+    fn index(&mut self) -> Option<usize> {
+        let known = self
+            .shapes
+            .iter()
+            .position(|s| s.keys == self.keys && s.kinds == self.kinds);
+        if known.is_some() || self.shapes.len() == MAX_BATCH_SHAPES {
+            return known;
+        }
+        self.shapes.push(Shape {
+            keys: self.keys.clone(),
+            kinds: self.kinds.clone(),
+            count: 0,
+        });
+        Some(self.shapes.len() - 1)
+    }
+
+    /// Appends the table of shapes as one JSON array element.
+    fn write_table(&self, out: &mut String) {
+        out.push('[');
+        for (n, shape) in self.shapes.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            let Shape { keys, kinds, count } = shape;
+            write!(out, "[{count},{keys},\"{kinds}\"]").expect("writing to a String");
+        }
+        out.push(']');
+    }
+}
+
+/// JavaScript's `length` of `text`.
+fn utf16_units(text: &str) -> usize {
+    text.chars().map(char::len_utf16).sum()
 }
 
 /// The values of an op line of one of the forms the engine writes (`Op::encode`) for ops
 /// without agent, clock or encoding:
 /// `{"ts":<string>,"op":"set","id":<string>,"prev":<value>,"data":<value>}` or
 /// `{"ts":<string>,"op":"delete","id":<string>,"prev":<value>}`.
-struct UsualOp<'a> {
+/// `R` is what the record values (`prev`, `data`) are taken as.
+struct UsualOp<'a, R> {
     ts: &'a str,
     id: &'a str,
-    prev: &'a str,
+    prev: R,
     /// Set ops only.
-    data: Option<&'a str>,
+    data: Option<R>,
 }
 
 /// `line` (a valid op) split into its values when it has a usual form; `None` otherwise.
-fn usual_op_form(line: &str) -> Option<UsualOp<'_>> {
+/// `record` takes the record value a text starts with, and gives its length.
+fn usual_op_form<'a, R>(
+    line: &'a str,
+    mut record: impl FnMut(&'a str) -> Option<(R, usize)>,
+) -> Option<UsualOp<'a, R>> {
     let rest = line.strip_prefix("{\"ts\":")?;
-    let (ts, rest) = rest.split_at(json::string_token_len(rest)?);
+    let (ts, rest) = rest.split_at(json::valid_string_len(rest)?.0);
     let (set, rest) = if let Some(rest) = rest.strip_prefix(",\"op\":\"set\",\"id\":") {
         (true, rest)
     } else {
         (false, rest.strip_prefix(",\"op\":\"delete\",\"id\":")?)
     };
-    let (id, rest) = rest.split_at(json::string_token_len(rest)?);
+    let (id, rest) = rest.split_at(json::valid_string_len(rest)?.0);
     let rest = rest.strip_prefix(",\"prev\":")?;
-    let (prev, rest) = rest.split_at(json::value_token_len(rest)?);
+    let (prev, len) = record(rest)?;
+    let rest = &rest[len..];
     let (data, rest) = if set {
         let rest = rest.strip_prefix(",\"data\":")?;
-        let (data, rest) = rest.split_at(json::value_token_len(rest)?);
-        (Some(data), rest)
+        let (data, len) = record(rest)?;
+        (Some(data), &rest[len..])
     } else {
         (None, rest)
     };
@@ -308,7 +612,7 @@ mod tests {
         assert_eq!(b.len(), 3);
         let batch = b.finish().unwrap();
         assert_eq!(batch.items, "[4,{\"a\":1},3,null,0,[]]");
-        assert_eq!(batch.ids, "id-1é😀");
+        assert_eq!(batch.strings, "id-1é😀");
         assert_eq!(
             batch.pairs_text(),
             "[\"id-1\",{\"a\":1},\"é😀\",null,\"\",[]]"
@@ -322,13 +626,13 @@ mod tests {
         b.push("\"x\"", "1");
         let batch = b.finish().unwrap();
         assert_eq!(batch.items, r#"["b\ud800",{},1,1]"#);
-        assert_eq!(batch.ids, "x");
+        assert_eq!(batch.strings, "x");
         assert_eq!(batch.pairs_text(), r#"["b\ud800",{},"x",1]"#);
     }
 
     #[test]
     fn ops_of_the_usual_forms_go_as_values() {
-        let set = r#"{"ts":"t1","op":"set","id":"a","prev":null,"data":{"n":[1]}}"#;
+        let set = r#"{"ts":"t1","op":"set","id":"a","prev":null,"data":[1]}"#;
         let delete = r#"{"ts":"t2","op":"delete","id":"b\"c","prev":{"n":1}}"#;
         let mut b = OpsBuilder::new(2);
         b.push(set);
@@ -337,10 +641,124 @@ mod tests {
         let batch = b.finish().unwrap();
         assert_eq!(
             batch.items,
-            r#"[1,"t1",1,null,{"n":[1]},2,"t2","b\"c",{"n":1}]"#
+            r#"[1,"t1",1,null,[1],6,"t2","b\"c",0,1,[[1,["n"],"v"]]]"#
         );
-        assert_eq!(batch.ids, "a");
+        assert_eq!(batch.strings, "a");
         assert_eq!(batch.ops_text(), format!("[{set},{delete}]"));
+    }
+
+    #[test]
+    fn records_go_as_their_shape_and_values() {
+        let lines = [
+            r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{"n":"x","m":[1,{"k":2}]}}"#,
+            r#"{"ts":"t","op":"set","id":"b","prev":{"n":"y","m":null},"data":{"m":1,"n":"z"}}"#,
+            r#"{"ts":"u","op":"delete","id":"c","prev":{"n":"w","m":2}}"#,
+        ];
+        let mut b = OpsBuilder::new(3);
+        for line in lines {
+            b.push(line);
+        }
+        let batch = b.finish().unwrap();
+        // Shape 0 (n, m) three times, shape 1 (m, n) once; a run of equal ts goes once.
+        assert_eq!(
+            batch.items,
+            r#"[9,"t",1,null,0,1,[1,{"k":2}],13,0,1,0,1,null,1,1,1,6,"u",1,0,1,2,[[3,["n","m"],"sv"],[1,["m","n"],"vs"]]]"#
+        );
+        assert_eq!(batch.strings, "axbyzcw");
+        assert_eq!(batch.ops_text(), format!("[{}]", lines.join(",")));
+    }
+
+    #[test]
+    fn strings_internalized_by_json_parse_go_apart() {
+        // Up to 10 UTF-16 units, without escapes.
+        let set = |value: &str| {
+            format!(r#"{{"ts":"t","op":"set","id":"a","prev":null,"data":{{"s":{value}}}}}"#)
+        };
+        let lines: Vec<String> = [
+            r#""""#,
+            r#""0123456789""#,
+            r#""😀😀😀😀😀""#,
+            r#""é""#,
+            r#""01234567890""#,
+            r#""😀😀😀😀😀😀""#,
+            r#""\n""#,
+            r#""\ud800""#,
+        ]
+        .iter()
+        .map(|v| set(v))
+        .collect();
+        let mut b = OpsBuilder::new(0);
+        for line in &lines {
+            b.push(line);
+        }
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.strings, "aa0123456789a😀😀😀😀😀aéaaaa");
+        assert!(
+            batch.items.ends_with(r#"[[4,["s"],"s"],[4,["s"],"v"]]]"#),
+            "{}",
+            batch.items
+        );
+        assert_eq!(batch.ops_text(), format!("[{}]", lines.join(",")));
+    }
+
+    #[test]
+    fn objects_that_cannot_be_shaped_go_as_json() {
+        let many = |n: usize| {
+            let members: Vec<String> = (0..n).map(|k| format!(r#""k{k}":{k}"#)).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        let long_keys = format!(r#"{{"{}":1,"{}":2}}"#, "a".repeat(300), "b".repeat(300));
+        let records = [
+            "{}".to_string(),
+            r#"{ "a":1}"#.to_string(),
+            r#"{"a" :1}"#.to_string(),
+            r#"{"a": 1}"#.to_string(),
+            r#"{"a":1 }"#.to_string(),
+            r#"{"__proto__":1}"#.to_string(),
+            r#"{"a\u0062":1}"#.to_string(),
+            many(MAX_SHAPE_KEYS + 1),
+            long_keys,
+        ];
+        let mut b = OpsBuilder::new(0);
+        let lines: Vec<String> = records
+            .iter()
+            .map(|r| format!(r#"{{"ts":"t","op":"set","id":"a","prev":null,"data":{r}}}"#))
+            .collect();
+        for line in &lines {
+            b.push(line);
+        }
+        let batch = b.finish().unwrap();
+        assert!(batch.items.ends_with(",[]]"), "{}", batch.items);
+        assert_eq!(batch.ops_text(), format!("[{}]", lines.join(",")));
+        // The largest that can be.
+        let mut b = OpsBuilder::new(0);
+        b.push(&format!(
+            r#"{{"ts":"t","op":"set","id":"a","prev":null,"data":{}}}"#,
+            many(MAX_SHAPE_KEYS)
+        ));
+        assert!(b.finish().unwrap().items.starts_with("[9,"));
+    }
+
+    #[test]
+    fn a_batch_has_at_most_max_batch_shapes() {
+        let lines: Vec<String> = (0..MAX_BATCH_SHAPES + 2)
+            .map(|k| format!(r#"{{"ts":"t","op":"set","id":"a","prev":null,"data":{{"k{k}":1}}}}"#))
+            .collect();
+        let mut b = OpsBuilder::new(0);
+        for line in &lines {
+            b.push(line);
+        }
+        let batch = b.finish().unwrap();
+        let table = json::array_elements(&batch.items).unwrap().pop().unwrap();
+        assert_eq!(json::array_elements(table).unwrap().len(), MAX_BATCH_SHAPES);
+        assert!(
+            batch
+                .items
+                .contains(r#",1,0,1,null,{"k16":1},1,0,1,null,{"k17":1},"#),
+            "{}",
+            batch.items
+        );
+        assert_eq!(batch.ops_text(), format!("[{}]", lines.join(",")));
     }
 
     #[test]
@@ -358,7 +776,7 @@ mod tests {
         }
         let batch = b.finish().unwrap();
         assert!(batch.items.starts_with("[0,{"), "{}", batch.items);
-        assert_eq!(batch.ids, "");
+        assert_eq!(batch.strings, "");
         assert_eq!(batch.ops_text(), format!("[{}]", lines.join(",")));
     }
 

@@ -56,6 +56,64 @@ pub fn value_token_len(text: &str) -> Option<usize> {
     sc.skip_value().ok().map(|()| sc.pos)
 }
 
+/// `string_token_len` for text known to be valid JSON (an op line that was checked), without
+/// the checks, and whether the string has escapes. It does not panic on other text, but its
+/// answer is then meaningless. (For `getWalOps` batches, which the worker builds from checked
+/// lines: 100,000 ops in ~18 ms instead of ~25 ms with the checking scanners.)
+pub fn valid_string_len(text: &str) -> Option<(usize, bool)> {
+    let bytes = text.as_bytes();
+    if bytes.first() != Some(&b'"') {
+        return None;
+    }
+    let mut at = 1;
+    let mut escapes = false;
+    loop {
+        at += bytes
+            .get(at..)?
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\')?;
+        if bytes[at] == b'"' {
+            return Some((at + 1, escapes));
+        }
+        // A backslash and the character it escapes (the digits of `\uXXXX` need no skipping).
+        escapes = true;
+        at += 2;
+    }
+}
+
+/// `value_token_len` for text known to be valid JSON (an op line that was checked), without the
+/// checks. It does not panic on other text, but its answer is then meaningless.
+pub fn valid_value_len(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let start = bytes.iter().position(|c| !c.is_ascii_whitespace())?;
+    let mut at = start;
+    let mut depth = 0usize;
+    loop {
+        match *bytes.get(at)? {
+            b'"' => at += valid_string_len(&text[at..])?.0,
+            b'{' | b'[' => {
+                depth += 1;
+                at += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                at += 1;
+            }
+            _ if depth == 0 => {
+                // A number or literal: up to the next delimiter.
+                at += bytes[at..]
+                    .iter()
+                    .position(|&c| matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace())
+                    .unwrap_or(bytes.len() - at);
+            }
+            _ => at += 1,
+        }
+        if depth == 0 {
+            return Some(at);
+        }
+    }
+}
+
 pub fn kind_of(raw: &str) -> Kind {
     match raw.as_bytes().first() {
         Some(b'{') => Kind::Object,
