@@ -92,8 +92,7 @@ fn lines_json<'a>(ops: impl Iterator<Item = &'a LoggedOp>) -> String {
 /// holding the store's mutex (writes go on meanwhile), which is held only to switch to them.
 fn finish_checkpoint(inner: &Shared, begun: Checkpoint) -> Result<()> {
     let prepared = begun.prepare();
-    with_store(inner, |s| s.checkpoint_finish(prepared))?.run();
-    Ok(())
+    with_store(inner, |s| s.checkpoint_finish(prepared))
 }
 
 /// Runs a whole checkpoint. Returns whether the records were reloaded (multi-writer), so the
