@@ -138,6 +138,10 @@ pub struct Store {
     /// the way of the next checkpoint, which may be due soon after. Joined by that checkpoint,
     /// by `checkpoint` and by `close`, which leave the directory settled.
     removal: Option<std::thread::JoinHandle<()>>,
+    /// The timestamp of the last op made, and its millisecond.
+    ts_of: (i64, String),
+    /// The line of the op being logged (see `log_and_apply_with`).
+    line_buf: String,
 }
 
 /// What `open` tells the caller.
@@ -273,6 +277,8 @@ impl Store {
             compaction_locked: false,
             cut: None,
             removal: None,
+            ts_of: (0, String::new()),
+            line_buf: String::new(),
         }
     }
 
@@ -385,8 +391,12 @@ impl Store {
             self.clock
         });
         let (prev, delta) = self.with_record(id, |old| prev_of(kind, old, data.as_deref()));
+        if self.ts_of.0 != ms || self.ts_of.1.is_empty() {
+            // Formatted once per millisecond: writes come many to the millisecond.
+            self.ts_of = (ms, time::iso_from_ms(ms));
+        }
         Op {
-            ts: time::iso_from_ms(ms),
+            ts: self.ts_of.1.clone(),
             kind,
             id: id.to_string(),
             prev,
@@ -404,32 +414,17 @@ impl Store {
 
     /// `flush_when_full`: write the group/async buffer once it holds `groupCommitSize` ops.
     fn log_and_apply_with(&mut self, op: Op, flush_when_full: bool) -> Result<WriteOutcome> {
-        let mut line = op.encode();
+        // Built in a buffer kept from op to op, which the file (or the buffer of group and async
+        // modes, or the open batch's) and the op list copy it from.
+        let mut line = std::mem::take(&mut self.line_buf);
+        line.clear();
+        op.encode_into(&mut line);
         line.push('\n');
         let pos = self.next_pos();
-        if let Some(batch) = &mut self.batch {
-            batch.bytes.extend_from_slice(line.as_bytes());
-        } else {
-            let bytes = line.as_bytes();
-            match self.opts.write_mode {
-                WriteMode::Immediate => {
-                    self.backend.append_ops(&self.active_ops, bytes)?;
-                    self.written += bytes.len() as u64;
-                }
-                WriteMode::Group | WriteMode::Async => {
-                    let before = self.pending.len();
-                    self.pending.extend_from_slice(bytes);
-                    self.pending_ops += 1;
-                    if flush_when_full && self.pending_ops >= self.opts.group_size {
-                        if let Err(e) = self.flush() {
-                            self.pending.truncate(before);
-                            self.pending_ops -= 1;
-                            return Err(e);
-                        }
-                    }
-                }
-            }
-        }
+        let logged = self.log_line(line.as_bytes(), flush_when_full);
+        let text: Arc<str> = Arc::from(&line[..line.len() - 1]);
+        self.line_buf = line;
+        logged?;
         let mut op = op;
         let mut ops = self.ops.lock();
         match &mut self.cut {
@@ -438,14 +433,41 @@ impl Store {
             }
             None => apply(Arc::make_mut(&mut self.records), &mut op),
         }
-        line.pop();
         ops.push(LoggedOp {
             op,
-            line: line.into(),
+            line: text,
             pos,
         });
         drop(ops);
         Ok(self.outcome(false))
+    }
+
+    /// Writes an op's line (with its newline) according to the write mode, or stages it in the
+    /// open batch. Nothing is logged on error.
+    fn log_line(&mut self, bytes: &[u8], flush_when_full: bool) -> Result<()> {
+        if let Some(batch) = &mut self.batch {
+            batch.bytes.extend_from_slice(bytes);
+            return Ok(());
+        }
+        match self.opts.write_mode {
+            WriteMode::Immediate => {
+                self.backend.append_ops(&self.active_ops, bytes)?;
+                self.written += bytes.len() as u64;
+            }
+            WriteMode::Group | WriteMode::Async => {
+                let before = self.pending.len();
+                self.pending.extend_from_slice(bytes);
+                self.pending_ops += 1;
+                if flush_when_full && self.pending_ops >= self.opts.group_size {
+                    if let Err(e) = self.flush() {
+                        self.pending.truncate(before);
+                        self.pending_ops -= 1;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether a checkpoint is due after a write. As in the reference, a single op in async
