@@ -84,6 +84,26 @@ test("async: a full buffer (groupCommitSize) is written in the background", asyn
   assert.equal(await waitFor(async () => (await lineCount(c.dir)) === 2, 3000), true);
 });
 
+test("async: each op carries the time its set was called, also when sets of many milliseconds are written together", async (t) => {
+  const c = await setup(t);
+  const s = await c.open({ writeMode: "async", groupCommitSize: 1000, groupCommitMs: 60000 });
+  const called = [];
+  for (let i = 0; i < 40; i++) {
+    const before = Date.now();
+    await s.set(`k${i}`, { i });
+    called.push([before, Date.now()]);
+    if (i % 8 === 7) await sleep(2);
+  }
+  await s.flush();
+  const ops = (await readOps(c.dir)).ops;
+  assert.equal(ops.length, 40);
+  ops.forEach((op, i) => {
+    const ms = Date.parse(op.ts);
+    assert.ok(ms >= called[i][0] && ms <= called[i][1], `op ${i}: ${op.ts} outside its call`);
+  });
+  assert.ok(new Set(ops.map((o) => o.ts)).size >= 5, "the sets span several milliseconds");
+});
+
 test("async: the buffer is written after groupCommitMs", async (t) => {
   const c = await setup(t);
   const s = await c.open({ writeMode: "async", groupCommitSize: 1000, groupCommitMs: 50 });

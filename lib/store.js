@@ -112,11 +112,14 @@ class Store {
   #syncing = null;
   #nextSync = null;
   /**
-   * `async` mode: sets not yet handed to the engine, as `[idText, recordText, ms, ...]`; the
-   * engine gets them in one call before anything else reaches it (see #engine), or once there
-   * are `groupCommitSize` of them. Null in the other modes.
+   * `async` mode: sets not yet handed to the engine, as `[idText, recordText, ms, ...]` (`ms`
+   * is "" when it is the previous set's: many sets come to the millisecond); the engine gets
+   * them in one call before anything else reaches it (see #engine), or once there are
+   * `groupCommitSize` of them. Null in the other modes.
    */
   #deferred = null;
+  /** The `ms` of the last set in #deferred (NaN when it is empty). */
+  #deferredMs = NaN;
   #groupSize = 50;
   /**
    * The checkpoint a write started and the engine finishes on a worker while sets and deletes go
@@ -634,12 +637,15 @@ class Store {
   #handOver() {
     const items = this.#deferred;
     this.#deferred = [];
+    this.#deferredMs = NaN;
     this.#native.setMany(items.join("\n"));
   }
 
   /** An `async`-mode set: resolves at once, as the reference's does; the engine gets it later. */
   #defer(id, value, idText, data) {
-    this.#deferred.push(idText, data, Date.now());
+    const ms = Date.now();
+    this.#deferred.push(idText, data, ms === this.#deferredMs ? "" : ms);
+    this.#deferredMs = ms;
     this.#records.set(id, value);
     if (this.#deferred.length >= 3 * this.#groupSize) {
       try {

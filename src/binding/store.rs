@@ -94,8 +94,7 @@ fn lines_json<'a>(ops: impl Iterator<Item = &'a LoggedOp>) -> String {
 /// holding the store's mutex (writes go on meanwhile), which is held only to switch to them.
 fn finish_checkpoint(inner: &Shared, begun: Checkpoint) -> Result<()> {
     let prepared = begun.prepare();
-    with_store(inner, |s| s.checkpoint_finish(prepared))?.run();
-    Ok(())
+    with_store(inner, |s| s.checkpoint_finish(prepared))
 }
 
 /// Runs a whole checkpoint. Returns whether the records were reloaded (multi-writer), so the
@@ -236,27 +235,25 @@ impl NativeStore {
     }
 
     /// `async` mode: sets the facade collected, `id, record, ms, ...` (`ms`: when each was
-    /// called), one per line: the id and record are `JSON.stringify` texts, which never hold a
-    /// raw newline, so the lines split with a byte search instead of a JSON scan.
+    /// called; empty when it is the set's before), one per line: the id and record are
+    /// `JSON.stringify` texts, which never hold a raw newline, so the lines split with a byte
+    /// search instead of a JSON scan.
     #[napi]
     pub fn set_many(&self, items: String) -> napi::Result<()> {
         guard(|| {
-            let values: Vec<&str> = items.split('\n').collect();
-            if !values.len().is_multiple_of(3) {
-                return Err(Error::Invalid(
-                    "set_many: not id, record, ms triples".into(),
-                ));
+            let malformed = || Error::Invalid("set_many: not id, record, ms triples".into());
+            let mut values = items.split('\n');
+            let mut sets = Vec::new();
+            let mut ms = None;
+            while let Some(id) = values.next() {
+                let (Some(data), Some(at)) = (values.next(), values.next()) else {
+                    return Err(malformed());
+                };
+                if !at.is_empty() {
+                    ms = Some(at.parse::<f64>().unwrap_or(0.0) as i64);
+                }
+                sets.push((id, data.to_string(), ms.ok_or_else(malformed)?));
             }
-            let sets = values
-                .chunks_exact(3)
-                .map(|c| {
-                    (
-                        c[0],
-                        c[1].to_string(),
-                        c[2].parse::<f64>().unwrap_or(0.0) as i64,
-                    )
-                })
-                .collect();
             with_store(&self.inner, |s| s.set_many(sets))
         })
     }

@@ -26,9 +26,16 @@ pub struct Op {
 impl Op {
     /// The op's line, without the trailing newline, keys in the reference's order.
     pub fn encode(&self) -> String {
+        let mut out = String::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// `encode` appended to `out` (a buffer reused from op to op).
+    pub fn encode_into(&self, out: &mut String) {
         let data_len = self.data.as_ref().map_or(0, String::len);
         let prev_len = self.prev.as_ref().map_or(4, String::len);
-        let mut out = String::with_capacity(64 + self.id.len() + prev_len + data_len);
+        out.reserve(64 + self.id.len() + prev_len + data_len);
         out.push_str("{\"ts\":\"");
         out.push_str(&self.ts);
         out.push_str(match self.kind {
@@ -53,7 +60,6 @@ impl Op {
             out.push_str(",\"encoding\":\"delta\"");
         }
         out.push('}');
-        out
     }
 
     /// Parses and validates one line of an op file, with `validateOp`'s rules and messages.

@@ -30,7 +30,7 @@ pub fn iso_from_ms(ms: i64) -> String {
     put(14, 2, in_day / 60_000 % 60);
     put(17, 2, in_day / 1000 % 60);
     put(20, 3, in_day % 1000);
-    out.iter().map(|&b| b as char).collect()
+    String::from_utf8(out.to_vec()).expect("ASCII digits")
 }
 
 /// `new Date().toISOString()`.

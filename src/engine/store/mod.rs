@@ -134,6 +134,14 @@ pub struct Store {
     /// Multi-writer: this store holds the compaction lock (so work done under it can nest).
     compaction_locked: bool,
     cut: Option<Cut>,
+    /// The deletion of the files the last checkpoint superseded, on a thread of its own: not on
+    /// the way of the next checkpoint, which may be due soon after. Joined by that checkpoint,
+    /// by `checkpoint` and by `close`, which leave the directory settled.
+    removal: Option<std::thread::JoinHandle<()>>,
+    /// The timestamp of the last op made, and its millisecond.
+    ts_of: (i64, String),
+    /// The line of the op being logged (see `log_and_apply_with`).
+    line_buf: String,
 }
 
 /// What `open` tells the caller.
@@ -268,6 +276,9 @@ impl Store {
             retired: Vec::new(),
             compaction_locked: false,
             cut: None,
+            removal: None,
+            ts_of: (0, String::new()),
+            line_buf: String::new(),
         }
     }
 
@@ -385,8 +396,12 @@ impl Store {
             self.clock += 1;
             self.clock
         });
+        if self.ts_of.0 != ms || self.ts_of.1.is_empty() {
+            // Formatted once per millisecond: writes come many to the millisecond.
+            self.ts_of = (ms, time::iso_from_ms(ms));
+        }
         Ok(Op {
-            ts: time::iso_from_ms(ms),
+            ts: self.ts_of.1.clone(),
             kind,
             id: id.to_string(),
             prev,
@@ -404,32 +419,17 @@ impl Store {
 
     /// `flush_when_full`: write the group/async buffer once it holds `groupCommitSize` ops.
     fn log_and_apply_with(&mut self, op: Op, flush_when_full: bool) -> Result<WriteOutcome> {
-        let mut line = op.encode();
+        // Built in a buffer kept from op to op, which the file (or the buffer of group and async
+        // modes, or the open batch's) and the op list copy it from.
+        let mut line = std::mem::take(&mut self.line_buf);
+        line.clear();
+        op.encode_into(&mut line);
         line.push('\n');
         let pos = self.next_pos();
-        if let Some(batch) = &mut self.batch {
-            batch.bytes.extend_from_slice(line.as_bytes());
-        } else {
-            let bytes = line.as_bytes();
-            match self.opts.write_mode {
-                WriteMode::Immediate => {
-                    self.backend.append_ops(&self.active_ops, bytes)?;
-                    self.written += bytes.len() as u64;
-                }
-                WriteMode::Group | WriteMode::Async => {
-                    let before = self.pending.len();
-                    self.pending.extend_from_slice(bytes);
-                    self.pending_ops += 1;
-                    if flush_when_full && self.pending_ops >= self.opts.group_size {
-                        if let Err(e) = self.flush() {
-                            self.pending.truncate(before);
-                            self.pending_ops -= 1;
-                            return Err(e);
-                        }
-                    }
-                }
-            }
-        }
+        let logged = self.log_line(line.as_bytes(), flush_when_full);
+        let text: Arc<str> = Arc::from(&line[..line.len() - 1]);
+        self.line_buf = line;
+        logged?;
         let mut op = op;
         let mut ops = self.ops.lock();
         match &mut self.cut {
@@ -440,14 +440,41 @@ impl Store {
             // the op is logged then, and a reopen applies it.
             None => apply(Arc::make_mut(&mut self.records), &mut op)?,
         }
-        line.pop();
         ops.push(LoggedOp {
             op,
-            line: line.into(),
+            line: text,
             pos,
         });
         drop(ops);
         Ok(self.outcome(false))
+    }
+
+    /// Writes an op's line (with its newline) according to the write mode, or stages it in the
+    /// open batch. Nothing is logged on error.
+    fn log_line(&mut self, bytes: &[u8], flush_when_full: bool) -> Result<()> {
+        if let Some(batch) = &mut self.batch {
+            batch.bytes.extend_from_slice(bytes);
+            return Ok(());
+        }
+        match self.opts.write_mode {
+            WriteMode::Immediate => {
+                self.backend.append_ops(&self.active_ops, bytes)?;
+                self.written += bytes.len() as u64;
+            }
+            WriteMode::Group | WriteMode::Async => {
+                let before = self.pending.len();
+                self.pending.extend_from_slice(bytes);
+                self.pending_ops += 1;
+                if flush_when_full && self.pending_ops >= self.opts.group_size {
+                    if let Err(e) = self.flush() {
+                        self.pending.truncate(before);
+                        self.pending_ops -= 1;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether a checkpoint is due after a write. As in the reference, a single op in async
@@ -639,9 +666,8 @@ impl Store {
     /// Second step, given the new generation `Checkpoint::prepare` staged (or why it could not):
     /// the ops made since the cut are applied to the records and carried into the new op file,
     /// and the new manifest becomes current. On error the store goes on with the current
-    /// generation, its op list whole again. What it returns finishes the checkpoint without the
-    /// store.
-    pub fn checkpoint_finish(&mut self, prepared: Result<Prepared>) -> Result<Settle> {
+    /// generation, its op list whole again.
+    pub fn checkpoint_finish(&mut self, prepared: Result<Prepared>) -> Result<()> {
         let Some(cut) = self.cut.take() else {
             return Err(Error::Invalid("no checkpoint in progress".into()));
         };
@@ -677,7 +703,7 @@ impl Store {
     /// Makes `manifest` current: its op file receives the ops since the cut at `cut_pos` (as
     /// the current file holds them; those group and async modes have not written stay buffered)
     /// and appends go to it from now on.
-    fn switch_generation(&mut self, manifest: Manifest, cut_pos: u64) -> Result<Settle> {
+    fn switch_generation(&mut self, manifest: Manifest, cut_pos: u64) -> Result<()> {
         let ops = manifest.active_ops.clone();
         let mut carried = Vec::new();
         for logged in self.ops.lock().iter().filter(|l| l.pos < self.written) {
@@ -702,10 +728,32 @@ impl Store {
                 logged.pos -= cut_pos;
             }
         });
-        Ok(Settle {
-            backend: self.backend.clone(),
-            superseded,
-        })
+        self.remove_files(superseded);
+        Ok(())
+    }
+
+    /// Deletes files a checkpoint superseded, on a thread of its own where the backend allows.
+    fn remove_files(&mut self, files: Vec<String>) {
+        self.finish_removal();
+        if files.is_empty() {
+            return;
+        }
+        let backend = self.backend.clone();
+        if !backend.callable_from_any_thread() {
+            return backend.remove_files(&files);
+        }
+        let spawned = std::thread::Builder::new()
+            .name("opslog-remove".into())
+            .spawn(move || backend.remove_files(&files));
+        // Without a thread, the files stay until the next session's first checkpoint.
+        self.removal = spawned.ok();
+    }
+
+    /// Waits for the deletion `remove_files` started.
+    fn finish_removal(&mut self) {
+        if let Some(removal) = self.removal.take() {
+            let _ = removal.join();
+        }
     }
 
     /// Once a new manifest is current: the files it replaced become the kept previous
@@ -731,7 +779,8 @@ impl Store {
             return Ok(self.compact_multi(false, None)?.is_some());
         }
         let prepared = self.checkpoint_begin()?.prepare();
-        self.checkpoint_finish(prepared)?.run();
+        self.checkpoint_finish(prepared)?;
+        self.finish_removal();
         Ok(false)
     }
 
@@ -789,6 +838,7 @@ impl Store {
             // The last checkpoint's manifest survives power loss from now on.
             self.backend.sync_manifest()?;
         }
+        self.finish_removal();
         self.closed = true;
         let _ = self.backend.release_lock();
         self.backend.shutdown()
@@ -838,23 +888,6 @@ impl Checkpoint {
             &[&manifest.current_snapshot, &manifest.active_ops],
         )?;
         Ok(Prepared { manifest, records })
-    }
-}
-
-/// The end of a checkpoint whose manifest is current, run without the store: the generation
-/// before the previous one deleted. (The new manifest is made durable by the next checkpoint's
-/// `stage_manifest` or by `close`: until then power loss brings back the previous one, whose
-/// files are kept.)
-pub struct Settle {
-    backend: Arc<dyn Backend>,
-    superseded: Vec<String>,
-}
-
-impl Settle {
-    pub fn run(self) {
-        if !self.superseded.is_empty() {
-            self.backend.remove_files(&self.superseded);
-        }
     }
 }
 
@@ -1182,7 +1215,7 @@ mod tests {
             "applied at the switch"
         );
         let old_ops = s.active_ops().to_string();
-        s.checkpoint_finish(begun.prepare()).unwrap().run();
+        s.checkpoint_finish(begun.prepare()).unwrap();
         assert_ne!(s.active_ops(), old_ops);
         assert_eq!(state(&s), [("\"a\"".to_string(), r#"{"v":3}"#.to_string())]);
         assert_eq!(s.manifest().stats.active_records, 2, "the snapshot's count");
@@ -1289,7 +1322,7 @@ mod tests {
         let begun = w.checkpoint_begin().unwrap();
         w.set("\"b\"", "{}").unwrap();
         assert_eq!(r.tail().unwrap().lines.len(), 1, "b, from the old op file");
-        w.checkpoint_finish(begun.prepare()).unwrap().run();
+        w.checkpoint_finish(begun.prepare()).unwrap();
         w.set("\"c\"", "{}").unwrap();
         let t = r.tail().unwrap();
         assert!(!t.reset);
