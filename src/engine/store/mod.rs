@@ -1035,7 +1035,7 @@ mod tests {
         let begun = s.checkpoint_begin().unwrap();
         s.set("\"late\"", "1").unwrap();
         let prepared = begun.prepare();
-        s.checkpoint_finish(prepared).unwrap().run();
+        s.checkpoint_finish(prepared).unwrap();
         assert_eq!(s.records().held_in_memory(), 1, "only the carried write");
         assert_eq!(s.records().get("\"late\"").unwrap().as_deref(), Some("1"));
         assert_eq!(
