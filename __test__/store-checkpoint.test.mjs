@@ -85,17 +85,37 @@ test("writes made while a checkpoint is written are in the new op file, and surv
   assert.deepEqual(s.getOps().map((o) => [o.op, o.id]), [["set", "d"]]);
 });
 
+test("writes that make checkpoints due one after another each show the checkpoint at once; the files settle at the last", async (t) => {
+  const c = await setup(t);
+  const s = await c.open({ checkpointThreshold: 3, checkpointOnClose: false });
+  // In ours the 6th and 9th come due while the 3rd's checkpoint is still written (its fsyncs
+  // take far longer than these writes).
+  for (let i = 1; i <= 10; i++) {
+    await s.set(`k${i}`, { i });
+    assert.equal(s.stats().opsCount, i % 3, `after write ${i}`);
+  }
+  assert.deepEqual(s.getOps().map((o) => o.id), ["k10"]);
+  await checkpointed(s);
+  assert.deepEqual((await readSnapshot(c.dir)).ids, ["k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"]);
+  assert.deepEqual((await readOps(c.dir)).ops.map((o) => o.id), ["k10"]);
+  assert.equal((await readManifest(c.dir)).json.stats.activeRecords, 9);
+  assert.equal(await s.undo(), true);
+  assert.equal(await s.undo(), false, "the ops before the last cut are checkpointed");
+  assert.equal(s.count(), 9);
+});
+
 test("writes acknowledged around a checkpoint survive the writer being killed at any moment", async (t) => {
   const c = await setup(t);
   for (let trial = 0; trial < 16; trial++) {
     const dir = join(c.dir, `t${trial}`);
-    // The 20th write starts a checkpoint; then more writes, with pauses that let the checkpoint
-    // get more or less far, and a SIGKILL right after the last acknowledgement.
+    // The 10th write starts a checkpoint; every 10th after it comes due while one may still be
+    // written. Pauses let the checkpoints get more or less far, and a SIGKILL comes right after
+    // the last acknowledgement.
     const code = `
       import { Store } from ${JSON.stringify(IMPL_URL)};
       import fs from "node:fs";
       const s = new Store();
-      await s.open(${JSON.stringify(dir)}, { checkpointThreshold: 20, checkpointOnClose: false });
+      await s.open(${JSON.stringify(dir)}, { checkpointThreshold: 10, checkpointOnClose: false });
       const write = async (i) => {
         await s.set("k" + i, { i });
         fs.writeSync(1, i + "\\n");

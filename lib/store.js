@@ -122,9 +122,9 @@ class Store {
   #deferredMs = NaN;
   #groupSize = 50;
   /**
-   * The checkpoint a write started and the engine finishes on a worker while sets and deletes go
-   * on (they are carried into its new op file); everything else waits for it. Settles, never
-   * rejects; null when none is running.
+   * The checkpoints writes made due, which the engine writes on a worker while sets and deletes
+   * go on (they are carried into the new op file); everything else waits for them. Settles,
+   * never rejects; null when none is running.
    */
   #background = null;
 
@@ -701,29 +701,26 @@ class Store {
     if (due !== 1) return undefined;
     // Runs inside the write's own turn in the queue (or is adopted into it by #mutate).
     if (this.#adapter || this.#multiWriter) return this.#checkpoint();
-    // The write is logged and resolves now; the checkpoint goes on in the background. One that
-    // comes due while another runs waits for it (later writes wait too), so each covers exactly
-    // the ops up to the write that made it due, as in the reference.
-    if (this.#background) return this.#background.then(() => this.#checkpointInBackground());
-    this.#checkpointInBackground();
+    // The write is logged and resolves now. The log is cut here (getOps() and stats() show the
+    // checkpoint at once) and the checkpoint is written in the background: by a job begun now,
+    // or, while one runs, by that job next.
+    this.#clearGroupTimer();
+    const job = this.#engine.checkpointDue();
+    if (job !== null) this.#inBackground(job);
     return undefined;
   }
 
-  #checkpointInBackground() {
-    this.#clearGroupTimer();
-    const background = this.#call(this.#engine.checkpointInBackground())
-      .then(
-        (text) => {
-          this.#manifest = JSON.parse(text).manifest;
-        },
-        (err) => {
-          // Nothing is lost: the ops stay in the current op file, and the next write retries.
-          console.error(`opslog: checkpoint failed (retried after the next write): ${err.message}`);
-        },
-      )
-      .then(() => {
-        if (this.#background === background) this.#background = null;
-      });
+  #inBackground(job) {
+    const before = this.#background ?? RESOLVED;
+    const done = this.#call(job).then(noop, (err) => {
+      // Nothing is lost: the ops stay in the current op file, and the next write retries.
+      console.error(`opslog: checkpoint failed (retried after the next write): ${err.message}`);
+    });
+    // A job begun while the last one was ending (see checkpointDue) runs beside it.
+    const background = Promise.all([before, done]).then(() => {
+      this.#manifest = JSON.parse(this.#native.manifest());
+      if (this.#background === background) this.#background = null;
+    });
     this.#background = background;
   }
 

@@ -90,11 +90,11 @@ fn lines_json<'a>(ops: impl Iterator<Item = &'a LoggedOp>) -> String {
     out
 }
 
-/// Finishes a checkpoint begun with `Store::checkpoint_begin`: its files are written without
-/// holding the store's mutex (writes go on meanwhile), which is held only to switch to them.
+/// Finishes a checkpoint begun with `Store::checkpoint_begin` (and those begun after it): the
+/// files are written without holding the store's mutex (writes go on meanwhile), which is held
+/// only to switch to them.
 fn finish_checkpoint(inner: &Shared, begun: Checkpoint) -> Result<()> {
-    let prepared = begun.prepare();
-    with_store(inner, |s| s.checkpoint_finish(prepared))
+    begun.run(|prepared| with_store(inner, |s| s.checkpoint_finish(prepared)))
 }
 
 /// Runs a whole checkpoint. Returns whether the records were reloaded (multi-writer), so the
@@ -394,16 +394,20 @@ impl NativeStore {
         })
     }
 
-    /// Begins a checkpoint now, at the last op written (single writer, native filesystem), and
-    /// finishes it on a worker while sets and deletes go on; resolves as `checkpoint` does.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn checkpoint_in_background(&self) -> napi::Result<Job> {
-        let begun = guard(|| with_store(&self.inner, |s| s.checkpoint_begin()))?;
+    /// A write made a checkpoint due (single writer, native filesystem): cuts the log now and
+    /// returns the job that writes the checkpoint on a worker while sets and deletes go on
+    /// (resolving as `checkpoint` does), or null when the checkpoint in progress writes it
+    /// next (see `Store::checkpoint_due`).
+    #[napi(ts_return_type = "Promise<string | null> | null")]
+    pub fn checkpoint_due(&self) -> napi::Result<Option<Job>> {
+        let Some(begun) = guard(|| with_store(&self.inner, |s| s.checkpoint_due()))? else {
+            return Ok(None);
+        };
         let inner = self.inner.clone();
-        Ok(self.job(move || {
+        Ok(Some(self.job(move || {
             finish_checkpoint(&inner, begun)?;
             checkpoint_result(&inner, false)
-        }))
+        })))
     }
 
     /// Archives the records with these ids into `period`, then checkpoints; resolves to the count.

@@ -103,9 +103,15 @@ struct Cut {
     /// Where the ops after the cut start in the active op file; they are carried into the new
     /// op file when the checkpoint switches to it.
     pos: u64,
-    /// Records changed after the cut: id -> index in the op list of the last op on it. Those ops
-    /// are applied to `records` when the checkpoint finishes: until then the snapshot writer
-    /// shares the table, and changing it would copy the whole table.
+    /// The ops up to the next cut, when a checkpoint came due again while this one runs
+    /// (`checkpoint_due`): taken out of the op list too, and covered by the checkpoint that
+    /// `checkpoint_finish` begins next.
+    later: Vec<LoggedOp>,
+    /// Where the ops after that next cut start in the active op file.
+    later_pos: u64,
+    /// Records changed after the cut: id -> index, in `later` followed by the op list, of the
+    /// last op on it. Those ops are applied to `records` when the checkpoint finishes: until then
+    /// the snapshot writer shares the table, and changing it would copy the whole table.
     changed: HashMap<Box<str>, usize, BuildHasherDefault<FxHasher>>,
 }
 
@@ -364,8 +370,14 @@ impl Store {
     /// The current text of record `id` (None: no such record), seen by `f`: the last op on it
     /// since the cut of a checkpoint in progress, else the table's.
     fn with_record<R>(&self, id: &str, f: impl FnOnce(Option<&str>) -> R) -> Result<R> {
-        if let Some(&i) = self.cut.as_ref().and_then(|c| c.changed.get(id)) {
-            return Ok(f(self.ops.lock()[i].op.data.as_deref()));
+        if let Some(cut) = &self.cut {
+            if let Some(&i) = cut.changed.get(id) {
+                let later = cut.later.len();
+                if i < later {
+                    return Ok(f(cut.later[i].op.data.as_deref()));
+                }
+                return Ok(f(self.ops.lock()[i - later].op.data.as_deref()));
+            }
         }
         Ok(f(self.records.get(id)?.as_deref()))
     }
@@ -434,7 +446,8 @@ impl Store {
         let mut ops = self.ops.lock();
         match &mut self.cut {
             Some(cut) => {
-                cut.changed.insert(op.id.as_str().into(), ops.len());
+                cut.changed
+                    .insert(op.id.as_str().into(), cut.later.len() + ops.len());
             }
             // Cannot fail but on a read error of the snapshot (the id was just looked up there);
             // the op is logged then, and a reopen applies it.
@@ -635,10 +648,46 @@ impl Store {
         self.ensure_no_checkpoint()?;
         self.flush()?;
         let ops = self.ops.update("", std::mem::take);
+        Ok(self.begin_cut(ops, self.written))
+    }
+
+    /// A write made a checkpoint due (`WriteOutcome::CheckpointDue`): begins it, or, while one
+    /// is in progress, cuts the log here all the same (the op list and the threshold start
+    /// again, as after a checkpoint) and leaves that checkpoint to be written next, by the
+    /// `checkpoint_finish` of the one in progress. So no write waits for a checkpoint; when they
+    /// come due faster than they are written, the snapshots in between are skipped, each
+    /// written one being of the state at a cut.
+    pub fn checkpoint_due(&mut self) -> Result<Option<Checkpoint>> {
+        if self.cut.is_none() {
+            return self.checkpoint_begin().map(Some);
+        }
+        self.flush()?;
+        let ops = self.ops.update("", std::mem::take);
+        let written = self.written;
+        let cut = self.cut.as_mut().expect("checked above");
+        cut.later.extend(ops);
+        cut.later_pos = written;
+        Ok(None)
+    }
+
+    /// Cuts the log after `ops` (the ops the snapshot covers, whose lines end at `pos` in the
+    /// active op file): the records as they are now are written.
+    fn begin_cut(&mut self, ops: Vec<LoggedOp>, pos: u64) -> Checkpoint {
+        // Ops already made after the cut (only when a cut made while the last checkpoint ran
+        // is begun by its checkpoint_finish) are not applied yet.
+        let changed = self
+            .ops
+            .lock()
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.op.id.as_str().into(), i))
+            .collect();
         self.cut = Some(Cut {
             ops,
-            pos: self.written,
-            changed: HashMap::default(),
+            pos,
+            later: Vec::new(),
+            later_pos: pos,
+            changed,
         });
         let manifest = Manifest {
             version: self.version as u64,
@@ -655,22 +704,33 @@ impl Store {
             active_agent_ops: None,
             agent_clocks: None,
         };
-        Ok(Checkpoint {
+        Checkpoint {
             backend: self.backend.clone(),
             records: self.records.clone(),
             version: self.version,
             manifest,
-        })
+        }
     }
 
     /// Second step, given the new generation `Checkpoint::prepare` staged (or why it could not):
     /// the ops made since the cut are applied to the records and carried into the new op file,
-    /// and the new manifest becomes current. On error the store goes on with the current
-    /// generation, its op list whole again.
-    pub fn checkpoint_finish(&mut self, prepared: Result<Prepared>) -> Result<()> {
+    /// and the new manifest becomes current. Returns the checkpoint of a cut made meanwhile
+    /// (`checkpoint_due`), begun: the records are then those at that cut, and the ops after it
+    /// stay to be applied. On error the store goes on with the current generation, its op list
+    /// whole again (a cut made meanwhile is undone too: the next write that finds a checkpoint
+    /// due begins one).
+    pub fn checkpoint_finish(&mut self, prepared: Result<Prepared>) -> Result<Option<Checkpoint>> {
         let Some(cut) = self.cut.take() else {
             return Err(Error::Invalid("no checkpoint in progress".into()));
         };
+        let Cut {
+            ops: covered,
+            pos,
+            mut later,
+            later_pos,
+            ..
+        } = cut;
+        let next = !later.is_empty();
         let (manifest, rewritten) = match prepared {
             Ok(p) => (Ok(p.manifest), p.records),
             Err(e) => (Err(e), None),
@@ -681,35 +741,61 @@ impl Store {
             self.records = Arc::new(rewritten);
         }
         // `prepare` has dropped its share of the records: this changes them in place.
-        let records = Arc::make_mut(&mut self.records);
-        let mut applied = Ok(());
-        for logged in self.ops.lock().iter_mut() {
-            if applied.is_ok() {
-                applied = apply(records, &mut logged.op);
+        let applied = self.apply_unapplied(&mut later, !next);
+        match applied
+            .and(manifest)
+            .and_then(|m| self.switch_generation(m, pos, &mut later))
+        {
+            Ok(()) if next => Ok(Some(self.begin_cut(later, later_pos - pos))),
+            Ok(()) => Ok(None),
+            Err(e) => {
+                let restored = if next {
+                    self.apply_unapplied(&mut [], true)
+                } else {
+                    Ok(())
+                };
+                let file = self.mirrored_file();
+                self.ops.update(&file, |list| {
+                    list.splice(0..0, covered.into_iter().chain(later));
+                });
+                restored.and(Err(e))
             }
         }
-        let switched = applied
-            .and(manifest)
-            .and_then(|m| self.switch_generation(m, cut.pos));
-        if switched.is_err() {
-            let file = self.mirrored_file();
-            self.ops.update(&file, |list| {
-                list.splice(0..0, cut.ops);
-            });
-        }
-        switched
     }
 
-    /// Makes `manifest` current: its op file receives the ops since the cut at `cut_pos` (as
-    /// the current file holds them; those group and async modes have not written stay buffered)
-    /// and appends go to it from now on.
-    fn switch_generation(&mut self, manifest: Manifest, cut_pos: u64) -> Result<()> {
+    /// Applies ops made after a cut to the records: `later`'s, then (with `list`) the op list's.
+    fn apply_unapplied(&mut self, later: &mut [LoggedOp], list: bool) -> Result<()> {
+        let records = Arc::make_mut(&mut self.records);
+        for logged in later {
+            apply(records, &mut logged.op)?;
+        }
+        if list {
+            for logged in self.ops.lock().iter_mut() {
+                apply(records, &mut logged.op)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `manifest` current: its op file receives the ops since the cut at `cut_pos`
+    /// (`later`'s, then the op list's, as the current file holds them; those group and async
+    /// modes have not written stay buffered) and appends go to it from now on.
+    fn switch_generation(
+        &mut self,
+        manifest: Manifest,
+        cut_pos: u64,
+        later: &mut [LoggedOp],
+    ) -> Result<()> {
         let ops = manifest.active_ops.clone();
         let mut carried = Vec::new();
-        for logged in self.ops.lock().iter().filter(|l| l.pos < self.written) {
-            carried.extend_from_slice(logged.line.as_bytes());
-            carried.push(b'\n');
+        let list = self.ops.lock();
+        for logged in later.iter().chain(list.iter()) {
+            if logged.pos < self.written {
+                carried.extend_from_slice(logged.line.as_bytes());
+                carried.push(b'\n');
+            }
         }
+        drop(list);
         self.backend.open_for_append(&ops, &ReadResult::default())?;
         let appended: &[&str] = if carried.is_empty() {
             &[]
@@ -723,6 +809,9 @@ impl Store {
         self.active_ops = ops;
         self.written = carried.len() as u64;
         let file = self.mirrored_file();
+        for logged in later.iter_mut() {
+            logged.pos -= cut_pos;
+        }
         self.ops.update(&file, |list| {
             for logged in list {
                 logged.pos -= cut_pos;
@@ -778,8 +867,8 @@ impl Store {
             self.ensure_loaded()?;
             return Ok(self.compact_multi(false, None)?.is_some());
         }
-        let prepared = self.checkpoint_begin()?.prepare();
-        self.checkpoint_finish(prepared)?;
+        self.checkpoint_begin()?
+            .run(|prepared| self.checkpoint_finish(prepared))?;
         self.finish_removal();
         Ok(false)
     }
@@ -888,6 +977,18 @@ impl Checkpoint {
             &[&manifest.current_snapshot, &manifest.active_ops],
         )?;
         Ok(Prepared { manifest, records })
+    }
+
+    /// Writes this checkpoint and those `finish` (`Store::checkpoint_finish`) begins after it.
+    pub fn run(
+        self,
+        mut finish: impl FnMut(Result<Prepared>) -> Result<Option<Checkpoint>>,
+    ) -> Result<()> {
+        let mut begun = self;
+        while let Some(next) = finish(begun.prepare())? {
+            begun = next;
+        }
+        Ok(())
     }
 }
 
@@ -1215,7 +1316,7 @@ mod tests {
             "applied at the switch"
         );
         let old_ops = s.active_ops().to_string();
-        s.checkpoint_finish(begun.prepare()).unwrap();
+        assert!(s.checkpoint_finish(begun.prepare()).unwrap().is_none());
         assert_ne!(s.active_ops(), old_ops);
         assert_eq!(state(&s), [("\"a\"".to_string(), r#"{"v":3}"#.to_string())]);
         assert_eq!(s.manifest().stats.active_records, 2, "the snapshot's count");
@@ -1243,6 +1344,83 @@ mod tests {
         let s = open(&d, Options::default());
         assert_eq!(state(&s), before);
         assert_eq!(s.ops().len(), 2);
+    }
+
+    #[test]
+    fn a_checkpoint_due_while_one_runs_is_cut_at_once_and_written_next() {
+        let d = dir("cut-meanwhile");
+        let opts = Options {
+            checkpoint_threshold: 2.0,
+            ..Options::default()
+        };
+        let mut s = open(&d, opts.clone());
+        s.set("\"a\"", r#"{"v":1}"#).unwrap();
+        assert_eq!(s.set("\"b\"", "{}").unwrap(), WriteOutcome::CheckpointDue);
+        let begun = s.checkpoint_due().unwrap().expect("none was running");
+        s.set("\"a\"", r#"{"v":2}"#).unwrap();
+        assert_eq!(s.set("\"c\"", "{}").unwrap(), WriteOutcome::CheckpointDue);
+        assert!(s.checkpoint_due().unwrap().is_none(), "cut, written next");
+        assert!(s.ops().is_empty());
+        s.set("\"a\"", r#"{"v":3}"#).unwrap();
+        assert_eq!(
+            s.ops()[0].op.prev.as_deref(),
+            Some(r#"{"v":2}"#),
+            "seen through the ops taken out by the second cut"
+        );
+        let next = s
+            .checkpoint_finish(begun.prepare())
+            .unwrap()
+            .expect("the second cut's checkpoint");
+        assert_eq!(
+            s.records().get("\"a\"").unwrap().as_deref(),
+            Some(r#"{"v":2}"#),
+            "the records at it"
+        );
+        assert_eq!(s.ops().len(), 1);
+        assert!(s.checkpoint_finish(next.prepare()).unwrap().is_none());
+        let snapshot = std::fs::read_to_string(format!("{d}/{}", s.manifest().current_snapshot));
+        assert!(snapshot.unwrap().contains(r#"{"id":"a","data":{"v":2}}"#));
+        assert_eq!(ops_file(&d, &s), format!("{}\n", s.ops()[0].line));
+        let before = state(&s);
+        assert_eq!(before.len(), 3);
+        drop(s);
+        std::fs::remove_file(format!("{d}/.lock")).unwrap();
+        let mut s = open(&d, opts);
+        assert_eq!(state(&s), before);
+        assert_eq!(s.ops().len(), 1);
+        assert!(s.undo().unwrap().is_some());
+        assert_eq!(
+            s.records().get("\"a\"").unwrap().as_deref(),
+            Some(r#"{"v":2}"#)
+        );
+    }
+
+    #[test]
+    fn a_failed_checkpoint_undoes_a_cut_made_meanwhile_too() {
+        let d = dir("failed-with-cut");
+        let mut s = open(
+            &d,
+            Options {
+                checkpoint_threshold: 1.0,
+                ..Options::default()
+            },
+        );
+        s.set("\"a\"", "{}").unwrap();
+        let begun = s.checkpoint_due().unwrap().unwrap();
+        s.set("\"b\"", "{}").unwrap();
+        assert!(s.checkpoint_due().unwrap().is_none());
+        s.set("\"c\"", "{}").unwrap();
+        drop(begun);
+        assert!(s
+            .checkpoint_finish(Err(Error::Invalid("disk full".into())))
+            .is_err());
+        let ids: Vec<String> = s.ops().iter().map(|l| l.op.id.clone()).collect();
+        assert_eq!(ids, ["\"a\"", "\"b\"", "\"c\""]);
+        assert_eq!(state(&s).len(), 3);
+        assert_eq!(ops_file(&d, &s).lines().count(), 3);
+        s.checkpoint().unwrap();
+        assert!(s.ops().is_empty());
+        assert_eq!(state(&s).len(), 3);
     }
 
     #[test]
@@ -1322,7 +1500,7 @@ mod tests {
         let begun = w.checkpoint_begin().unwrap();
         w.set("\"b\"", "{}").unwrap();
         assert_eq!(r.tail().unwrap().lines.len(), 1, "b, from the old op file");
-        w.checkpoint_finish(begun.prepare()).unwrap();
+        assert!(w.checkpoint_finish(begun.prepare()).unwrap().is_none());
         w.set("\"c\"", "{}").unwrap();
         let t = r.tail().unwrap();
         assert!(!t.reset);
