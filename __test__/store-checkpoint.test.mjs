@@ -1,10 +1,10 @@
 // Checkpoints: checkpointThreshold, compact(), close(), and what the manifest/snapshot look like.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Store, isReference } from "./impl.mjs";
-import { setup, readOps, readOpsIfExists, readManifest, readSnapshot, sleep, checkpointed, runNode, IMPL_URL, ISO_RE, MANIFEST_KEYS, STATS_KEYS, refDefect } from "./helpers.mjs";
+import { setup, readOps, readOpsIfExists, readManifest, readSnapshot, sleep, checkpointed, runNode, IMPL_URL, ISO_RE, MANIFEST_KEYS, STATS_KEYS, refDefect, viaJsBackend } from "./helpers.mjs";
 
 test("reaching checkpointThreshold checkpoints: new snapshot, new empty op file, manifest updated", async (t) => {
   const c = await setup(t);
@@ -103,6 +103,41 @@ test("writes that make checkpoints due one after another each show the checkpoin
   assert.equal(await s.undo(), false, "the ops before the last cut are checkpointed");
   assert.equal(s.count(), 9);
 });
+
+test(
+  "a checkpoint that fails in the background loses nothing and is retried by the next write that finds one due",
+  // The reference's (and a JavaScript backend's) write waits for its checkpoint and rejects.
+  { skip: isReference || viaJsBackend ? "ours, native filesystem: checkpoints in the background" : false },
+  async (t) => {
+    const c = await setup(t);
+    const s = await c.open({ checkpointThreshold: 2, checkpointOnClose: false });
+    const snapshots = join(c.dir, "snapshots");
+    await rename(snapshots, `${snapshots}-away`);
+    await writeFile(snapshots, "not a directory: the snapshot cannot be written");
+    const printed = [];
+    const consoleError = console.error;
+    console.error = (msg) => printed.push(String(msg));
+    try {
+      await s.set("a", { v: 1 });
+      await s.set("b", { v: 1 }); // due: resolves, and the checkpoint fails in the background
+      await checkpointed(s);
+    } finally {
+      console.error = consoleError;
+    }
+    assert.equal(printed.length, 1);
+    assert.match(printed[0], /^opslog: checkpoint failed \(retried after the next write\): /);
+    assert.deepEqual(s.getOps().map((o) => o.id), ["a", "b"], "the ops are in the log again");
+    await rm(snapshots);
+    await rename(`${snapshots}-away`, snapshots);
+    await s.set("c", { v: 1 }); // due again (3 ops): retried
+    await checkpointed(s);
+    assert.equal(s.stats().opsCount, 0);
+    assert.deepEqual((await readSnapshot(c.dir)).ids, ["a", "b", "c"]);
+    await s.close();
+    const r = await c.open({ readOnly: true });
+    assert.deepEqual(r.entries(), [["a", { v: 1 }], ["b", { v: 1 }], ["c", { v: 1 }]]);
+  },
+);
 
 test("writes acknowledged around a checkpoint survive the writer being killed at any moment", async (t) => {
   const c = await setup(t);

@@ -698,7 +698,7 @@ fn valid_op() -> impl Strategy<Value = Op> {
                 (OpKind::Delete, Some(prev), None)
             };
             Op {
-                ts,
+                ts: ts.into(),
                 kind,
                 id,
                 prev,

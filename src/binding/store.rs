@@ -344,7 +344,7 @@ impl NativeStore {
         let ops = log.lock();
         lines_json(
             ops.iter()
-                .filter(|l| since.as_deref().is_none_or(|t| l.op.ts.as_str() > t)),
+                .filter(|l| since.as_deref().is_none_or(|t| &*l.op.ts > t)),
         )
     }
 

@@ -1,5 +1,7 @@
 //! One operation of the log: its JSON line format, parsing and validation (`validateOp`).
 
+use std::sync::Arc;
+
 use super::json::{self, Kind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,7 +13,8 @@ pub enum OpKind {
 /// An operation with every value as canonical JSON text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Op {
-    pub ts: String,
+    /// Shared by the ops made in the same millisecond.
+    pub ts: Arc<str>,
     pub kind: OpKind,
     /// The id as a JSON string token (quotes included), so any JavaScript string survives.
     pub id: String,
@@ -168,7 +171,7 @@ impl Op {
             }
         };
         Ok(Op {
-            ts,
+            ts: ts.into(),
             kind,
             id,
             prev,

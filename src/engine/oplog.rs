@@ -42,7 +42,7 @@ impl OpLog {
         }
         Some(
             list.iter()
-                .filter(|l| since.is_none_or(|s| l.op.ts.as_str() > s))
+                .filter(|l| since.is_none_or(|s| &*l.op.ts > s))
                 .map(|l| l.line.clone())
                 .collect(),
         )

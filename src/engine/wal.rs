@@ -373,11 +373,7 @@ impl OpStream {
             let Some(logged) = self.ops.next().transpose()? else {
                 break;
             };
-            if self
-                .since
-                .as_deref()
-                .is_some_and(|s| logged.op.ts.as_str() <= s)
-            {
+            if self.since.as_deref().is_some_and(|s| &*logged.op.ts <= s) {
                 continue;
             }
             out.push(&logged.line);

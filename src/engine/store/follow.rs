@@ -125,7 +125,7 @@ impl Store {
 fn diff_ops(old: &Records, new: &Records, ts: &str) -> Result<Vec<Arc<str>>> {
     let op = |kind, id: &str, prev: Option<&str>, data: Option<&str>| {
         Op {
-            ts: ts.to_string(),
+            ts: ts.into(),
             kind,
             id: id.to_string(),
             prev: prev.map(str::to_string),

@@ -145,7 +145,7 @@ pub struct Store {
     /// by `checkpoint` and by `close`, which leave the directory settled.
     removal: Option<std::thread::JoinHandle<()>>,
     /// The timestamp of the last op made, and its millisecond.
-    ts_of: (i64, String),
+    ts_of: (i64, Arc<str>),
     /// The line of the op being logged (see `log_and_apply_with`).
     line_buf: String,
 }
@@ -283,7 +283,7 @@ impl Store {
             compaction_locked: false,
             cut: None,
             removal: None,
-            ts_of: (0, String::new()),
+            ts_of: (0, Arc::from("")),
             line_buf: String::new(),
         }
     }
@@ -409,8 +409,8 @@ impl Store {
             self.clock
         });
         if self.ts_of.0 != ms || self.ts_of.1.is_empty() {
-            // Formatted once per millisecond: writes come many to the millisecond.
-            self.ts_of = (ms, time::iso_from_ms(ms));
+            // Formatted once per millisecond and shared: writes come many to the millisecond.
+            self.ts_of = (ms, time::iso_from_ms(ms).into());
         }
         Ok(Op {
             ts: self.ts_of.1.clone(),
