@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use super::batch::{Batch, IdsBuilder, PairsBuilder};
@@ -156,6 +156,15 @@ enum Form {
     Legacy,
 }
 
+/// Reads a snapshot's first line through `reader`: the form it says, and its length in bytes.
+fn read_form(reader: &mut impl BufRead, shown: &str) -> Result<(Form, usize)> {
+    let mut first = Vec::new();
+    let len = reader
+        .read_until(b'\n', &mut first)
+        .map_err(|e| Error::io(shown, e))?;
+    Ok((detect(&String::from_utf8_lossy(&first)), len))
+}
+
 fn detect(first_line: &str) -> Form {
     let trimmed = first_line.trim();
     match json::object_members_dedup(trimmed) {
@@ -200,8 +209,8 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> 
             .read_until(b'\n', line)
             .map_err(|e| Error::io(&shown, e))
     };
-    let first_len = read_line(&mut reader, &mut line)?;
-    let (version, first_is_record) = match detect(&String::from_utf8_lossy(&line)) {
+    let (form, first_len) = read_form(&mut reader, &shown)?;
+    let (version, first_is_record) = match form {
         Form::Legacy => {
             drop(reader);
             let text = fsutil::read_data_text(&path, &shown)?;
@@ -220,11 +229,16 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> 
     let mut records = Records::with_source(source.clone());
     let mut not_utf8 = 0;
     let (mut at, mut n) = (0u64, 1usize);
-    if !first_is_record {
+    if first_is_record {
+        // The first line, read for its form, is read again as a record.
+        reader
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io(&shown, e))?;
+    } else {
         at = first_len as u64;
         n = 2;
-        read_line(&mut reader, &mut line)?;
     }
+    read_line(&mut reader, &mut line)?;
     while !line.is_empty() {
         let raw = line.strip_suffix(b"\n").unwrap_or(&line);
         let parsed = match std::str::from_utf8(raw) {
@@ -281,11 +295,7 @@ impl RecordPairs {
         let path = super::paths::inside(dir, rel)?;
         let shown = display_join(dir_display, rel);
         let mut reader = BufReader::with_capacity(1 << 20, reopen(&path, &shown)?);
-        let mut first = Vec::new();
-        reader
-            .read_until(b'\n', &mut first)
-            .map_err(|e| Error::io(&shown, e))?;
-        match detect(&String::from_utf8_lossy(&first)) {
+        match read_form(&mut reader, &shown)?.0 {
             Form::Jsonl {
                 first_is_record: false,
                 ..
@@ -415,12 +425,7 @@ impl SnapshotStream {
         let path = dir.join(rel);
         let shown = display_join(dir_display, rel);
         let mut reader = BufReader::with_capacity(1 << 16, reopen(&path, &shown)?);
-        let mut first = Vec::new();
-        reader
-            .read_until(b'\n', &mut first)
-            .map_err(|e| Error::io(&shown, e))?;
-        let first = String::from_utf8_lossy(&first).into_owned();
-        match detect(&first) {
+        match read_form(&mut reader, &shown)?.0 {
             Form::Jsonl {
                 version,
                 first_is_record,
