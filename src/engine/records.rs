@@ -268,22 +268,21 @@ impl Records {
         self.table.len().wrapping_sub(1)
     }
 
-    /// Whether the record in `slot` has this id (reading its line when it is in the file).
-    fn slot_is(&self, slot: &Slot, id: &str) -> Result<bool> {
-        match slot {
-            Slot::Free => Ok(false),
-            Slot::InMemory(h) => Ok(&*h.id == id),
-            Slot::InFile { place, .. } => {
-                let source = self.source()?;
-                let line = source.line(*place)?;
-                Ok(source.split(&line)?.0 == id)
-            }
-        }
+    /// The id and record of a line in the file, given to `f` (one read).
+    fn with_line<T>(&self, place: Place, f: impl FnOnce(&str, &str) -> T) -> Result<T> {
+        let source = self.source()?;
+        let line = source.line(place)?;
+        let (id, text) = source.split(&line)?;
+        Ok(f(id, text))
     }
 
-    /// The table position and slot of `id`. `in_memory_only`: skip records in the file (for
-    /// ids known to be held, which then needs no read).
-    fn find(&self, id: &str, hash: u32, in_memory_only: bool) -> Result<Option<(usize, usize)>> {
+    /// Probes the table from `hash`'s home: `matches` sees each slot with that hash, in probe
+    /// order, until it gives a value; returns it with the table position and slot.
+    fn probe<'a, T>(
+        &'a self,
+        hash: u32,
+        mut matches: impl FnMut(&'a Slot) -> Result<Option<T>>,
+    ) -> Result<Option<(usize, usize, T)>> {
         if self.table.is_empty() {
             return Ok(None);
         }
@@ -295,29 +294,39 @@ impl Records {
                 return Ok(None);
             }
             let slot = &self.slots[entry as usize];
-            let candidate = slot.hash() == Some(hash)
-                && !(in_memory_only && matches!(slot, Slot::InFile { .. }));
-            if candidate && self.slot_is(slot, id)? {
-                return Ok(Some((pos, entry as usize)));
+            if slot.hash() == Some(hash) {
+                if let Some(found) = matches(slot)? {
+                    return Ok(Some((pos, entry as usize, found)));
+                }
             }
             pos = (pos + 1) & mask;
         }
     }
 
-    /// A record's text: borrowed when held, read from the file otherwise.
+    /// The table position and slot of `id`. `in_memory_only`: skip records in the file (for
+    /// ids known to be held, which then needs no read).
+    fn find(&self, id: &str, hash: u32, in_memory_only: bool) -> Result<Option<(usize, usize)>> {
+        let found = self.probe(hash, |slot| match slot {
+            Slot::InMemory(h) => Ok((&*h.id == id).then_some(())),
+            Slot::InFile { place, .. } if !in_memory_only => Ok(self
+                .with_line(*place, |line_id, _| line_id == id)?
+                .then_some(())),
+            _ => Ok(None),
+        })?;
+        Ok(found.map(|(pos, slot, ())| (pos, slot)))
+    }
+
+    /// A record's text: borrowed when held, read from the file otherwise (the read that checks
+    /// the id also gives the text).
     pub fn get(&self, id: &str) -> Result<Option<Cow<'_, str>>> {
-        let Some((_, slot)) = self.find(id, hash_id(id), false)? else {
-            return Ok(None);
-        };
-        match &self.slots[slot] {
-            Slot::InMemory(h) => Ok(Some(Cow::Borrowed(&h.text))),
-            Slot::InFile { place, .. } => {
-                let source = self.source()?;
-                let line = source.line(*place)?;
-                Ok(Some(Cow::Owned(source.split(&line)?.1.to_string())))
-            }
-            Slot::Free => unreachable!("the table holds live slots only"),
-        }
+        let found = self.probe(hash_id(id), |slot| match slot {
+            Slot::InMemory(h) => Ok((&*h.id == id).then_some(Cow::Borrowed(&*h.text))),
+            Slot::InFile { place, .. } => self.with_line(*place, |line_id, text| {
+                (line_id == id).then(|| Cow::Owned(text.to_string()))
+            }),
+            Slot::Free => Ok(None),
+        })?;
+        Ok(found.map(|(_, _, text)| text))
     }
 
     pub fn contains(&self, id: &str) -> Result<bool> {
