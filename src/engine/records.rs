@@ -191,7 +191,6 @@ impl<'a> Window<'a> {
 
 #[derive(Debug, Clone)]
 struct Held {
-    hash: u32,
     id: Box<str>,
     text: Box<str>,
 }
@@ -201,32 +200,47 @@ enum Slot {
     /// Removed; skipped by iteration until the slots are compacted.
     Free,
     /// Unchanged since the source was written: its line there.
-    InFile {
-        hash: u32,
-        place: Place,
-    },
+    InFile(Place),
     InMemory(Box<Held>),
 }
 
-impl Slot {
-    fn hash(&self) -> Option<u32> {
-        match self {
-            Slot::Free => None,
-            Slot::InFile { hash, .. } => Some(*hash),
-            Slot::InMemory(h) => Some(h.hash),
-        }
-    }
+/// What a probe for an id met.
+enum Probe<T> {
+    /// Table position, slot, and what the match gave.
+    Found(usize, usize, T),
+    /// Not there: the free table position it would take (`None`: no table yet).
+    Missing(Option<usize>),
 }
 
-/// No slot: an empty entry of the hash table.
-const EMPTY: u32 = u32::MAX;
+/// An entry of the hash table: a slot number and its id's hash, side by side so that probing
+/// compares hashes without visiting the slots (each a likely cache miss, and a pointer chase for
+/// a record held in memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry(u64);
+
+impl Entry {
+    /// No slot.
+    const EMPTY: Entry = Entry(u64::MAX);
+
+    fn new(hash: u32, slot: usize) -> Entry {
+        Entry(u64::from(hash) << 32 | slot as u64)
+    }
+
+    fn hash(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    fn slot(self) -> usize {
+        (self.0 & u64::from(u32::MAX)) as usize
+    }
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct Records {
     /// In iteration order.
     slots: Vec<Slot>,
-    /// Open addressing with linear probing: slot numbers, `EMPTY` where none; a power of two long.
-    table: Vec<u32>,
+    /// Open addressing with linear probing, a power of two long.
+    table: Vec<Entry>,
     live: usize,
     /// While held (`hold_slots`): the slots removals freed, oldest first, kept free so that the
     /// records can go back where they were.
@@ -282,38 +296,36 @@ impl Records {
         &'a self,
         hash: u32,
         mut matches: impl FnMut(&'a Slot) -> Result<Option<T>>,
-    ) -> Result<Option<(usize, usize, T)>> {
+    ) -> Result<Probe<T>> {
         if self.table.is_empty() {
-            return Ok(None);
+            return Ok(Probe::Missing(None));
         }
         let mask = self.mask();
         let mut pos = hash as usize & mask;
         loop {
             let entry = self.table[pos];
-            if entry == EMPTY {
-                return Ok(None);
+            if entry == Entry::EMPTY {
+                return Ok(Probe::Missing(Some(pos)));
             }
-            let slot = &self.slots[entry as usize];
-            if slot.hash() == Some(hash) {
-                if let Some(found) = matches(slot)? {
-                    return Ok(Some((pos, entry as usize, found)));
+            if entry.hash() == hash {
+                if let Some(found) = matches(&self.slots[entry.slot()])? {
+                    return Ok(Probe::Found(pos, entry.slot(), found));
                 }
             }
             pos = (pos + 1) & mask;
         }
     }
 
-    /// The table position and slot of `id`. `in_memory_only`: skip records in the file (for
-    /// ids known to be held, which then needs no read).
-    fn find(&self, id: &str, hash: u32, in_memory_only: bool) -> Result<Option<(usize, usize)>> {
-        let found = self.probe(hash, |slot| match slot {
+    /// Where `id` is in the table (or would go). `in_memory_only`: skip records in the file
+    /// (for ids known to be held, which then needs no read).
+    fn find(&self, id: &str, hash: u32, in_memory_only: bool) -> Result<Probe<()>> {
+        self.probe(hash, |slot| match slot {
             Slot::InMemory(h) => Ok((&*h.id == id).then_some(())),
-            Slot::InFile { place, .. } if !in_memory_only => Ok(self
+            Slot::InFile(place) if !in_memory_only => Ok(self
                 .with_line(*place, |line_id, _| line_id == id)?
                 .then_some(())),
             _ => Ok(None),
-        })?;
-        Ok(found.map(|(pos, slot, ())| (pos, slot)))
+        })
     }
 
     /// A record's text: borrowed when held, read from the file otherwise (the read that checks
@@ -321,49 +333,54 @@ impl Records {
     pub fn get(&self, id: &str) -> Result<Option<Cow<'_, str>>> {
         let found = self.probe(hash_id(id), |slot| match slot {
             Slot::InMemory(h) => Ok((&*h.id == id).then_some(Cow::Borrowed(&*h.text))),
-            Slot::InFile { place, .. } => self.with_line(*place, |line_id, text| {
+            Slot::InFile(place) => self.with_line(*place, |line_id, text| {
                 (line_id == id).then(|| Cow::Owned(text.to_string()))
             }),
             Slot::Free => Ok(None),
         })?;
-        Ok(found.map(|(_, _, text)| text))
+        Ok(match found {
+            Probe::Found(_, _, text) => Some(text),
+            Probe::Missing(_) => None,
+        })
     }
 
     pub fn contains(&self, id: &str) -> Result<bool> {
-        Ok(self.find(id, hash_id(id), false)?.is_some())
+        Ok(matches!(
+            self.find(id, hash_id(id), false)?,
+            Probe::Found(..)
+        ))
     }
 
     /// Sets a record to a text held in memory.
     pub fn set(&mut self, id: &str, text: Box<str>) -> Result<()> {
-        self.put(id, |hash| {
+        self.put(
+            id,
             Slot::InMemory(Box::new(Held {
-                hash,
                 id: id.into(),
                 text,
-            }))
-        })
+            })),
+        )
     }
 
     /// Sets a record to the line at `place` of the source (as loading the source does).
     pub fn set_in_file(&mut self, id: &str, place: Place) -> Result<()> {
-        self.put(id, |hash| Slot::InFile { hash, place })
+        self.put(id, Slot::InFile(place))
     }
 
     /// Appends a record whose id is not in the table (writing a snapshot learns each place).
     pub fn push_in_file(&mut self, id: &str, place: Place) {
-        let hash = hash_id(id);
-        self.push(Slot::InFile { hash, place }, hash);
+        self.push(hash_id(id), Slot::InFile(place));
     }
 
     /// `push_in_file` of a record held in memory.
     pub fn push_in_memory(&mut self, id: &str, text: Box<str>) {
-        let hash = hash_id(id);
-        let held = Held {
-            hash,
-            id: id.into(),
-            text,
-        };
-        self.push(Slot::InMemory(Box::new(held)), hash);
+        self.push(
+            hash_id(id),
+            Slot::InMemory(Box::new(Held {
+                id: id.into(),
+                text,
+            })),
+        );
     }
 
     /// The file that records pushed with `push_in_file` point into, once it can be opened.
@@ -371,40 +388,54 @@ impl Records {
         self.source = Some(source);
     }
 
-    fn put(&mut self, id: &str, slot: impl FnOnce(u32) -> Slot) -> Result<()> {
+    /// Replaces `id`'s slot in place, or appends it: one probe either way.
+    fn put(&mut self, id: &str, slot: Slot) -> Result<()> {
         let hash = hash_id(id);
+        // Grown first, so that the free position the probe finds is still free to take.
+        self.reserve_one();
         match self.find(id, hash, false)? {
-            Some((_, at)) => self.slots[at] = slot(hash),
-            None => self.push(slot(hash), hash),
+            Probe::Found(_, at, ()) => self.slots[at] = slot,
+            Probe::Missing(pos) => self.append(pos.expect("table reserved"), hash, slot),
         }
         Ok(())
     }
 
-    fn push(&mut self, slot: Slot, hash: u32) {
+    fn push(&mut self, hash: u32, slot: Slot) {
+        self.reserve_one();
+        let pos = self.free_position(hash);
+        self.append(pos, hash, slot);
+    }
+
+    /// Keeps the table at most three quarters full with one more entry.
+    fn reserve_one(&mut self) {
         if (self.live + 1) * 4 > self.table.len() * 3 {
-            self.rebuild_table((self.table.len() * 2).max(16));
+            self.grow_table((self.table.len() * 2).max(16));
         }
-        let at = self.slots.len();
+    }
+
+    fn append(&mut self, pos: usize, hash: u32, slot: Slot) {
+        self.table[pos] = Entry::new(hash, self.slots.len());
         self.slots.push(slot);
-        self.insert_entry(hash, at);
         self.live += 1;
     }
 
-    fn insert_entry(&mut self, hash: u32, slot: usize) {
+    /// The first free position of `hash`'s probe run.
+    fn free_position(&self, hash: u32) -> usize {
         let mask = self.mask();
         let mut pos = hash as usize & mask;
-        while self.table[pos] != EMPTY {
+        while self.table[pos] != Entry::EMPTY {
             pos = (pos + 1) & mask;
         }
-        self.table[pos] = slot as u32;
+        pos
     }
 
-    fn rebuild_table(&mut self, size: usize) {
-        self.table = vec![EMPTY; size];
-        for i in 0..self.slots.len() {
-            if let Some(hash) = self.slots[i].hash() {
-                self.insert_entry(hash, i);
-            }
+    /// Rehashes into a table of `size` entries from the hashes the entries keep (the slots are
+    /// not visited).
+    fn grow_table(&mut self, size: usize) {
+        let old = std::mem::replace(&mut self.table, vec![Entry::EMPTY; size]);
+        for entry in old.into_iter().filter(|e| *e != Entry::EMPTY) {
+            let pos = self.free_position(entry.hash());
+            self.table[pos] = entry;
         }
     }
 
@@ -415,22 +446,22 @@ impl Records {
         let mut next = (pos + 1) & mask;
         loop {
             let entry = self.table[next];
-            if entry == EMPTY {
+            if entry == Entry::EMPTY {
                 break;
             }
-            let home = self.slots[entry as usize].hash().expect("live slot") as usize & mask;
+            let home = entry.hash() as usize & mask;
             if next.wrapping_sub(home) & mask >= next.wrapping_sub(pos) & mask {
                 self.table[pos] = entry;
                 pos = next;
             }
             next = (next + 1) & mask;
         }
-        self.table[pos] = EMPTY;
+        self.table[pos] = Entry::EMPTY;
     }
 
     /// Removes a record; returns whether there was one.
     pub fn remove(&mut self, id: &str) -> Result<bool> {
-        let Some((pos, slot)) = self.find(id, hash_id(id), false)? else {
+        let Probe::Found(pos, slot, ()) = self.find(id, hash_id(id), false)? else {
             return Ok(false);
         };
         self.remove_entry(pos);
@@ -462,10 +493,10 @@ impl Records {
                 continue;
             }
             // A record put back is held in memory (a rollback sets its text), so no read.
-            let Ok(Some((pos, from))) = self.find(&id, hash_id(&id), true) else {
+            let Ok(Probe::Found(pos, from, ())) = self.find(&id, hash_id(&id), true) else {
                 continue;
             };
-            self.table[pos] = slot as u32;
+            self.table[pos] = Entry::new(self.table[pos].hash(), slot);
             self.slots[slot] = std::mem::replace(&mut self.slots[from], Slot::Free);
             moved = true;
         }
@@ -475,9 +506,19 @@ impl Records {
         moved
     }
 
+    /// Drops the free slots; the table entries keep their positions (same hashes) and take
+    /// the live slots' new numbers.
     fn compact_slots(&mut self) {
+        let mut renumbered = Vec::with_capacity(self.slots.len());
+        let mut next = 0u32;
+        for slot in &self.slots {
+            renumbered.push(next);
+            next += u32::from(!matches!(slot, Slot::Free));
+        }
+        for entry in self.table.iter_mut().filter(|e| **e != Entry::EMPTY) {
+            *entry = Entry::new(entry.hash(), renumbered[entry.slot()] as usize);
+        }
         self.slots.retain(|s| !matches!(s, Slot::Free));
-        self.rebuild_table(self.table.len());
     }
 
     /// Visits the records in order from slot `start` on, with the slot after each; stops when
@@ -492,7 +533,7 @@ impl Records {
             let go_on = match slot {
                 Slot::Free => continue,
                 Slot::InMemory(h) => visit(i + 1, &h.id, &h.text)?,
-                Slot::InFile { place, .. } => {
+                Slot::InFile(place) => {
                     let Some(window) = window.as_mut() else {
                         return Err(no_source());
                     };
