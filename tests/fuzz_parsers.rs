@@ -1236,7 +1236,7 @@ impl SnapshotFiles {
                 // values, not always in canonical form.
                 let canon = |t: &str| json::canonicalize(t).unwrap().into_owned();
                 for pair in items.chunks(2) {
-                    records.set(&canon(pair[0]), canon(pair[1]).into()).unwrap();
+                    records.set(&canon(pair[0]), &canon(pair[1])).unwrap();
                 }
             }
             let list = records.pairs().map_err(|e| e.to_string())?;

@@ -97,7 +97,7 @@ impl NativeFsBackend {
         self.run(move |b| {
             let mut records = Records::default();
             for (id, text) in pairs(&items)? {
-                records.set(&id, text.into())?;
+                records.set(&id, &text)?;
             }
             b.write_snapshot(&records, version).map(Some)
         })

@@ -160,7 +160,7 @@ impl Backend for JsBackend {
             .unwrap_or(1.0);
         let mut records = Records::default();
         for (id, data) in pairs(get("\"items\"").unwrap_or("[]"))? {
-            records.set(&id, data.into())?;
+            records.set(&id, &data)?;
         }
         Ok((records, version))
     }

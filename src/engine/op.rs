@@ -1,5 +1,6 @@
 //! One operation of the log: its JSON line format, parsing and validation (`validateOp`).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::json::{self, Kind};
@@ -8,6 +9,13 @@ use super::json::{self, Kind};
 pub enum OpKind {
     Set,
     Delete,
+}
+
+/// Where an encoded line holds the op's id token and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineSpans {
+    pub id: Range<usize>,
+    pub data: Option<Range<usize>>,
 }
 
 /// An operation with every value as canonical JSON text.
@@ -34,8 +42,9 @@ impl Op {
         out
     }
 
-    /// `encode` appended to `out` (a buffer reused from op to op).
-    pub fn encode_into(&self, out: &mut String) {
+    /// `encode` appended to `out` (a buffer reused from op to op). Returns where in `out` the id
+    /// token and the data are.
+    pub fn encode_into(&self, out: &mut String) -> LineSpans {
         let data_len = self.data.as_ref().map_or(0, String::len);
         let prev_len = self.prev.as_ref().map_or(4, String::len);
         out.reserve(64 + self.id.len() + prev_len + data_len);
@@ -45,12 +54,17 @@ impl Op {
             OpKind::Set => "\",\"op\":\"set\",\"id\":",
             OpKind::Delete => "\",\"op\":\"delete\",\"id\":",
         });
+        let id_at = out.len();
         out.push_str(&self.id);
+        let id = id_at..out.len();
         out.push_str(",\"prev\":");
         out.push_str(self.prev.as_deref().unwrap_or("null"));
+        let mut data_span = None;
         if let Some(data) = &self.data {
             out.push_str(",\"data\":");
+            let data_at = out.len();
             out.push_str(data);
+            data_span = Some(data_at..out.len());
         }
         if let Some(agent) = &self.agent {
             out.push_str(",\"agent\":");
@@ -63,6 +77,10 @@ impl Op {
             out.push_str(",\"encoding\":\"delta\"");
         }
         out.push('}');
+        LineSpans {
+            id,
+            data: data_span,
+        }
     }
 
     /// Parses and validates one line of an op file, with `validateOp`'s rules and messages.
@@ -205,6 +223,10 @@ mod tests {
             r#"{"ts":"2026-11-24T10:42:12.136Z","op":"set","id":"a","prev":{"$set":{"status":"x"},"$unset":["extra"]},"data":{"name":"A","status":"z","extra":1},"encoding":"delta"}"#
         );
         assert_eq!(Op::parse(&line).unwrap(), op);
+        let mut out = String::from("after a line\n");
+        let spans = op.encode_into(&mut out);
+        assert_eq!(&out[spans.id], "\"a\"");
+        assert_eq!(&out[spans.data.unwrap()], op.data.as_deref().unwrap());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::hash::Hasher;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -189,10 +190,47 @@ impl<'a> Window<'a> {
     }
 }
 
+/// A record held in memory: its id token and text, two ranges of one string. That string is
+/// the line of the op that set the record (shared with the op list: no copy) or one of its own.
 #[derive(Debug, Clone)]
 struct Held {
-    id: Box<str>,
-    text: Box<str>,
+    src: Arc<str>,
+    id: (u32, u32),
+    text: (u32, u32),
+}
+
+impl Held {
+    fn own(id: &str, text: &str) -> Held {
+        let mut src = String::with_capacity(id.len() + text.len());
+        src.push_str(id);
+        src.push_str(text);
+        Held::shared(src.into(), 0..id.len(), id.len()..id.len() + text.len())
+            .expect("a string of its own is short enough")
+    }
+
+    /// `None` when a range does not fit the 32-bit offsets (a string over 4 GiB).
+    fn shared(src: Arc<str>, id: Range<usize>, text: Range<usize>) -> Option<Held> {
+        let span =
+            |r: Range<usize>| Some((u32::try_from(r.start).ok()?, u32::try_from(r.end).ok()?));
+        Some(Held {
+            id: span(id)?,
+            text: span(text)?,
+            src,
+        })
+    }
+
+    fn id(&self) -> &str {
+        &self.src[self.id.0 as usize..self.id.1 as usize]
+    }
+
+    fn text(&self) -> &str {
+        &self.src[self.text.0 as usize..self.text.1 as usize]
+    }
+
+    /// Whether the string holds more than the id and text (an op's whole line).
+    fn holds_more(&self) -> bool {
+        (self.id.1 - self.id.0 + self.text.1 - self.text.0) as usize != self.src.len()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -320,7 +358,7 @@ impl Records {
     /// (for ids known to be held, which then needs no read).
     fn find(&self, id: &str, hash: u32, in_memory_only: bool) -> Result<Probe<()>> {
         self.probe(hash, |slot| match slot {
-            Slot::InMemory(h) => Ok((&*h.id == id).then_some(())),
+            Slot::InMemory(h) => Ok((h.id() == id).then_some(())),
             Slot::InFile(place) if !in_memory_only => Ok(self
                 .with_line(*place, |line_id, _| line_id == id)?
                 .then_some(())),
@@ -332,7 +370,7 @@ impl Records {
     /// the id also gives the text).
     pub fn get(&self, id: &str) -> Result<Option<Cow<'_, str>>> {
         let found = self.probe(hash_id(id), |slot| match slot {
-            Slot::InMemory(h) => Ok((&*h.id == id).then_some(Cow::Borrowed(&*h.text))),
+            Slot::InMemory(h) => Ok((h.id() == id).then_some(Cow::Borrowed(h.text()))),
             Slot::InFile(place) => self.with_line(*place, |line_id, text| {
                 (line_id == id).then(|| Cow::Owned(text.to_string()))
             }),
@@ -352,14 +390,34 @@ impl Records {
     }
 
     /// Sets a record to a text held in memory.
-    pub fn set(&mut self, id: &str, text: Box<str>) -> Result<()> {
-        self.put(
-            id,
-            Slot::InMemory(Box::new(Held {
-                id: id.into(),
-                text,
-            })),
-        )
+    pub fn set(&mut self, id: &str, text: &str) -> Result<()> {
+        self.put(id, Slot::InMemory(Box::new(Held::own(id, text))))
+    }
+
+    /// `set` of the id and text at these ranges of `line` (an op's line, kept instead of copied).
+    pub fn set_from_line(
+        &mut self,
+        line: &Arc<str>,
+        id: Range<usize>,
+        text: Range<usize>,
+    ) -> Result<()> {
+        let held = match Held::shared(line.clone(), id.clone(), text.clone()) {
+            Some(held) => held,
+            None => Held::own(&line[id.clone()], &line[text]),
+        };
+        self.put(&line[id], Slot::InMemory(Box::new(held)))
+    }
+
+    /// Copies every record held in memory that shares a longer string (an op's line) into a
+    /// string of its own, so that it no longer keeps the rest of that line alive.
+    pub fn own_held_texts(&mut self) {
+        for slot in &mut self.slots {
+            if let Slot::InMemory(h) = slot {
+                if h.holds_more() {
+                    **h = Held::own(h.id(), h.text());
+                }
+            }
+        }
     }
 
     /// Sets a record to the line at `place` of the source (as loading the source does).
@@ -373,14 +431,8 @@ impl Records {
     }
 
     /// `push_in_file` of a record held in memory.
-    pub fn push_in_memory(&mut self, id: &str, text: Box<str>) {
-        self.push(
-            hash_id(id),
-            Slot::InMemory(Box::new(Held {
-                id: id.into(),
-                text,
-            })),
-        );
+    pub fn push_in_memory(&mut self, id: &str, text: &str) {
+        self.push(hash_id(id), Slot::InMemory(Box::new(Held::own(id, text))));
     }
 
     /// The file that records pushed with `push_in_file` point into, once it can be opened.
@@ -532,7 +584,7 @@ impl Records {
         for (i, slot) in self.slots.iter().enumerate().skip(start) {
             let go_on = match slot {
                 Slot::Free => continue,
-                Slot::InMemory(h) => visit(i + 1, &h.id, &h.text)?,
+                Slot::InMemory(h) => visit(i + 1, h.id(), h.text())?,
                 Slot::InFile(place) => {
                     let Some(window) = window.as_mut() else {
                         return Err(no_source());
@@ -617,14 +669,14 @@ mod tests {
     #[test]
     fn follows_map_iteration_order() {
         let mut r = Records::default();
-        r.set("a", "1".into()).unwrap();
-        r.set("b", "2".into()).unwrap();
-        r.set("c", "3".into()).unwrap();
-        r.set("a", "4".into()).unwrap();
+        r.set("a", "1").unwrap();
+        r.set("b", "2").unwrap();
+        r.set("c", "3").unwrap();
+        r.set("a", "4").unwrap();
         assert_eq!(order(&r), ["a", "b", "c"]);
         assert!(r.remove("a").unwrap());
         assert!(!r.remove("a").unwrap());
-        r.set("a", "5".into()).unwrap();
+        r.set("a", "5").unwrap();
         assert_eq!(order(&r), ["b", "c", "a"]);
         assert_eq!(text(&r, "a").as_deref(), Some("5"));
         assert_eq!(r.len(), 3);
@@ -634,18 +686,18 @@ mod tests {
     fn held_slots_take_removed_records_back_in_place() {
         let mut r = in_file("held", &[("\"a\"", "1"), ("\"b\"", "2")]);
         for id in ["\"c\"", "\"d\""] {
-            r.set(id, id.into()).unwrap();
+            r.set(id, id).unwrap();
         }
         r.hold_slots();
         r.remove("\"b\"").unwrap();
-        r.set("\"e\"", "5".into()).unwrap();
+        r.set("\"e\"", "5").unwrap();
         r.remove("\"d\"").unwrap();
-        r.set("\"b\"", "6".into()).unwrap();
+        r.set("\"b\"", "6").unwrap();
         // A rollback: newest first, each op reversed.
         r.remove("\"b\"").unwrap();
-        r.set("\"d\"", "\"d\"".into()).unwrap();
+        r.set("\"d\"", "\"d\"").unwrap();
         r.remove("\"e\"").unwrap();
-        r.set("\"b\"", "2".into()).unwrap();
+        r.set("\"b\"", "2").unwrap();
         assert!(r.release_slots(true));
         assert_eq!(order(&r), ["\"a\"", "\"b\"", "\"c\"", "\"d\""]);
         assert_eq!(text(&r, "\"b\"").as_deref(), Some("2"));
@@ -659,7 +711,7 @@ mod tests {
     fn survives_slot_compaction() {
         let mut r = Records::default();
         for i in 0..200 {
-            r.set(&i.to_string(), i.to_string().into()).unwrap();
+            r.set(&i.to_string(), &i.to_string()).unwrap();
         }
         for i in 0..150 {
             r.remove(&i.to_string()).unwrap();
@@ -667,7 +719,7 @@ mod tests {
         assert_eq!(r.len(), 50);
         assert_eq!(text(&r, "199").as_deref(), Some("199"));
         assert_eq!(order(&r).first().map(String::as_str), Some("150"));
-        r.set("150", "x".into()).unwrap();
+        r.set("150", "x").unwrap();
         assert_eq!(order(&r).first().map(String::as_str), Some("150"));
     }
 
@@ -681,7 +733,7 @@ mod tests {
         assert_eq!(r.held_in_memory(), 0);
         assert_eq!(text(&r, "\"x\"").as_deref(), Some("3"), "a later line wins");
         assert_eq!(order(&r), ["\"x\"", "\"y\""]);
-        r.set("\"y\"", "4".into()).unwrap();
+        r.set("\"y\"", "4").unwrap();
         assert_eq!(r.held_in_memory(), 1);
         assert_eq!(order(&r), ["\"x\"", "\"y\""]);
         assert!(r.contains("\"x\"").unwrap());
@@ -707,6 +759,21 @@ mod tests {
     }
 
     #[test]
+    fn a_record_set_from_a_line_shares_it_until_owning_its_text() {
+        let line: Arc<str> = r#"{"ts":"t","op":"set","id":"a","prev":null,"data":{"x":1}}"#.into();
+        let mut r = Records::default();
+        r.set_from_line(&line, 26..29, 49..56).unwrap();
+        assert_eq!(text(&r, "\"a\"").as_deref(), Some(r#"{"x":1}"#));
+        assert_eq!(Arc::strong_count(&line), 2);
+        r.own_held_texts();
+        assert_eq!(Arc::strong_count(&line), 1);
+        assert_eq!(
+            r.pairs().unwrap(),
+            vec![("\"a\"".to_string(), r#"{"x":1}"#.to_string())]
+        );
+    }
+
+    #[test]
     fn place_packs_offset_and_length() {
         let p = Place::new(123_456_789_012, 65_535).unwrap();
         assert_eq!((p.at(), p.len()), (123_456_789_012, 65_535));
@@ -721,17 +788,22 @@ mod tests {
         #[derive(Debug, Clone)]
         enum Step {
             Set(u8, u16),
+            /// Set through an op line the record shares.
+            SetFromLine(u8, u16),
             Remove(u8),
             Hold,
             Release,
+            OwnTexts,
         }
 
         fn step() -> impl Strategy<Value = Step> {
             prop_oneof![
                 4 => (any::<u8>(), any::<u16>()).prop_map(|(i, v)| Step::Set(i, v)),
+                2 => (any::<u8>(), any::<u16>()).prop_map(|(i, v)| Step::SetFromLine(i, v)),
                 3 => any::<u8>().prop_map(Step::Remove),
                 1 => Just(Step::Hold),
                 1 => Just(Step::Release),
+                1 => Just(Step::OwnTexts),
             ]
         }
 
@@ -759,14 +831,23 @@ mod tests {
                 let mut holding = false;
                 for s in steps {
                     match s {
-                        Step::Set(i, v) => {
+                        Step::Set(i, v) | Step::SetFromLine(i, v) => {
                             let id = format!("\"k{i}\"");
-                            r.set(&id, v.to_string().into()).unwrap();
+                            if let Step::SetFromLine(..) = s {
+                                let line: Arc<str> = format!("{{\"id\":{id},\"data\":{v}}}").into();
+                                let id_at = 6;
+                                let data_at = id_at + id.len() + 8;
+                                r.set_from_line(&line, id_at..id_at + id.len(), data_at..line.len() - 1)
+                                    .unwrap();
+                            } else {
+                                r.set(&id, &v.to_string()).unwrap();
+                            }
                             match model.iter_mut().find(|(k, _)| *k == id) {
                                 Some(e) => e.1 = v.to_string(),
                                 None => model.push((id, v.to_string())),
                             }
                         }
+                        Step::OwnTexts => r.own_held_texts(),
                         Step::Remove(i) => {
                             let id = format!("\"k{i}\"");
                             let was = model.iter().position(|(k, _)| *k == id);

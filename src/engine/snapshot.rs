@@ -52,7 +52,7 @@ pub fn write(dir: &Path, records: &Records, version: f64, sync: bool) -> Result<
             w.write_all(&line).map_err(|e| Error::io(&name, e))?;
             match Place::new(at, line.len() - 1) {
                 Some(place) => written.push_in_file(id, place),
-                None => written.push_in_memory(id, data.into()),
+                None => written.push_in_memory(id, data),
             }
             at += line.len() as u64;
             Ok(())
@@ -217,7 +217,7 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> 
             let (version, recs) = legacy_records(&text, &shown)?;
             let mut records = Records::default();
             for (id, data) in recs {
-                records.set(&id, data.into())?;
+                records.set(&id, &data)?;
             }
             return Ok((records, version));
         }
@@ -259,7 +259,7 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> 
             if !text.is_empty() {
                 let (id, data) = parse_record_line(text)
                     .map_err(|e| corrupt(&shown, format!("line {n}: {e}")))?;
-                records.set(&id, data.into())?;
+                records.set(&id, &data)?;
             }
         }
         at += line.len() as u64;
@@ -527,9 +527,8 @@ mod tests {
     fn round_trips_jsonl() {
         let dir = tmpdir("rt");
         let mut r = Records::default();
-        r.set("\"a\"", "{\"x\":1e+21,\"s\":\"\u{2028}\"}".into())
-            .unwrap();
-        r.set("\"b\\ud800\"", "{}".into()).unwrap();
+        r.set("\"a\"", "{\"x\":1e+21,\"s\":\"\u{2028}\"}").unwrap();
+        r.set("\"b\\ud800\"", "{}").unwrap();
         let (rel, written) = write(&dir, &r, 3.0, true).unwrap();
         assert_eq!(written.pairs().unwrap(), r.pairs().unwrap());
         assert_eq!(written.held_in_memory(), 0);

@@ -213,7 +213,7 @@ mod tests {
     fn records(pairs: &[(&str, &str)]) -> Records {
         let mut r = Records::default();
         for (id, text) in pairs {
-            r.set(id, (*text).into()).unwrap();
+            r.set(id, text).unwrap();
         }
         r
     }

@@ -290,7 +290,7 @@ impl Store {
 
     /// Replaces a record's text without logging (migration of snapshot records at open).
     pub fn replace_record(&mut self, id: &str, text: &str) -> Result<()> {
-        self.records_mut().set(id, text.into())
+        self.records_mut().set(id, text)
     }
 
     /// The records, to change (copied first if a snapshot being written still shares them).
@@ -435,7 +435,7 @@ impl Store {
         // modes, or the open batch's) and the op list copy it from.
         let mut line = std::mem::take(&mut self.line_buf);
         line.clear();
-        op.encode_into(&mut line);
+        let spans = op.encode_into(&mut line);
         line.push('\n');
         let pos = self.next_pos();
         let logged = self.log_line(line.as_bytes(), flush_when_full);
@@ -451,7 +451,17 @@ impl Store {
             }
             // Cannot fail but on a read error of the snapshot (the id was just looked up there);
             // the op is logged then, and a reopen applies it.
-            None => apply(Arc::make_mut(&mut self.records), &mut op)?,
+            None => {
+                let records = Arc::make_mut(&mut self.records);
+                match (op.kind, spans.data) {
+                    // The record keeps its text in the line the op list holds anyway.
+                    (OpKind::Set, Some(data)) => {
+                        op.data = None;
+                        records.set_from_line(&text, spans.id, data)?;
+                    }
+                    _ => apply(records, &mut op)?,
+                }
+            }
         }
         ops.push(LoggedOp {
             op,
@@ -737,8 +747,12 @@ impl Store {
         };
         // The new snapshot holds the records as they were at the cut; pointing into it, they
         // need none of the texts held until now.
-        if let Some(rewritten) = rewritten.filter(|r| r.len() == self.records.len()) {
-            self.records = Arc::new(rewritten);
+        match rewritten.filter(|r| r.len() == self.records.len()) {
+            Some(rewritten) => self.records = Arc::new(rewritten),
+            // Records set since the last checkpoint keep their texts in op lines, which the op
+            // list is about to drop: copied out, they stop keeping the rest of those lines.
+            None if manifest.is_ok() => Arc::make_mut(&mut self.records).own_held_texts(),
+            None => {}
         }
         // `prepare` has dropped its share of the records: this changes them in place.
         let applied = self.apply_unapplied(&mut later, !next);
@@ -1053,7 +1067,7 @@ fn prev_of(kind: OpKind, old: Option<&str>, new: Option<&str>) -> (Option<String
 /// line (for `getOps`) and `prev` (for undo), so the record text is not held twice.
 fn apply(records: &mut Records, op: &mut Op) -> Result<()> {
     match (op.kind, op.data.take()) {
-        (OpKind::Set, Some(data)) => records.set(&op.id, data.into_boxed_str()),
+        (OpKind::Set, Some(data)) => records.set(&op.id, &data),
         (OpKind::Delete, _) => records.remove(&op.id).map(|_| ()),
         _ => Ok(()),
     }
@@ -1071,11 +1085,11 @@ fn reverse(records: &mut Records, op: &Op) -> Result<Option<Effect>> {
             let Some(restored) = current.and_then(|c| delta::apply_delta(&c, patch)) else {
                 return Ok(None);
             };
-            records.set(&op.id, restored.as_str().into())?;
+            records.set(&op.id, &restored)?;
             Some(restored)
         }
         (Some(full), false) => {
-            records.set(&op.id, full.as_str().into())?;
+            records.set(&op.id, full)?;
             Some(full.clone())
         }
     };
