@@ -15,6 +15,7 @@ use crate::engine::backend::Backend;
 use crate::engine::batch::PairsBuilder;
 use crate::engine::error::{Error, Result};
 use crate::engine::fs_backend::FsBackend;
+use crate::engine::handover::StoreCell;
 use crate::engine::oplog::OpLog;
 use crate::engine::store::{Change, Checkpoint, Effect, Options, Store, WriteMode, WriteOutcome};
 use crate::engine::wal::LoggedOp;
@@ -35,7 +36,7 @@ pub struct NativeOptions {
     pub durable: bool,
 }
 
-type Shared = Arc<Mutex<Option<Store>>>;
+type Shared = Arc<StoreCell>;
 
 #[napi]
 pub struct NativeStore {
@@ -46,11 +47,7 @@ pub struct NativeStore {
 }
 
 fn with_store<T>(inner: &Shared, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
-    let mut guard = lock(inner);
-    let store = guard
-        .as_mut()
-        .ok_or_else(|| Error::Invalid("Store is not open. Call open() first.".into()))?;
-    f(store)
+    inner.with_store(f)
 }
 
 fn outcome_code(o: WriteOutcome) -> u32 {
@@ -126,7 +123,7 @@ impl NativeStore {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         NativeStore {
-            inner: Arc::new(Mutex::new(None)),
+            inner: StoreCell::new(),
             backend: Arc::new(Mutex::new(None)),
             ops: Arc::default(),
         }
@@ -177,7 +174,7 @@ impl NativeStore {
         Ok(self.job(move || {
             let (store, info) = Store::open(backend, opts)?;
             *lock(&ops) = store.op_log();
-            *lock(&inner) = Some(store);
+            inner.install(store);
             Ok(Some(format!(
                 "{{\"storedVersion\":{},\"needsMigration\":{}}}",
                 crate::engine::json::format_number(info.stored_version),
@@ -234,28 +231,11 @@ impl NativeStore {
         guard(|| with_store(&self.inner, |s| s.set(&id, data).map(outcome_code)))
     }
 
-    /// `async` mode: sets the facade collected, `id, record, ms, ...` (`ms`: when each was
-    /// called; empty when it is the set's before), one per line: the id and record are
-    /// `JSON.stringify` texts, which never hold a raw newline, so the lines split with a byte
-    /// search instead of a JSON scan.
+    /// `async` mode: queues sets the facade collected (see `handover`); they apply in order on
+    /// the store's own thread, or sooner when another call needs the store.
     #[napi]
     pub fn set_many(&self, items: String) -> napi::Result<()> {
-        guard(|| {
-            let malformed = || Error::Invalid("set_many: not id, record, ms triples".into());
-            let mut values = items.split('\n');
-            let mut sets = Vec::new();
-            let mut ms = None;
-            while let Some(id) = values.next() {
-                let (Some(data), Some(at)) = (values.next(), values.next()) else {
-                    return Err(malformed());
-                };
-                if !at.is_empty() {
-                    ms = Some(at.parse::<f64>().unwrap_or(0.0) as i64);
-                }
-                sets.push((id, data.to_string(), ms.ok_or_else(malformed)?));
-            }
-            with_store(&self.inner, |s| s.set_many(sets))
-        })
+        guard(|| self.inner.hand_over(items))
     }
 
     /// 0 or 1 as for `set`; 2 when the record does not exist.
@@ -339,20 +319,21 @@ impl NativeStore {
 
     /// Op lines since the last checkpoint (with `ts > since` when given), as a JSON array.
     #[napi]
-    pub fn get_ops(&self, since: Option<String>) -> String {
+    pub fn get_ops(&self, since: Option<String>) -> napi::Result<String> {
+        guard(|| self.inner.settle())?;
         let log = lock(&self.ops).clone();
         let ops = log.lock();
-        lines_json(
-            ops.iter()
-                .filter(|l| since.as_deref().is_none_or(|t| &*l.op.ts > t)),
-        )
+        Ok(lines_json(ops.iter().filter(|l| {
+            since.as_deref().is_none_or(|t| &*l.op.ts > t)
+        })))
     }
 
     #[napi]
-    pub fn get_history(&self, id: String) -> String {
+    pub fn get_history(&self, id: String) -> napi::Result<String> {
+        guard(|| self.inner.settle())?;
         let log = lock(&self.ops).clone();
         let ops = log.lock();
-        lines_json(ops.iter().filter(|l| l.op.id == id))
+        Ok(lines_json(ops.iter().filter(|l| l.op.id == id)))
     }
 
     /// `{"opsCount":n,"version":v}` plus the manifest info, for the facade's caches.
@@ -367,16 +348,18 @@ impl NativeStore {
     }
 
     #[napi]
-    pub fn ops_count(&self) -> u32 {
+    pub fn ops_count(&self) -> napi::Result<u32> {
+        guard(|| self.inner.settle())?;
         let log = lock(&self.ops).clone();
         let n = log.lock().len();
-        n as u32
+        Ok(n as u32)
     }
 
     /// Fsyncs, on a worker, every op file appended to before this call (durable mode).
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn sync_ops(&self) -> napi::Result<Job> {
         let pending = guard(|| {
+            self.inner.settle()?;
             lock(&self.backend)
                 .as_ref()
                 .map_or_else(|| Ok(Default::default()), |b| b.begin_sync())
@@ -479,6 +462,7 @@ impl NativeStore {
 
     #[napi]
     pub fn stream_ops(&self, rel: String, since: Option<String>) -> napi::Result<Cursor> {
+        guard(|| self.inner.settle())?;
         let backend = self.open_backend()?;
         // The op list mirrors the file (a writer's own): its lines need no second read and check.
         let log = lock(&self.ops).clone();
@@ -491,6 +475,7 @@ impl NativeStore {
     /// Multi-writer `getWalOps`: all agents' ops in `(clock, agent)` order.
     #[napi]
     pub fn stream_merged_ops(&self, since: Option<String>) -> napi::Result<Cursor> {
+        guard(|| self.inner.settle())?;
         Ok(Cursor::merged_ops(self.open_backend()?, since))
     }
 
@@ -558,12 +543,19 @@ impl NativeStore {
             if due {
                 checkpoint(&inner)?;
             }
-            let store = lock(&inner).take();
+            let store = inner.take();
             if let Some(mut s) = store {
                 s.close()?;
             }
             lock(&backend).take();
             Ok(None)
         })
+    }
+}
+
+impl Drop for NativeStore {
+    /// A store dropped without `close` (the JavaScript object collected) ends its thread.
+    fn drop(&mut self) {
+        self.inner.shut_down();
     }
 }

@@ -8,6 +8,7 @@ pub mod delta;
 pub mod error;
 pub mod fs_backend;
 pub mod fsutil;
+pub mod handover;
 pub mod json;
 pub mod lock;
 pub mod manifest;
