@@ -4,7 +4,7 @@
 //! A record unchanged since the snapshot file it was loaded from (or last written to) is not
 //! held in memory: the table keeps where its line is in that file (`Source`, kept open) and a
 //! hash of its id, and reads the line back when the record is needed. Only records changed since
-//! are held as text. So a store of a million records costs ~24 MB here instead of its texts.
+//! are held as text. So a store of a million records costs ~33 MB here instead of its texts.
 
 use std::borrow::Cow;
 use std::fs::File;
