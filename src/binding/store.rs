@@ -320,8 +320,7 @@ impl NativeStore {
     /// Op lines since the last checkpoint (with `ts > since` when given), as a JSON array.
     #[napi]
     pub fn get_ops(&self, since: Option<String>) -> napi::Result<String> {
-        guard(|| self.inner.settle())?;
-        let log = lock(&self.ops).clone();
+        let log = self.op_log()?;
         let ops = log.lock();
         Ok(lines_json(ops.iter().filter(|l| {
             since.as_deref().is_none_or(|t| &*l.op.ts > t)
@@ -330,8 +329,7 @@ impl NativeStore {
 
     #[napi]
     pub fn get_history(&self, id: String) -> napi::Result<String> {
-        guard(|| self.inner.settle())?;
-        let log = lock(&self.ops).clone();
+        let log = self.op_log()?;
         let ops = log.lock();
         Ok(lines_json(ops.iter().filter(|l| l.op.id == id)))
     }
@@ -349,9 +347,7 @@ impl NativeStore {
 
     #[napi]
     pub fn ops_count(&self) -> napi::Result<u32> {
-        guard(|| self.inner.settle())?;
-        let log = lock(&self.ops).clone();
-        let n = log.lock().len();
+        let n = self.op_log()?.lock().len();
         Ok(n as u32)
     }
 
@@ -448,6 +444,12 @@ impl NativeStore {
         Job::new(js_backend, work)
     }
 
+    /// The op list, read without the store's mutex, once the sets handed over are in it.
+    fn op_log(&self) -> napi::Result<OpLog> {
+        guard(|| self.inner.settle())?;
+        Ok(lock(&self.ops).clone())
+    }
+
     fn open_backend(&self) -> napi::Result<Arc<dyn Backend>> {
         lock(&self.backend)
             .clone()
@@ -462,10 +464,9 @@ impl NativeStore {
 
     #[napi]
     pub fn stream_ops(&self, rel: String, since: Option<String>) -> napi::Result<Cursor> {
-        guard(|| self.inner.settle())?;
+        let log = self.op_log()?;
         let backend = self.open_backend()?;
         // The op list mirrors the file (a writer's own): its lines need no second read and check.
-        let log = lock(&self.ops).clone();
         if let Some(lines) = log.lines_of(&rel, since.as_deref()) {
             return Ok(Cursor::lines(lines));
         }

@@ -46,21 +46,17 @@ impl StoreCell {
     /// Runs `f` on the open store, once every set handed over is applied.
     pub fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
         let mut guard = lock(&self.store);
-        let store = guard
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("Store is not open. Call open() first.".into()))?;
-        self.apply_handed(store);
-        if let Some(e) = lock(&self.handed).failed.take() {
-            return Err(e);
-        }
+        let store = guard.as_mut().ok_or_else(not_open)?;
+        self.apply_all(store)?;
         f(store)
     }
 
-    /// Applies what is queued, for readers that do not go through the store (the op list).
+    /// Applies what is queued, for readers that do not go through the store (the op list);
+    /// nothing to do when the store is not open.
     pub fn settle(&self) -> Result<()> {
-        match self.with_store(|_| Ok(())) {
-            Err(Error::Invalid(m)) if m.starts_with("Store is not open") => Ok(()),
-            other => other,
+        match lock(&self.store).as_mut() {
+            Some(store) => self.apply_all(store),
+            None => Ok(()),
         }
     }
 
@@ -80,9 +76,7 @@ impl StoreCell {
     pub fn hand_over(self: &Arc<Self>, text: String) -> Result<()> {
         let mut handed = lock(&self.handed);
         if handed.closed {
-            return Err(Error::Invalid(
-                "Store is not open. Call open() first.".into(),
-            ));
+            return Err(not_open());
         }
         handed.texts.push_back(text);
         let failed = handed.failed.take();
@@ -131,6 +125,12 @@ impl StoreCell {
         }
     }
 
+    /// Applies the queued texts; the first error any of them met (here or on the thread).
+    fn apply_all(&self, store: &mut Store) -> Result<()> {
+        self.apply_handed(store);
+        lock(&self.handed).failed.take().map_or(Ok(()), Err)
+    }
+
     /// Applies the queued texts in order; keeps the first error for the next call to report.
     fn apply_handed(&self, store: &mut Store) {
         loop {
@@ -144,6 +144,10 @@ impl StoreCell {
             }
         }
     }
+}
+
+fn not_open() -> Error {
+    Error::Invalid("Store is not open. Call open() first.".into())
 }
 
 /// The facade's `async`-mode sets, `id, record, ms, ...` (`ms`: when each was called; empty
