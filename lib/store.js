@@ -8,7 +8,7 @@ const fsp = require("node:fs/promises");
 const { checkId, recordText, checkOptions, checkPeriod } = require("./validate");
 const { FsBackend } = require("./fs-backend");
 const { makeDispatcher } = require("./js-backend");
-const { withCode } = require("./errors");
+const { withCode, passThrough } = require("./errors");
 const { ReadAhead, STREAM_BATCH, parseIds, parseOps, parsePairs } = require("./stream");
 
 const NOT_OPEN = "Store is not open. Call open() first.";
@@ -62,7 +62,12 @@ function earlyView(dir) {
 /** The engine's records in order, as `[id, record, ...]` arrays of up to EXPORT_CHUNK records. */
 function* exportedChunks(engine) {
   for (let start = 0; ; ) {
-    const batch = engine.exportRecords(start, EXPORT_CHUNK);
+    let batch;
+    try {
+      batch = engine.exportRecords(start, EXPORT_CHUNK);
+    } catch (err) {
+      throw withCode(err);
+    }
     if (batch === null) return;
     yield parsePairs(batch);
     start = batch[2];
@@ -75,6 +80,12 @@ function applyOps(map, ops) {
     if (op.op === "set") map.set(op.id, op.data);
     else map.delete(op.id);
   }
+}
+
+/** A checkpoint a write started failed. Nothing is lost: the ops stay in the current op file (or
+ * buffered), and the next write retries it. */
+function checkpointFailed(err) {
+  console.error(`opslog: checkpoint failed (retried after the next write): ${err.message}`);
 }
 
 function defaultPeriod() {
@@ -129,6 +140,14 @@ class Store {
   #background = null;
 
   async open(dir, options) {
+    try {
+      return await this.#open(dir, options);
+    } catch (err) {
+      throw withCode(err);
+    }
+  }
+
+  async #open(dir, options) {
     const o = checkOptions(options);
     if (o.agentId !== undefined && o.writeMode !== "immediate") {
       console.error(`opslog: writeMode '${o.writeMode}' is not compatible with multi-writer (agentId). Using 'immediate'.`);
@@ -254,7 +273,12 @@ class Store {
 
   /** The first read of a record a lazy open left undecoded: decoded once, kept in the view. */
   #decode(id) {
-    const text = this.#engine.recordText(JSON.stringify(id));
+    let text;
+    try {
+      text = this.#engine.recordText(JSON.stringify(id));
+    } catch (err) {
+      throw withCode(err);
+    }
     if (text === null) throw new Error(`opslog: record ${JSON.stringify(id)} is in the view but not in the store`);
     const value = JSON.parse(text);
     this.#records.set(id, value);
@@ -388,7 +412,12 @@ class Store {
     this.#ensureOpen();
     // A checkpoint a write started: the reference's write waited for it, so stream what it makes current.
     await this.#background;
-    const cursor = this.#engine.streamSnapshot(this.#manifest.currentSnapshot);
+    let cursor;
+    try {
+      cursor = this.#engine.streamSnapshot(this.#manifest.currentSnapshot);
+    } catch (err) {
+      throw withCode(err);
+    }
     const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_BATCH)), parsePairs);
     for (let items; (items = await batches.next()) !== null; ) {
       for (let i = 0; i < items.length; i += 2) yield [items[i], items[i + 1]];
@@ -399,7 +428,12 @@ class Store {
     this.#ensureOpen();
     const since = sinceTimestamp ? String(sinceTimestamp) : null;
     await this.#background; // as in streamSnapshot
-    const cursor = this.#multiWriter ? this.#engine.streamMergedOps(since) : this.#engine.streamOps(this.#manifest.activeOps, since);
+    let cursor;
+    try {
+      cursor = this.#multiWriter ? this.#engine.streamMergedOps(since) : this.#engine.streamOps(this.#manifest.activeOps, since);
+    } catch (err) {
+      throw withCode(err);
+    }
     const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_BATCH)), parseOps);
     for (let ops; (ops = await batches.next()) !== null; ) {
       for (let i = 0; i < ops.length; i++) yield ops[i];
@@ -464,12 +498,20 @@ class Store {
 
   getHistory(id) {
     this.#ensureOpen();
-    return JSON.parse(this.#engine.getHistory(JSON.stringify(String(id))));
+    try {
+      return JSON.parse(this.#engine.getHistory(JSON.stringify(String(id))));
+    } catch (err) {
+      throw withCode(err);
+    }
   }
 
   getOps(since) {
     this.#ensureOpen();
-    return JSON.parse(this.#engine.getOps(since ? String(since) : null));
+    try {
+      return JSON.parse(this.#engine.getOps(since ? String(since) : null));
+    } catch (err) {
+      throw withCode(err);
+    }
   }
 
   async compact() {
@@ -513,11 +555,13 @@ class Store {
 
   stats() {
     this.#ensureOpen();
-    return {
-      activeRecords: this.#records.size,
-      opsCount: this.#engine.opsCount(),
-      archiveSegments: this.#manifest.archiveSegments.length,
-    };
+    let opsCount;
+    try {
+      opsCount = this.#engine.opsCount();
+    } catch (err) {
+      throw withCode(err);
+    }
+    return { activeRecords: this.#records.size, opsCount, archiveSegments: this.#manifest.archiveSegments.length };
   }
 
   async refresh() {
@@ -595,7 +639,7 @@ class Store {
     try {
       result = fn();
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(withCode(err));
     }
     if (result instanceof Promise) return this.#adopt(result);
     return result === undefined ? RESOLVED : Promise.resolve(result);
@@ -619,6 +663,8 @@ class Store {
         // queued, directly) starts one.
         if (exclusive) await this.#background;
         return await fn();
+      } catch (err) {
+        throw withCode(err);
       } finally {
         this.#queued--;
       }
@@ -638,7 +684,11 @@ class Store {
     const items = this.#deferred;
     this.#deferred = [];
     this.#deferredMs = NaN;
-    this.#native.setMany(items.join("\n"));
+    try {
+      this.#native.setMany(items.join("\n"));
+    } catch (err) {
+      throw withCode(err);
+    }
   }
 
   /** An `async`-mode set: resolves at once, as the reference's does; the engine gets it later. */
@@ -651,7 +701,7 @@ class Store {
       try {
         this.#handOver();
       } catch (err) {
-        return Promise.reject(withCode(err));
+        return Promise.reject(err);
       }
     }
     this.#afterWrite(0);
@@ -705,17 +755,22 @@ class Store {
     // checkpoint at once) and the checkpoint is written in the background: by a job begun now,
     // or, while one runs, by that job next.
     this.#clearGroupTimer();
-    const job = this.#engine.checkpointDue();
+    let job;
+    try {
+      job = this.#engine.checkpointDue();
+    } catch (err) {
+      // Its first step (writing what group/async mode buffered) failed: the write itself is
+      // logged or buffered, as acknowledged, and the checkpoint stays due.
+      checkpointFailed(withCode(err));
+      return undefined;
+    }
     if (job !== null) this.#inBackground(job);
     return undefined;
   }
 
   #inBackground(job) {
     const before = this.#background ?? RESOLVED;
-    const done = this.#call(job).then(noop, (err) => {
-      // Nothing is lost: the ops stay in the current op file, and the next write retries.
-      console.error(`opslog: checkpoint failed (retried after the next write): ${err.message}`);
-    });
+    const done = this.#call(job).then(noop, checkpointFailed);
     // A job begun while the last one was ending (see checkpointDue) runs beside it.
     const background = Promise.all([before, done]).then(() => {
       this.#manifest = JSON.parse(this.#native.manifest());
@@ -750,7 +805,7 @@ class Store {
       const original = this.#adapter?.error;
       if (original) {
         this.#adapter.error = null;
-        throw original;
+        throw passThrough(original);
       }
       throw withCode(err);
     }

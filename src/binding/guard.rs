@@ -12,7 +12,39 @@ pub fn to_js(e: EngineError) -> Error {
         EngineError::Type(_) => Status::InvalidArg,
         _ => Status::GenericFailure,
     };
-    Error::new(status, e.to_string())
+    let mut err = Error::new(status, e.to_string());
+    if let Some(details) = os_error_details(&e) {
+        err.set_cause(Error::new(Status::GenericFailure, details));
+    }
+    err
+}
+
+/// What lib/errors.js needs to give a failed system call Node's shape, carried as the error's
+/// `cause`: `opslog:os-error {"errno":-28,"syscall":"write","path":"..."}`. `errno` is libuv's
+/// (the negated POSIX number), the key of `util.getSystemErrorMap()`.
+fn os_error_details(e: &EngineError) -> Option<String> {
+    let EngineError::Io {
+        syscall,
+        path,
+        dest,
+        source,
+    } = e
+    else {
+        return None;
+    };
+    // Elsewhere the raw number is not a POSIX errno (Windows error codes): the engine's message stays.
+    if !cfg!(unix) {
+        return None;
+    }
+    let mut details = serde_json::json!({
+        "errno": -source.raw_os_error()?,
+        "syscall": syscall,
+        "path": path,
+    });
+    if let Some(dest) = dest {
+        details["dest"] = dest.as_str().into();
+    }
+    Some(format!("opslog:os-error {details}"))
 }
 
 /// Runs `f`, turning a panic into an `Error` instead of letting it unwind into Node.

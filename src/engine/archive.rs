@@ -182,10 +182,7 @@ pub fn write(
 
 pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<Vec<(String, String)>> {
     let shown = display_join(dir_display, rel);
-    let text = fsutil::read_text(&dir.join(rel)).map_err(|e| match e {
-        Error::Io { source, .. } => Error::io(&shown, source),
-        other => other,
-    })?;
+    let text = fsutil::read_text(&dir.join(rel)).map_err(|e| e.shown_as(&shown))?;
     parse(&text).map_err(|e| e.in_file(&shown))
 }
 

@@ -183,7 +183,7 @@ impl PendingSync {
     pub fn run(self) -> Result<()> {
         for (shown, file) in self.files {
             file.sync_data()
-                .map_err(|e| super::error::Error::io(shown, e))?;
+                .map_err(|e| super::error::Error::io("fdatasync", shown, e))?;
         }
         Ok(())
     }

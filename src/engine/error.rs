@@ -5,8 +5,15 @@ use std::io;
 
 #[derive(Debug)]
 pub enum Error {
-    /// An I/O failure, with the path it concerned.
-    Io { path: String, source: io::Error },
+    /// A failed operating-system call: the call (Node's name for it: `open`, `write`, ...), the
+    /// path it concerned (and, for `rename`, the destination) and the OS error itself. The
+    /// binding gives it Node's shape (`code`, `errno`, `syscall`, `path`, message).
+    Io {
+        syscall: &'static str,
+        path: String,
+        dest: Option<String>,
+        source: io::Error,
+    },
     /// Another live process holds the store's `.lock`.
     Locked { pid: i64, lock_path: String },
     /// A file's content is not what the format requires.
@@ -24,10 +31,35 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    pub fn io(path: impl Into<String>, source: io::Error) -> Self {
+    pub fn io(syscall: &'static str, path: impl Into<String>, source: io::Error) -> Self {
         Error::Io {
+            syscall,
             path: path.into(),
+            dest: None,
             source,
+        }
+    }
+
+    /// A failed `rename(from, to)`; Node names both paths.
+    pub fn rename(from: impl Into<String>, to: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            syscall: "rename",
+            path: from.into(),
+            dest: Some(to.into()),
+            source,
+        }
+    }
+
+    /// The same failure, its path shown as `shown` (the caller knows how the user named it).
+    pub fn shown_as(self, shown: &str) -> Self {
+        match self {
+            Error::Io {
+                syscall,
+                source,
+                dest: None,
+                ..
+            } => Error::io(syscall, shown, source),
+            other => other,
         }
     }
 
@@ -47,14 +79,18 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { path, source } => {
-                let code = match source.kind() {
-                    io::ErrorKind::NotFound => "ENOENT: no such file or directory",
-                    io::ErrorKind::PermissionDenied => "EACCES: permission denied",
-                    io::ErrorKind::AlreadyExists => "EEXIST: file already exists",
-                    _ => return write!(f, "{source}, '{path}'"),
-                };
-                write!(f, "{code}, '{path}'")
+            // The engine's own wording; JavaScript sees Node's (lib/errors.js).
+            Error::Io {
+                syscall,
+                path,
+                dest,
+                source,
+            } => {
+                write!(f, "{source}, {syscall} '{path}'")?;
+                match dest {
+                    Some(dest) => write!(f, " -> '{dest}'"),
+                    None => Ok(()),
+                }
             }
             Error::Locked { pid, lock_path } => {
                 write!(

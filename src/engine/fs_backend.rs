@@ -148,8 +148,8 @@ impl FsBackend {
             .append(true)
             .create(true)
             .open(&path)
-            .map_err(|e| Error::io(&shown, e))?;
-        std::io::Write::write_all(&mut file, bytes).map_err(|e| Error::io(&shown, e))
+            .map_err(|e| Error::io("open", &shown, e))?;
+        std::io::Write::write_all(&mut file, bytes).map_err(|e| Error::io("write", &shown, e))
     }
 
     pub fn truncate_last_op(&self, rel: &str) -> Result<bool> {
@@ -160,26 +160,27 @@ impl FsBackend {
     pub fn write_blob(&self, rel: &str, content: &[u8]) -> Result<()> {
         let path = self.path(rel)?;
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| Error::io(parent.display().to_string(), e))?;
+            fs::create_dir_all(parent)
+                .map_err(|e| Error::io("mkdir", parent.display().to_string(), e))?;
         }
-        fs::write(&path, content).map_err(|e| Error::io(path.display().to_string(), e))
+        fsutil::write_file(&path, &path.display().to_string(), content)
     }
 
     pub fn read_blob(&self, rel: &str) -> Result<Vec<u8>> {
         let path = self.path(rel)?;
-        fs::read(&path).map_err(|e| Error::io(path.display().to_string(), e))
+        fsutil::read_file(&path, &path.display().to_string())
     }
 
     /// A positioned read: short at the end of the file.
     pub fn read_blob_range(&self, rel: &str, offset: u64, length: usize) -> Result<Vec<u8>> {
         let path = self.path(rel)?;
         let shown = path.display().to_string();
-        let file = fs::File::open(&path).map_err(|e| Error::io(&shown, e))?;
+        let file = fs::File::open(&path).map_err(|e| Error::io("open", &shown, e))?;
         let mut buf = vec![0u8; length];
         let mut filled = 0;
         while filled < length {
             let n = read_at(&file, &mut buf[filled..], offset + filled as u64)
-                .map_err(|e| Error::io(&shown, e))?;
+                .map_err(|e| Error::io("read", &shown, e))?;
             if n == 0 {
                 break;
             }
@@ -221,7 +222,7 @@ impl FsBackend {
         match fs::remove_dir_all(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(path.display().to_string(), e)),
+            Err(e) => Err(Error::io("rm", path.display().to_string(), e)),
         }
     }
 
@@ -256,9 +257,12 @@ impl Backend for FsBackend {
 
     fn initialize(&self, read_only: bool) -> Result<()> {
         if !read_only {
+            // The directory first: a failure names the one that could not be made, as Node's
+            // recursive mkdir does.
+            fs::create_dir_all(&self.dir).map_err(|e| Error::io("mkdir", &self.display, e))?;
             for sub in ["snapshots", "ops", "archive"] {
                 let p = self.dir.join(sub);
-                fs::create_dir_all(&p).map_err(|e| Error::io(self.shown(sub), e))?;
+                fs::create_dir_all(&p).map_err(|e| Error::io("mkdir", self.shown(sub), e))?;
             }
         }
         Ok(())
@@ -360,8 +364,7 @@ impl Backend for FsBackend {
             fsutil::sync_all_at_once(&files, &[])?;
             return fsutil::rename_into_place(&fsutil::tmp_path(&path), &path);
         }
-        fs::rename(fsutil::tmp_path(&path), &path)
-            .map_err(|e| Error::io(self.shown(MANIFEST_FILE), e))
+        fsutil::rename(&fsutil::tmp_path(&path), &path)
     }
 
     fn sync_manifest(&self) -> Result<()> {

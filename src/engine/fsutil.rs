@@ -1,7 +1,7 @@
 //! Small filesystem helpers shared by the file formats.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
@@ -16,16 +16,32 @@ pub fn lossy_text(bytes: Vec<u8>) -> (String, bool) {
     }
 }
 
+/// A whole file's bytes. A failure names the call that failed, `open` or `read`, as Node's
+/// `readFile` does.
+pub fn read_file(path: &Path, shown: &str) -> Result<Vec<u8>> {
+    let mut file = File::open(path).map_err(|e| Error::io("open", shown, e))?;
+    let mut bytes = Vec::with_capacity(file.metadata().map_or(0, |m| m.len() as usize));
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io("read", shown, e))?;
+    Ok(bytes)
+}
+
+/// Creates or replaces a file with `content` (`open` or `write` failing, as in Node's `writeFile`).
+pub fn write_file(path: &Path, shown: &str, content: &[u8]) -> Result<()> {
+    let mut file = File::create(path).map_err(|e| Error::io("open", shown, e))?;
+    file.write_all(content)
+        .map_err(|e| Error::io("write", shown, e))
+}
+
 /// Reads a whole file as text (see `lossy_text`).
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = fs::read(path).map_err(|e| Error::io(path.display().to_string(), e))?;
-    Ok(lossy_text(bytes).0)
+    Ok(lossy_text(read_file(path, &path.display().to_string())?).0)
 }
 
 /// `read_text` of a data file, saying on stderr when bytes that are not UTF-8 were replaced
 /// (the text read is then not what was written).
 pub fn read_data_text(path: &Path, shown: &str) -> Result<String> {
-    let (text, replaced) = lossy_text(fs::read(path).map_err(|e| Error::io(shown, e))?);
+    let (text, replaced) = lossy_text(read_file(path, shown)?);
     if replaced {
         warn_not_utf8(1, shown);
     }
@@ -59,10 +75,19 @@ pub fn write_replace_with(
     if sync {
         return rename_into_place(&tmp, path);
     }
-    fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))
+    rename(&tmp, path)
 }
 
-/// Writes `<path>.tmp` (fsynced when `sync`) and returns its path; removes it on failure.
+/// Renames `tmp` over `path`; on failure `tmp` is removed (what it held was not published).
+pub fn rename(tmp: &Path, path: &Path) -> Result<()> {
+    fs::rename(tmp, path).map_err(|e| {
+        let _ = fs::remove_file(tmp);
+        Error::rename(tmp.display().to_string(), path.display().to_string(), e)
+    })
+}
+
+/// Writes `<path>.tmp` (fsynced when `sync`) and returns its path; removes it on failure (a
+/// full disk leaves no partial file behind). An error of `fill` is a failed `write`.
 pub fn write_tmp(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
@@ -70,16 +95,20 @@ pub fn write_tmp(
 ) -> Result<PathBuf> {
     let tmp = tmp_path(path);
     let display = tmp.display().to_string();
-    let file = File::create(&tmp).map_err(|e| Error::io(&display, e))?;
+    let file = File::create(&tmp).map_err(|e| Error::io("open", &display, e))?;
+    let write = |e| Error::io("write", &display, e);
     let mut w = io::BufWriter::with_capacity(1 << 20, file);
-    let written = fill(&mut w).and_then(|_| w.flush());
-    let file = w
-        .into_inner()
-        .map_err(|e| Error::io(&display, e.into_error()))?;
-    if let Err(e) = written.and_then(|_| if sync { file.sync_all() } else { Ok(()) }) {
-        drop(file);
+    let written = fill(&mut w)
+        .and_then(|_| w.flush())
+        .map_err(write)
+        .and_then(|_| w.into_inner().map_err(|e| write(e.into_error())))
+        .and_then(|file| match sync {
+            true => file.sync_all().map_err(|e| Error::io("fsync", &display, e)),
+            false => Ok(()),
+        });
+    if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
-        return Err(Error::io(&display, e));
+        return Err(e);
     }
     Ok(tmp)
 }
@@ -94,18 +123,14 @@ pub fn tmp_path(path: &Path) -> PathBuf {
 
 /// Renames `tmp` over `path` and fsyncs the directory: the new file is current and stays so.
 pub fn rename_into_place(tmp: &Path, path: &Path) -> Result<()> {
-    fs::rename(tmp, path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    rename(tmp, path)?;
     sync_dir(path)
 }
 
 /// Fsyncs `files` (their data) and `dirs` (the entries of files created or renamed there), all
 /// at once on threads of their own: the device can then serve them with fewer cache flushes.
 pub fn sync_all_at_once(files: &[PathBuf], dirs: &[PathBuf]) -> Result<()> {
-    let sync = |path: &PathBuf| {
-        File::open(path)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(path.display().to_string(), e))
-    };
+    let sync = |path: &PathBuf| fsync(path);
     std::thread::scope(|scope| {
         let running: Vec<_> = files
             .iter()
@@ -133,11 +158,18 @@ pub fn sync_dir(path: &Path) -> Result<()> {
         } else {
             dir
         };
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(dir.display().to_string(), e))?;
+        fsync(dir)?;
     }
     Ok(())
+}
+
+/// Opens `path` (a file or a directory) and fsyncs it.
+fn fsync(path: &Path) -> Result<()> {
+    let shown = || path.display().to_string();
+    File::open(path)
+        .map_err(|e| Error::io("open", shown(), e))?
+        .sync_all()
+        .map_err(|e| Error::io("fsync", shown(), e))
 }
 
 /// Removes files a newer checkpoint superseded; one already gone is fine.

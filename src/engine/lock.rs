@@ -71,16 +71,16 @@ pub fn try_acquire(
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut file) => {
                 file.write_all(std::process::id().to_string().as_bytes())
-                    .map_err(|e| Error::io(&shown, e))?;
+                    .map_err(|e| Error::io("write", &shown, e))?;
                 return Ok(Ok(LockHandle { _file: file, path }));
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io(&shown, e)),
+            Err(e) => return Err(Error::io("open", &shown, e)),
         }
         let content = match read_text(&path) {
             Ok(c) => c,
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(&shown, e)),
+            Err(e) => return Err(Error::io("open", &shown, e)),
         };
         match parse_pid(&content) {
             Some(pid) if is_alive(pid) => return Ok(Err(pid)),
@@ -126,10 +126,10 @@ pub fn try_acquire_flocked(
                 match OpenOptions::new().read(true).write(true).open(&path) {
                     Ok(f) => (f, false),
                     Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io(&shown, e)),
+                    Err(e) => return Err(Error::io("open", &shown, e)),
                 }
             }
-            Err(e) => return Err(Error::io(&shown, e)),
+            Err(e) => return Err(Error::io("open", &shown, e)),
         }; // SAFETY: flock on a file descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let holder = read_text(&path)
@@ -147,7 +147,8 @@ pub fn try_acquire_flocked(
             continue;
         }
         let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| Error::io(&shown, e))?;
+        std::io::Read::read_to_end(&mut file, &mut bytes)
+            .map_err(|e| Error::io("read", &shown, e))?;
         let (content, _) = super::fsutil::lossy_text(bytes);
         // A live pid with no flock behind it: a process of the reference (which only creates the
         // file) holds it. A dead pid is a holder that crashed. An empty file just created is a
@@ -159,10 +160,11 @@ pub fn try_acquire_flocked(
             }
             _ => {}
         }
-        file.set_len(0).map_err(|e| Error::io(&shown, e))?;
-        std::io::Seek::rewind(&mut file).map_err(|e| Error::io(&shown, e))?;
+        file.set_len(0)
+            .map_err(|e| Error::io("ftruncate", &shown, e))?;
+        std::io::Seek::rewind(&mut file).map_err(|e| Error::io("lseek", &shown, e))?;
         file.write_all(std::process::id().to_string().as_bytes())
-            .map_err(|e| Error::io(&shown, e))?;
+            .map_err(|e| Error::io("write", &shown, e))?;
         return Ok(Ok(LockHandle { _file: file, path }));
     }
     Err(Error::Invalid(format!(

@@ -99,7 +99,7 @@ pub struct Source {
 
 impl Source {
     pub fn open(path: &Path, shown: String) -> Result<Arc<Source>> {
-        let file = File::open(path).map_err(|e| Error::io(&shown, e))?;
+        let file = File::open(path).map_err(|e| Error::io("open", &shown, e))?;
         Ok(Arc::new(Source { file, shown }))
     }
 
@@ -115,7 +115,7 @@ impl Source {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io(&self.shown, e)),
+                Err(e) => return Err(Error::io("read", &self.shown, e)),
             }
         }
         Ok(done)

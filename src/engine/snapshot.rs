@@ -49,7 +49,8 @@ pub fn write(dir: &Path, records: &Records, version: f64, sync: bool) -> Result<
         let visited = records.visit(|id, data| {
             line.clear();
             record_line(id, data, &mut line);
-            w.write_all(&line).map_err(|e| Error::io(&name, e))?;
+            // A failed write is reported by write_tmp, naming the file it writes.
+            w.write_all(&line).map_err(|e| Error::io("write", "", e))?;
             match Place::new(at, line.len() - 1) {
                 Some(place) => written.push_in_file(id, place),
                 None => written.push_in_memory(id, data),
@@ -58,10 +59,13 @@ pub fn write(dir: &Path, records: &Records, version: f64, sync: bool) -> Result<
             Ok(())
         });
         // The engine's own error (reading the records) is the one to report, not its io form.
-        visited.map_err(|e| {
-            let io = std::io::Error::other(e.to_string());
-            failed = Some(e);
-            io
+        visited.map_err(|e| match e {
+            Error::Io { path, source, .. } if path.is_empty() => source,
+            e => {
+                let io = std::io::Error::other(e.to_string());
+                failed = Some(e);
+                io
+            }
         })
     })
     .map_err(|e| failed.take().unwrap_or(e))?;
@@ -161,7 +165,7 @@ fn read_form(reader: &mut impl BufRead, shown: &str) -> Result<(Form, usize)> {
     let mut first = Vec::new();
     let len = reader
         .read_until(b'\n', &mut first)
-        .map_err(|e| Error::io(shown, e))?;
+        .map_err(|e| Error::io("read", shown, e))?;
     Ok((detect(&String::from_utf8_lossy(&first)), len))
 }
 
@@ -207,7 +211,7 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> 
         line.clear();
         reader
             .read_until(b'\n', line)
-            .map_err(|e| Error::io(&shown, e))
+            .map_err(|e| Error::io("read", &shown, e))
     };
     let (form, first_len) = read_form(&mut reader, &shown)?;
     let (version, first_is_record) = match form {
@@ -233,7 +237,7 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> 
         // The first line, read for its form, is read again as a record.
         reader
             .seek(SeekFrom::Start(0))
-            .map_err(|e| Error::io(&shown, e))?;
+            .map_err(|e| Error::io("lseek", &shown, e))?;
     } else {
         at = first_len as u64;
         n = 2;
@@ -370,7 +374,7 @@ impl RecordPairs {
             let read = self
                 .reader
                 .read_until(b'\n', &mut buf)
-                .map_err(|e| Error::io(&self.shown, e))?;
+                .map_err(|e| Error::io("read", &self.shown, e))?;
             if read == 0 {
                 break;
             }
@@ -401,7 +405,7 @@ impl super::backend::BatchStream for RecordPairs {
 }
 
 fn reopen(path: &Path, shown: &str) -> Result<File> {
-    File::open(path).map_err(|e| Error::io(shown, e))
+    File::open(path).map_err(|e| Error::io("open", shown, e))
 }
 
 /// Reads a snapshot a batch of records at a time, holding one batch in memory (JSONL form).
@@ -479,7 +483,7 @@ impl SnapshotStream {
                     buf.clear();
                     let read = reader
                         .read_until(b'\n', &mut buf)
-                        .map_err(|e| Error::io(&self.shown, e))?;
+                        .map_err(|e| Error::io("read", &self.shown, e))?;
                     if read == 0 {
                         break;
                     }

@@ -94,13 +94,13 @@ pub fn read_from(path: &Path, from: u64) -> Result<ReadResult> {
                 ..Default::default()
             })
         }
-        Err(e) => return Err(Error::io(path.display().to_string(), e)),
+        Err(e) => return Err(Error::io("open", path.display().to_string(), e)),
     };
     let _held = FileLock::take(&file, false);
     let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(from))
         .and_then(|_| file.read_to_end(&mut bytes))
-        .map_err(|e| Error::io(path.display().to_string(), e))?;
+        .map_err(|e| Error::io("read", path.display().to_string(), e))?;
     Ok(parse_lines(&bytes, from))
 }
 
@@ -161,7 +161,7 @@ impl OpWriter {
             .read(true)
             .write(true)
             .open(path)
-            .map_err(|e| Error::io(&shown, e))?;
+            .map_err(|e| Error::io("open", &shown, e))?;
         Ok(OpWriter {
             file,
             shown,
@@ -178,13 +178,17 @@ impl OpWriter {
             .read(true)
             .write(true)
             .open(path)
-            .map_err(|e| Error::io(&shown, e))?;
+            .map_err(|e| Error::io("open", &shown, e))?;
         let mut w = OpWriter {
             file,
             shown,
             len: read.complete_len,
         };
-        let actual = w.file.metadata().map_err(|e| Error::io(&w.shown, e))?.len();
+        let actual = w
+            .file
+            .metadata()
+            .map_err(|e| Error::io("fstat", &w.shown, e))?
+            .len();
         if actual != read.complete_len {
             w.truncate(read.complete_len)?;
         }
@@ -198,7 +202,7 @@ impl OpWriter {
         if let Err(e) = write_all_at(&self.file, bytes, self.len) {
             // Leave no partial line behind: the op was not acknowledged.
             let _ = self.file.set_len(self.len);
-            return Err(Error::io(&self.shown, e));
+            return Err(Error::io("write", &self.shown, e));
         }
         self.len += bytes.len() as u64;
         Ok(())
@@ -215,14 +219,16 @@ impl OpWriter {
     pub fn truncate(&mut self, len: u64) -> Result<()> {
         self.file
             .set_len(len)
-            .map_err(|e| Error::io(&self.shown, e))?;
+            .map_err(|e| Error::io("ftruncate", &self.shown, e))?;
         self.len = len;
         Ok(())
     }
 
     /// A second handle on the file, to fsync it without holding the writer.
     pub fn handle(&self) -> Result<File> {
-        self.file.try_clone().map_err(|e| Error::io(&self.shown, e))
+        self.file
+            .try_clone()
+            .map_err(|e| Error::io("dup", &self.shown, e))
     }
 }
 
@@ -245,7 +251,10 @@ pub fn truncate_last_line(path: &Path) -> Result<bool> {
         Err(_) => return Ok(false),
     };
     let shown = path.display().to_string();
-    let size = file.metadata().map_err(|e| Error::io(&shown, e))?.len();
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io("fstat", &shown, e))?
+        .len();
     if size == 0 {
         return Ok(false);
     }
@@ -255,15 +264,16 @@ pub fn truncate_last_line(path: &Path) -> Result<bool> {
     while end > 0 {
         let start = end.saturating_sub(buf.len() as u64);
         let chunk = &mut buf[..(end - start) as usize];
-        read_exact_at(&file, chunk, start).map_err(|e| Error::io(&shown, e))?;
+        read_exact_at(&file, chunk, start).map_err(|e| Error::io("read", &shown, e))?;
         if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
             file.set_len(start + i as u64 + 1)
-                .map_err(|e| Error::io(&shown, e))?;
+                .map_err(|e| Error::io("ftruncate", &shown, e))?;
             return Ok(true);
         }
         end = start;
     }
-    file.set_len(0).map_err(|e| Error::io(&shown, e))?;
+    file.set_len(0)
+        .map_err(|e| Error::io("ftruncate", &shown, e))?;
     Ok(true)
 }
 
@@ -291,7 +301,7 @@ impl OpReader {
         let reader = match File::open(path) {
             Ok(f) => Some(BufReader::with_capacity(1 << 16, f)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(shown, e)),
+            Err(e) => return Err(Error::io("open", shown, e)),
         };
         Ok(OpReader {
             reader,
@@ -311,7 +321,7 @@ impl Iterator for OpReader {
             buf.clear();
             let n = match reader.read_until(b'\n', &mut buf) {
                 Ok(n) => n,
-                Err(e) => return Some(Err(Error::io(&self.shown, e))),
+                Err(e) => return Some(Err(Error::io("read", &self.shown, e))),
             };
             if n == 0 {
                 self.reader = None;

@@ -983,13 +983,20 @@ impl Checkpoint {
         // copying the records.
         drop(self.records);
         let mut manifest = self.manifest;
-        manifest.active_ops = self.backend.create_next_ops_file()?;
-        manifest.current_snapshot = snapshot;
-        manifest.stats.last_checkpoint = time::now_iso();
-        self.backend.stage_manifest(
-            &manifest,
-            &[&manifest.current_snapshot, &manifest.active_ops],
-        )?;
+        let mut written = vec![snapshot.clone()];
+        let staged = self.backend.create_next_ops_file().and_then(|ops| {
+            written.push(ops.clone());
+            manifest.active_ops = ops;
+            manifest.current_snapshot = snapshot.clone();
+            manifest.stats.last_checkpoint = time::now_iso();
+            self.backend
+                .stage_manifest(&manifest, &[&snapshot, &manifest.active_ops])
+        });
+        if let Err(e) = staged {
+            // No manifest names them yet: a full disk gets their space back.
+            self.backend.remove_files(&written);
+            return Err(e);
+        }
         Ok(Prepared { manifest, records })
     }
 
