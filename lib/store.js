@@ -750,7 +750,8 @@ class Store {
     }
     if (due !== 1) return undefined;
     // Runs inside the write's own turn in the queue (or is adopted into it by #mutate).
-    if (this.#adapter || this.#multiWriter) return this.#checkpoint();
+    // The write is logged: a checkpoint that fails (a full disk) does not undo it, and stays due.
+    if (this.#adapter || this.#multiWriter) return this.#checkpoint().catch((err) => checkpointFailed(withCode(err)));
     // The write is logged and resolves now. The log is cut here (getOps() and stats() show the
     // checkpoint at once) and the checkpoint is written in the background: by a job begun now,
     // or, while one runs, by that job next.

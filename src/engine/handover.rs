@@ -126,9 +126,19 @@ impl StoreCell {
     }
 
     /// Applies the queued texts; the first error any of them met (here or on the thread).
+    /// A failed write of the buffer (a full disk) left the sets buffered: it is written again
+    /// first, and the error is only reported when that fails too, so once there is room the
+    /// next call succeeds instead of reporting a failure that no longer holds.
     fn apply_all(&self, store: &mut Store) -> Result<()> {
         self.apply_handed(store);
-        lock(&self.handed).failed.take().map_or(Ok(()), Err)
+        let failed = lock(&self.handed).failed.take();
+        match failed {
+            None => Ok(()),
+            Some(Error::Io {
+                syscall: "write", ..
+            }) => store.flush(),
+            Some(e) => Err(e),
+        }
     }
 
     /// Applies the queued texts in order; keeps the first error for the next call to report.
