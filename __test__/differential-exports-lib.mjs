@@ -38,11 +38,6 @@ export { Rng, Mismatch };
 // ---------------------------------------------------------------------------------------------
 
 export const KNOWN = {
-  // Error messages of failed file system calls lack Node's syscall word:
-  //   ref : ENOENT: no such file or directory, open '<DIR>/blobs/x'
-  //   ours: ENOENT: no such file or directory, '<DIR>/blobs/x'
-  // Accommodation: the syscall word is removed from the reference's message before comparing.
-  enoentSyscall: "ENOENT-style messages lack the syscall name (`open`, `scandir`, ...)",
   // A file that is not JSON (manifest, legacy snapshot, JSONL snapshot line, archive segment):
   // the reference rejects with JSON.parse's SyntaxError (or the TypeError of `"records" in 5` for
   // a snapshot whose first line is a JSON primitive); ours rejects with an Error of its own words.
@@ -399,9 +394,6 @@ function errInfo(e, side) {
   return { name: e.constructor.name, message, code: e.code };
 }
 
-const SYSCALLS = /^(E[A-Z]+: [^,]+, )(?:open|scandir|mkdir|unlink|rename|read|write|rmdir|stat|lstat|opendir|ftruncate) /;
-// rename's message names both paths: "..., rename '<from>' -> '<to>'"; ours names the first.
-const RENAME_TAIL = /^(E[A-Z]+: [^,]+, '[^']*') -> '[^']*'$/;
 
 /** Throws a Mismatch unless the two outcomes agree (see the normalisation rules above). */
 function compareOutcome(what, ra, rb, cfg, stats) {
@@ -418,13 +410,6 @@ function compareOutcome(what, ra, rb, cfg, stats) {
     if (has(cfg, "lockErrorCode") && eb.code === "GenericFailure" && ea.code === undefined) {
       stats.known.lockErrorCode = (stats.known.lockErrorCode ?? 0) + 1;
       delete eb.code;
-    }
-    if (has(cfg, "enoentSyscall") && SYSCALLS.test(ea.message)) {
-      const stripped = ea.message.replace(SYSCALLS, "$1").replace(RENAME_TAIL, "$1");
-      if (stripped === eb.message) {
-        stats.known.enoentSyscall = (stats.known.enoentSyscall ?? 0) + 1;
-        ea.message = stripped;
-      }
     }
     if (has(cfg, "loneSurrogateMessages") && ea.message.toWellFormed() === eb.message && ea.message !== eb.message) {
       stats.known.loneSurrogateMessages = (stats.known.loneSurrogateMessages ?? 0) + 1;
