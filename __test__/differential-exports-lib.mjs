@@ -30,6 +30,7 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import { validateManifest as validateManifestLikeTheReference } from "@backloghq/opslog";
 import { Rng, genRecord, genValue, mutateRecord, ISO_RE, Mismatch, sameText } from "./differential-lib.mjs";
+import { referenceSnapshotStream } from "./reference-deviations.mjs";
 
 export { Rng, Mismatch };
 
@@ -842,8 +843,10 @@ async function runBackendStep(side, step, stats) {
         const r = await b.loadSnapshot(side.path(step.path));
         return { ok: plain(r), keys: Object.keys(r) };
       }
-      case "streamSnapshotFile":
-        return { ok: plain(await drain(mod.streamSnapshotFile(side.dir, side.path(step.path)))) };
+      case "streamSnapshotFile": {
+        const read = () => drain(mod.streamSnapshotFile(side.dir, side.path(step.path)));
+        return { ok: plain(side.label === "ref" ? await referenceSnapshotStream(side.dir, side.path(step.path), read) : await read()) };
+      }
       case "createOpsFile":
         return { ok: await createTimed(side, step.role, TIMED.ops(), () => b.createOpsFile()) };
       case "createAgentOpsFile":

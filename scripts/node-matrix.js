@@ -37,12 +37,13 @@ function testFiles() {
 }
 
 // Runs `node --test` with the given binary first on PATH (children that spawn "node" get it too).
-// Output goes to a log file; the summary counters come from the TAP footer.
+// Output goes to a log file in TAP (the default reporter differs between majors); the summary
+// counters come from its footer.
 function runSuite(node, files, log) {
   return new Promise((resolve, reject) => {
     const out = fs.openSync(log, "w");
     const env = { ...process.env, PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH}` };
-    const child = spawn(node, ["--test", ...files], { cwd: root, env, stdio: ["ignore", out, out] });
+    const child = spawn(node, ["--test", "--test-reporter=tap", ...files], { cwd: root, env, stdio: ["ignore", out, out] });
     child.on("error", reject);
     child.on("close", (code, signal) => {
       fs.closeSync(out);
