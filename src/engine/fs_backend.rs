@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::archive;
-use super::backend::{Backend, BatchStream, PendingSync};
+use super::backend::{AgentLockState, Backend, BatchStream, PendingSync};
 use super::batch::Batch;
 use super::error::{display_join, Error, Result};
 use super::fsutil;
@@ -37,6 +37,8 @@ pub struct FsBackend {
     display: String,
     lock: Mutex<Option<LockHandle>>,
     compact_lock: Mutex<Option<LockHandle>>,
+    /// Multi-writer: this agent's own lock, and those of agents a compaction is retiring.
+    agent_locks: Mutex<Vec<(String, LockHandle)>>,
     writer: Mutex<Option<(String, OpWriter)>>,
     /// Durable mode: files the writer left since the last sync, which it must still fsync.
     durable: bool,
@@ -50,6 +52,7 @@ impl FsBackend {
             display: dir.to_string(),
             lock: Mutex::new(None),
             compact_lock: Mutex::new(None),
+            agent_locks: Mutex::new(Vec::new()),
             writer: Mutex::new(None),
             durable: false,
             left_unsynced: Mutex::new(Vec::new()),
@@ -93,6 +96,18 @@ impl FsBackend {
         let rel = format!("ops/{name}");
         let writer = OpWriter::create(&opsdir.join(&name), self.shown(&rel))?;
         Ok((rel, writer))
+    }
+
+    /// `ops/<name>`, a file of `agent`'s; refused when the agent id would lead elsewhere.
+    fn agent_file(&self, agent: &str, name: &str) -> Result<(String, PathBuf)> {
+        let rel = format!("ops/{name}");
+        let path = self.path(&rel)?;
+        if path.parent() != Some(self.dir.join("ops").as_path()) {
+            return Err(Error::Type(format!(
+                "opslog: agent id '{agent}' cannot be part of a file name"
+            )));
+        }
+        Ok((rel, path))
     }
 
     pub fn dir(&self) -> &Path {
@@ -453,6 +468,12 @@ impl Backend for FsBackend {
         stale
     }
 
+    fn agent_files(&self) -> Vec<String> {
+        let mut files = fsutil::files_named(&self.dir, "ops", "agent-", ".jsonl");
+        files.extend(fsutil::files_named(&self.dir, "ops", "agent-", ".lock"));
+        files
+    }
+
     fn begin_sync(&self) -> Result<PendingSync> {
         // Second handles, so appends need not wait for the disk.
         let mut files =
@@ -466,14 +487,35 @@ impl Backend for FsBackend {
     fn create_agent_ops_file(&self, agent: &str) -> Result<String> {
         let opsdir = self.dir.join("ops");
         let name = fsutil::fresh_name(&opsdir, &format!("agent-{agent}-"), "jsonl");
-        let rel = format!("ops/{name}");
-        let path = self.path(&rel)?;
-        if path.parent() != Some(opsdir.as_path()) {
-            return Err(Error::Type(format!(
-                "opslog: agent id '{agent}' cannot be part of a file name"
-            )));
-        }
+        let (rel, path) = self.agent_file(agent, &name)?;
         self.create_op_file(rel, &path)
+    }
+
+    fn lock_agent(&self, agent: &str, create: bool) -> Result<AgentLockState> {
+        let (rel, _) = self.agent_file(agent, &format!("agent-{agent}.lock"))?;
+        Ok(
+            match lock::try_acquire_agent(&self.dir, &self.display, &rel, create)? {
+                lock::AgentLock::Taken(handle) => {
+                    let mut held = self.agent_locks.lock().unwrap_or_else(|p| p.into_inner());
+                    held.push((agent.to_string(), handle));
+                    AgentLockState::Taken
+                }
+                lock::AgentLock::Held(pid) => AgentLockState::Held(pid),
+                lock::AgentLock::Absent => AgentLockState::Absent,
+            },
+        )
+    }
+
+    fn unlock_agent(&self, agent: &str, retired: bool) {
+        let mut held = self.agent_locks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = held.iter().position(|(a, _)| a == agent) {
+            let (_, handle) = held.swap_remove(i);
+            if retired {
+                lock::release(handle);
+            } else {
+                lock::release_agent(handle);
+            }
+        }
     }
 
     fn try_compaction_lock(&self) -> Result<bool> {

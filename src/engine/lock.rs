@@ -179,6 +179,90 @@ pub fn try_acquire_flocked(
     try_acquire(dir, dir_display, name)
 }
 
+/// What `try_acquire_agent` found.
+#[derive(Debug)]
+pub enum AgentLock {
+    Taken(LockHandle),
+    /// A live process holds it; its pid as the file says (0 when it cannot be read).
+    Held(i64),
+    /// No lock file, and `create` was false.
+    Absent,
+}
+
+/// Takes a multi-writer agent's lock file, held with an OS file lock (`File::try_lock`) for as
+/// long as the agent is open: a process that ends, however it ends, releases it, so liveness
+/// needs no pid check and a pid reused by another program cannot fool it. The file holds the
+/// holder's pid (for messages) and stays when the agent closes: it marks an agent of ours, one
+/// that locks while open (a reference agent never makes one). `create`: make the file if it is
+/// missing (the agent's own open); a compaction checking another agent passes false.
+pub fn try_acquire_agent(
+    dir: &Path,
+    dir_display: &str,
+    name: &str,
+    create: bool,
+) -> Result<AgentLock> {
+    let path = dir.join(name);
+    let shown = display_join(dir_display, name);
+    for _ in 0..200 {
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound && !create => return Ok(AgentLock::Absent),
+            Err(e) => return Err(Error::io(&shown, e)),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = read_text(&path).ok().and_then(|c| parse_pid(&c));
+                return Ok(AgentLock::Held(pid.unwrap_or(0)));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&shown, e)),
+        }
+        // A compaction retiring the agent removes the file while holding it: ours is then gone.
+        if !still_linked(&file, &path) {
+            if create {
+                continue;
+            }
+            return Ok(AgentLock::Absent);
+        }
+        if create {
+            file.set_len(0).map_err(|e| Error::io(&shown, e))?;
+            file.write_all(std::process::id().to_string().as_bytes())
+                .map_err(|e| Error::io(&shown, e))?;
+        }
+        return Ok(AgentLock::Taken(LockHandle { _file: file, path }));
+    }
+    Err(Error::Invalid(format!(
+        "Could not acquire {shown}: it keeps being replaced"
+    )))
+}
+
+/// Whether the open `file` is still the one at `path`.
+#[cfg(unix)]
+fn still_linked(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+/// (Elsewhere a file that is open cannot be removed.)
+#[cfg(not(unix))]
+fn still_linked(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+/// Releases an agent's lock and keeps its file (see `try_acquire_agent`).
+pub fn release_agent(handle: LockHandle) {
+    drop(handle);
+}
+
 /// Whether a file was modified within the last second.
 fn is_fresh(path: &Path) -> bool {
     fs::metadata(path)

@@ -25,6 +25,10 @@ pub struct Manifest {
     /// Multi-writer: per agent, the highest clock of its ops that the current snapshot holds.
     /// Ops at or below it are not replayed. (Unknown to the reference, which ignores it.)
     pub agent_clocks: Option<Vec<(String, u64)>>,
+    /// Multi-writer: the highest clock of any op the current snapshot holds, so an agent that
+    /// was retired (its file and `agentClocks` entry dropped) and comes back continues above
+    /// what it wrote before. (Ours too; the reference ignores it.)
+    pub snapshot_clock: Option<u64>,
 }
 
 impl Manifest {
@@ -52,6 +56,7 @@ impl Manifest {
             },
             active_agent_ops: None,
             agent_clocks: None,
+            snapshot_clock: None,
         }
     }
 
@@ -119,6 +124,9 @@ impl Manifest {
                     items.join(",\n")
                 ));
             }
+        }
+        if let Some(clock) = self.snapshot_clock {
+            out.push_str(&format!(",\n  \"snapshotClock\": {clock}"));
         }
         out.push_str("\n}");
         out
@@ -223,6 +231,13 @@ impl Manifest {
                 Some(clocks)
             }
         };
+        let snapshot_clock = match obj.get("snapshotClock") {
+            None | Some(Value::Null) => None,
+            v => Some(
+                non_negative_int(v)
+                    .ok_or("Invalid manifest: snapshotClock must be a non-negative integer")?,
+            ),
+        };
         Ok(Manifest {
             version,
             current_snapshot,
@@ -231,6 +246,7 @@ impl Manifest {
             stats,
             active_agent_ops,
             agent_clocks,
+            snapshot_clock,
         })
     }
 }
