@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { Store } from "./impl.mjs";
-import { HERE, refDefect, withTestBackend, deadPid, sleep, viaJsBackend } from "./helpers.mjs";
+import { HERE, IMPL_URL, refDefect, withTestBackend, deadPid, sleep, viaJsBackend } from "./helpers.mjs";
 
 const ROUNDS = Number(process.env.MW_ROUNDS ?? 3);
 const OPS = Number(process.env.MW_OPS ?? 500);
@@ -197,6 +197,38 @@ async function comingAndGoing(seed) {
 test("8 agents x 500 ops in processes, starting late, closing, reopening, with brief agents coming and going, lose nothing", { skip: refDefect(4), timeout: 180_000 }, () =>
   comingAndGoing(FIRST_SEED + 2000),
 );
+
+// The case of the issue that asked for merged readers: agent processes set their own ids with the
+// default checkpointThreshold (so they compact all the time, skipping when another holds the
+// lock) and close cleanly; a read-only open without agentId must see every record.
+const READER_SETS = Number(process.env.MW_READER_SETS ?? 2000);
+test(`a read-only open without agentId sees all 3 x ${READER_SETS} records agents in processes wrote`, { skip: refDefect(4), timeout: 180_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), "opslog-mw-reader-"));
+  const code = (agent) => `
+    const { Store } = await import(${JSON.stringify(IMPL_URL)});
+    const s = new Store();
+    await s.open(${JSON.stringify(dir)}, { agentId: "${agent}" });
+    for (let i = 0; i < ${READER_SETS}; i++) await s.set("${agent}-" + i, { i });
+    await s.close();
+  `;
+  const run = (agent) =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, ["--input-type=module", "-e", code(agent)], { stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
+      child.on("close", (exit) => resolve({ agent, exit, stderr }));
+    });
+  await (await openStore(dir, { agentId: "init" })).close();
+  const results = await Promise.all(["w1", "w2", "w3"].map(run));
+  assert.deepEqual(results.filter((r) => r.exit !== 0), []);
+  const reader = await openStore(dir, { readOnly: true });
+  assert.equal(reader.count(), 3 * READER_SETS);
+  const agent = await openStore(dir, { agentId: "check", readOnly: true });
+  assert.deepEqual(reader.entries(), agent.entries());
+  await reader.close();
+  await agent.close();
+  await rm(dir, { recursive: true, force: true });
+});
 
 const STALE_ROUNDS = Number(process.env.MW_STALE_ROUNDS ?? 2);
 const WAVES = 20;
