@@ -6,23 +6,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdir, readFile, access } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as reference from "@backloghq/opslog";
-import { Store, isReference } from "./impl.mjs";
-import { setup, readManifest, readOps, refDefect, IMPL_URL } from "./helpers.mjs";
+import { isReference } from "./impl.mjs";
+import { setup, exists, readManifest, readOps, refDefect, IMPL_URL } from "./helpers.mjs";
 
 // Everything here is about our agents' locks and retirement, which the reference does not have.
 const ours = isReference ? "retirement and agent locks are ours (the reference drops every other agent at a compaction)" : false;
-
-async function exists(p) {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const registered = async (dir) => Object.keys((await readManifest(dir)).json.activeAgentOps ?? {}).sort();
 const opsFiles = async (dir) => (await readdir(join(dir, "ops"))).sort();

@@ -43,6 +43,17 @@ function runChild(cfg) {
   });
 }
 
+/** The children's logs, once every child exited 0 (a failure shows each failed child's stderr). */
+function childLogs(results) {
+  const failed = results.filter((r) => r.code !== 0);
+  assert.equal(
+    failed.length,
+    0,
+    failed.map((r) => `agent ${r.cfg.agent} exited ${r.code ?? r.signal}:\n${r.stderr}`).join("\n"),
+  );
+  return results.map((r) => JSON.parse(r.stdout.trim().split("\n").pop()));
+}
+
 async function openStore(dir, opts) {
   const s = new Store();
   await s.open(dir, withTestBackend(opts));
@@ -102,13 +113,7 @@ async function round(seed) {
       threshold: 5 + ((seed + i * 3) % 16),
     }));
     const results = await Promise.all(cfgs.map(runChild));
-    const failed = results.filter((r) => r.code !== 0);
-    assert.equal(
-      failed.length,
-      0,
-      failed.map((r) => `agent ${r.cfg.agent} exited ${r.code ?? r.signal}:\n${r.stderr}`).join("\n"),
-    );
-    const logs = results.map((r) => JSON.parse(r.stdout.trim().split("\n").pop()));
+    const logs = childLogs(results);
 
     const problems = [];
     // A reader that opens after everyone closed...
@@ -163,13 +168,7 @@ async function comingAndGoing(seed) {
     const brief = [];
     for (let i = 0; i < 6; i++) brief.push(await runChild(cfg(`brief${i}`, 100 + i, 30)));
     const results = [...(await Promise.all(runs)), ...brief];
-    const failed = results.filter((r) => r.code !== 0);
-    assert.equal(
-      failed.length,
-      0,
-      failed.map((r) => `agent ${r.cfg.agent} exited ${r.code ?? r.signal}:\n${r.stderr}`).join("\n"),
-    );
-    const logs = results.map((r) => JSON.parse(r.stdout.trim().split("\n").pop()));
+    const logs = childLogs(results);
     const problems = [];
     const agentView = await openStore(dir, { agentId: "check", readOnly: true });
     problems.push(...check(agentView, logs, "agent reader"));
@@ -254,13 +253,7 @@ async function staleLockRound(seed) {
       });
     }
     const results = await children;
-    const failed = results.filter((r) => r.code !== 0);
-    assert.equal(
-      failed.length,
-      0,
-      failed.map((r) => `agent ${r.cfg.agent} exited ${r.code ?? r.signal}:\n${r.stderr}`).join("\n"),
-    );
-    const logs = results.map((r) => JSON.parse(r.stdout.trim().split("\n").pop()));
+    const logs = childLogs(results);
     assert.notEqual(
       JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")).currentSnapshot,
       initialSnapshot,
