@@ -19,6 +19,17 @@ pub enum AgentLockState {
     Unsupported,
 }
 
+/// What `Backend::unlock_agent` does with the lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentRelease {
+    /// Keeps it: the agent closed, or was found open after all.
+    Keep,
+    /// Removes it: the agent was retired.
+    Remove,
+    /// Removes it if taking the lock created it: an open that failed leaves nothing behind.
+    Undo,
+}
+
 /// A source of batches for streaming reads.
 pub trait BatchStream: Send {
     /// Up to `max` items, or `None` at the end.
@@ -143,8 +154,8 @@ pub trait Backend: Send + Sync {
     fn lock_agent(&self, _agent: &str, _create: bool) -> Result<AgentLockState> {
         Ok(AgentLockState::Unsupported)
     }
-    /// Releases `agent`'s lock; `retired`: and removes its file (the agent is no longer registered).
-    fn unlock_agent(&self, _agent: &str, _retired: bool) {}
+    /// Releases `agent`'s lock, and removes its file as `release` says.
+    fn unlock_agent(&self, _agent: &str, _release: AgentRelease) {}
     /// Multi-writer: takes the compaction lock; `false` when another live writer holds it.
     fn try_compaction_lock(&self) -> Result<bool>;
     fn release_compaction_lock(&self) -> Result<()>;

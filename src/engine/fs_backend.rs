@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::archive;
-use super::backend::{AgentLockState, Backend, BatchStream, PendingSync};
+use super::backend::{AgentLockState, AgentRelease, Backend, BatchStream, PendingSync};
 use super::batch::Batch;
 use super::error::{display_join, Error, Result};
 use super::fsutil;
@@ -38,7 +38,8 @@ pub struct FsBackend {
     lock: Mutex<Option<LockHandle>>,
     compact_lock: Mutex<Option<LockHandle>>,
     /// Multi-writer: this agent's own lock, and those of agents a compaction is retiring.
-    agent_locks: Mutex<Vec<(String, LockHandle)>>,
+    /// (Whether taking it created the file, too.)
+    agent_locks: Mutex<Vec<(String, LockHandle, bool)>>,
     writer: Mutex<Option<(String, OpWriter)>>,
     /// Durable mode: files the writer left since the last sync, which it must still fsync.
     durable: bool,
@@ -495,9 +496,9 @@ impl Backend for FsBackend {
         let (rel, _) = self.agent_file(agent, &format!("agent-{agent}.lock"))?;
         Ok(
             match lock::try_acquire_agent(&self.dir, &self.display, &rel, create)? {
-                lock::AgentLock::Taken(handle) => {
+                lock::AgentLock::Taken { handle, created } => {
                     let mut held = self.agent_locks.lock().unwrap_or_else(|p| p.into_inner());
-                    held.push((agent.to_string(), handle));
+                    held.push((agent.to_string(), handle, created));
                     AgentLockState::Taken
                 }
                 lock::AgentLock::Held(pid) => AgentLockState::Held(pid),
@@ -506,11 +507,16 @@ impl Backend for FsBackend {
         )
     }
 
-    fn unlock_agent(&self, agent: &str, retired: bool) {
+    fn unlock_agent(&self, agent: &str, release: AgentRelease) {
         let mut held = self.agent_locks.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = held.iter().position(|(a, _)| a == agent) {
-            let (_, handle) = held.swap_remove(i);
-            if retired {
+        if let Some(i) = held.iter().position(|(a, _, _)| a == agent) {
+            let (_, handle, created) = held.swap_remove(i);
+            let remove = match release {
+                AgentRelease::Keep => false,
+                AgentRelease::Remove => true,
+                AgentRelease::Undo => created,
+            };
+            if remove {
                 lock::release(handle);
             } else {
                 lock::release_agent(handle);

@@ -182,7 +182,8 @@ pub fn try_acquire_flocked(
 /// What `try_acquire_agent` found.
 #[derive(Debug)]
 pub enum AgentLock {
-    Taken(LockHandle),
+    /// Taken; `created`: the file did not exist before.
+    Taken { handle: LockHandle, created: bool },
     /// A live process holds it; its pid as the file says (0 when it cannot be read).
     Held(i64),
     /// No lock file, and `create` was false.
@@ -204,15 +205,23 @@ pub fn try_acquire_agent(
     let path = dir.join(name);
     let shown = display_join(dir_display, name);
     for _ in 0..200 {
-        let mut file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(false)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound && !create => return Ok(AgentLock::Absent),
+        let existing = || OpenOptions::new().read(true).write(true).open(&path);
+        let created = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+        };
+        let opened = match create.then(created) {
+            Some(Ok(f)) => Ok((f, true)),
+            Some(Err(e)) if e.kind() != ErrorKind::AlreadyExists => Err(e),
+            _ => existing().map(|f| (f, false)),
+        };
+        let (mut file, created) = match opened {
+            Ok(v) => v,
+            Err(e) if e.kind() == ErrorKind::NotFound && create => continue,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(AgentLock::Absent),
             Err(e) => return Err(Error::io(&shown, e)),
         };
         match file.try_lock() {
@@ -235,7 +244,8 @@ pub fn try_acquire_agent(
             file.write_all(std::process::id().to_string().as_bytes())
                 .map_err(|e| Error::io(&shown, e))?;
         }
-        return Ok(AgentLock::Taken(LockHandle { _file: file, path }));
+        let handle = LockHandle { _file: file, path };
+        return Ok(AgentLock::Taken { handle, created });
     }
     Err(Error::Invalid(format!(
         "Could not acquire {shown}: it keeps being replaced"
@@ -290,6 +300,47 @@ mod tests {
         assert_eq!(parse_pid("-5"), Some(-5));
         assert_eq!(parse_pid("abc"), None);
         assert_eq!(parse_pid(""), None);
+    }
+
+    #[test]
+    fn an_agent_lock_is_held_while_its_handle_lives_and_its_file_stays() {
+        let dir = std::env::temp_dir().join(format!("opslog-agent-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = "agent-a.lock";
+        assert!(matches!(
+            try_acquire_agent(&dir, "d", name, false).unwrap(),
+            AgentLock::Absent
+        ));
+        assert!(!dir.join(name).exists(), "without create, nothing is made");
+        let AgentLock::Taken { handle, created } =
+            try_acquire_agent(&dir, "d", name, true).unwrap()
+        else {
+            panic!("free")
+        };
+        assert!(created);
+        // Another handle in this very process does not get it: the lock is per open file.
+        match try_acquire_agent(&dir, "d", name, true).unwrap() {
+            AgentLock::Held(pid) => assert_eq!(pid, i64::from(std::process::id())),
+            other => panic!("{other:?}"),
+        }
+        release_agent(handle);
+        assert!(
+            dir.join(name).exists(),
+            "a closed agent keeps its lock file"
+        );
+        let AgentLock::Taken { handle, created } =
+            try_acquire_agent(&dir, "d", name, false).unwrap()
+        else {
+            panic!("released")
+        };
+        assert!(!created);
+        release(handle);
+        assert!(
+            !dir.join(name).exists(),
+            "a retired agent's lock file is removed"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

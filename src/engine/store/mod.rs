@@ -963,7 +963,8 @@ impl Store {
         self.closed = true;
         let _ = self.backend.release_lock();
         if let (Some(agent), false) = (self.agent(), self.opts.read_only) {
-            self.backend.unlock_agent(agent, false);
+            self.backend
+                .unlock_agent(agent, super::backend::AgentRelease::Keep);
         }
         self.backend.shutdown()
     }

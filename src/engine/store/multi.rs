@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{apply, Change, OpenInfo, Options, Store, TailResult};
-use crate::engine::backend::{AgentLockState, Backend};
+use crate::engine::backend::{AgentLockState, AgentRelease, Backend};
 use crate::engine::error::{Error, Result};
 use crate::engine::manifest::{Manifest, Stats};
 use crate::engine::merge;
@@ -211,7 +211,7 @@ impl Store {
         }
         let opened = Self::open_multi_locked(backend.clone(), opts, agent);
         if let (Err(_), Some(agent)) = (&opened, writer) {
-            backend.unlock_agent(agent, false);
+            backend.unlock_agent(agent, AgentRelease::Undo);
         }
         opened
     }
@@ -436,7 +436,8 @@ impl Store {
             .publish_manifest(&next, &[&written[0], &written[1]])
         {
             for retiree in &retiring {
-                self.backend.unlock_agent(&retiree.agent, false);
+                self.backend
+                    .unlock_agent(&retiree.agent, AgentRelease::Keep);
             }
             return Err(e);
         }
@@ -469,7 +470,7 @@ impl Store {
             // It may have opened, written and closed again since its file was read.
             match self.backend.read_ops(&file.rel, file.len, true) {
                 Ok(read) if read.ops.is_empty() => closed.push(file),
-                _ => self.backend.unlock_agent(&file.agent, false),
+                _ => self.backend.unlock_agent(&file.agent, AgentRelease::Keep),
             }
         }
         closed
@@ -483,7 +484,8 @@ impl Store {
     /// when a file is gone).
     fn sweep(&self, previous: &Manifest, next: &Manifest, retired: &[&FileRead]) -> Vec<String> {
         for retiree in retired {
-            self.backend.unlock_agent(&retiree.agent, true);
+            self.backend
+                .unlock_agent(&retiree.agent, AgentRelease::Remove);
         }
         let keep: HashSet<&str> = next
             .paths()
@@ -508,7 +510,7 @@ impl Store {
                         Ok(AgentLockState::Taken)
                     );
                 if orphan {
-                    self.backend.unlock_agent(agent, true);
+                    self.backend.unlock_agent(agent, AgentRelease::Remove);
                 }
             } else {
                 garbage.push(file);
