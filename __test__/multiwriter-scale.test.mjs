@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { isReference } from "./impl.mjs";
-import { setup, readManifest, IMPL_URL } from "./helpers.mjs";
+import { setup, readManifest, sleep, IMPL_URL } from "./helpers.mjs";
 
 const AGENTS = Number(process.env.MW_SCALE_AGENTS ?? 200);
 const LIVE = 3;
@@ -35,6 +35,7 @@ function doomedAgent(dir) {
   const child = spawn(process.execPath, ["--input-type=module", "-e", code], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.setEncoding("utf8").on("data", (d) => (out += d));
+  child.stderr.setEncoding("utf8").on("data", (d) => process.stderr.write(d));
   const exited = new Promise((resolve) => child.on("close", resolve));
   return { child, exited, lines: () => out.split("\n").filter((l) => l.startsWith("[")).length, output: () => out };
 }
@@ -76,7 +77,9 @@ test(`${AGENTS} agents over time: the manifest and ops/ hold only live agents, n
       await doomed.exited;
     }
   }
-  if (doomed && !doomed.child.killed) {
+  if (!doomed.child.killed) {
+    // A slow machine: let it acknowledge its writes first (it never stops by itself).
+    while (doomed.lines() < 20 && doomed.child.exitCode === null) await sleep(10);
     doomed.child.kill("SIGKILL");
     await doomed.exited;
   }
