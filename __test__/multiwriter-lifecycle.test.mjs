@@ -1,5 +1,5 @@
 // Multi-writer agents come and go (README "Agent lifecycle"): an agent registers when it first
-// writes to a store, holds ops/agent-<id>.lock while open, and is retired by a compaction once it
+// writes to a store, holds .agent-<id>.lock while open, and is retired by a compaction once it
 // is closed (or dead) and every op of its is in the snapshot; it may come back and loses nothing.
 // Also: a second open of one agent id is refused, and a read-only open without agentId sees every
 // agent's writes. The scale run (200 agents over time) is in multiwriter-scale.test.mjs.
@@ -28,7 +28,7 @@ test("a closed agent whose ops a compaction folded is retired: registration, clo
   await b.set("b1", { v: 1 });
   await b.set("shared", { by: "B" });
   const bFile = (await readManifest(dir)).json.activeAgentOps.B;
-  assert.ok(await exists(join(dir, "ops", "agent-B.lock")), "an open agent holds its lock file");
+  assert.ok(await exists(join(dir, ".agent-B.lock")), "an open agent holds its lock file");
   await b.close();
   assert.deepEqual(await registered(dir), ["A", "B"], "closing alone retires nothing");
   await a.compact();
@@ -37,7 +37,7 @@ test("a closed agent whose ops a compaction folded is retired: registration, clo
   assert.deepEqual(Object.keys(json.agentClocks), ["A"]);
   assert.equal(json.snapshotClock, 2, "the highest clock the snapshot holds (A and B both started at 0)");
   assert.equal(await exists(join(dir, bFile)), false, "B's op file is deleted");
-  assert.equal(await exists(join(dir, "ops", "agent-B.lock")), false, "and its lock file");
+  assert.equal(await exists(join(dir, ".agent-B.lock")), false, "and its lock file");
   assert.deepEqual(state(a), { a1: { v: 1 }, b1: { v: 1 }, shared: { by: "B" } });
 
   // B comes back: registers again, its clock continues above everything it wrote before.
@@ -110,7 +110,7 @@ test("a second open of one agentId is refused, naming the agent; after close it 
   await a.set("k", { v: 1 });
   const before = await readManifest(dir);
   await assert.rejects(store().open(dir, { agentId: "worker-1" }), (e) => {
-    assert.match(e.message, /^Agent 'worker-1' is already open in process \d+ \(.*ops\/agent-worker-1\.lock\): two writers on one agent's op file would interleave their clocks/);
+    assert.match(e.message, /^Agent 'worker-1' is already open in process \d+ \(.*\/\.agent-worker-1\.lock\): two writers on one agent's op file would interleave their clocks/);
     return true;
   });
   assert.equal((await readManifest(dir)).text, before.text, "the refused open changed nothing");
@@ -294,7 +294,8 @@ test("a refused open of a bad agent id creates no lock file", { skip: ours }, as
   await (await open({ agentId: "ok" })).close();
   await assert.rejects(store().open(dir, { agentId: "../x" }));
   await assert.rejects(store().open(dir, { agentId: "a/b" }), /agentId must be usable in a file name/);
-  assert.deepEqual((await opsFiles(dir)).filter((f) => f.endsWith(".lock")), ["agent-ok.lock"]);
-  const text = await readFile(join(dir, "ops", "agent-ok.lock"), "utf8");
+  assert.deepEqual((await readdir(dir)).filter((f) => f.endsWith(".lock")), [".agent-ok.lock"]);
+  assert.ok((await opsFiles(dir)).every((f) => f.endsWith(".jsonl")), "ops/ holds op files only");
+  const text = await readFile(join(dir, ".agent-ok.lock"), "utf8");
   assert.equal(text, String(process.pid), "the lock file names the last holder's pid");
 });

@@ -132,9 +132,13 @@ pub trait Backend: Send + Sync {
     fn stale_files(&self, _keep: &[&str]) -> Vec<String> {
         Vec::new()
     }
-    /// Multi-writer agents' op files and lock files (`ops/agent-*`). Empty where the backend
-    /// does not delete files.
+    /// Multi-writer agents' op files (`ops/agent-*.jsonl`). Empty where the backend does not
+    /// delete files.
     fn agent_files(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The agents that have a lock file (see `lock_agent`).
+    fn locked_agents(&self) -> Vec<String> {
         Vec::new()
     }
     /// Whether a snapshot holds a record or an op file an op (more than a header, or empty).

@@ -99,11 +99,16 @@ impl FsBackend {
         Ok((rel, writer))
     }
 
-    /// `ops/<name>`, a file of `agent`'s; refused when the agent id would lead elsewhere.
-    fn agent_file(&self, agent: &str, name: &str) -> Result<(String, PathBuf)> {
-        let rel = format!("ops/{name}");
+    /// `<sub>/<name>` (`sub` "" for the store directory itself), a file of `agent`'s; refused
+    /// when the agent id would lead elsewhere.
+    fn agent_file(&self, agent: &str, sub: &str, name: &str) -> Result<(String, PathBuf)> {
+        let rel = if sub.is_empty() {
+            name.to_string()
+        } else {
+            format!("{sub}/{name}")
+        };
         let path = self.path(&rel)?;
-        if path.parent() != Some(self.dir.join("ops").as_path()) {
+        if path.parent() != Some(self.dir.join(sub).as_path()) {
             return Err(Error::Type(format!(
                 "opslog: agent id '{agent}' cannot be part of a file name"
             )));
@@ -470,9 +475,17 @@ impl Backend for FsBackend {
     }
 
     fn agent_files(&self) -> Vec<String> {
-        let mut files = fsutil::files_named(&self.dir, "ops", "agent-", ".jsonl");
-        files.extend(fsutil::files_named(&self.dir, "ops", "agent-", ".lock"));
-        files
+        fsutil::files_named(&self.dir, "ops", "agent-", ".jsonl")
+    }
+
+    fn locked_agents(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|name| lock::agent_of_lock_name(&name).map(str::to_string))
+            .collect()
     }
 
     fn begin_sync(&self) -> Result<PendingSync> {
@@ -488,12 +501,12 @@ impl Backend for FsBackend {
     fn create_agent_ops_file(&self, agent: &str) -> Result<String> {
         let opsdir = self.dir.join("ops");
         let name = fsutil::fresh_name(&opsdir, &format!("agent-{agent}-"), "jsonl");
-        let (rel, path) = self.agent_file(agent, &name)?;
+        let (rel, path) = self.agent_file(agent, "ops", &name)?;
         self.create_op_file(rel, &path)
     }
 
     fn lock_agent(&self, agent: &str, create: bool) -> Result<AgentLockState> {
-        let (rel, _) = self.agent_file(agent, &format!("agent-{agent}.lock"))?;
+        let (rel, _) = self.agent_file(agent, "", &lock::agent_lock_name(agent))?;
         Ok(
             match lock::try_acquire_agent(&self.dir, &self.display, &rel, create)? {
                 lock::AgentLock::Taken { handle, created } => {

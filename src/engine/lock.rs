@@ -179,6 +179,17 @@ pub fn try_acquire_flocked(
     try_acquire(dir, dir_display, name)
 }
 
+/// The lock file of a multi-writer agent, in the store directory (beside `.lock` and
+/// `.compact-lock`: `ops/` holds op files only, as readers of the reference expect).
+pub fn agent_lock_name(agent: &str) -> String {
+    format!(".agent-{agent}.lock")
+}
+
+/// The agent whose lock file `name` is (see `agent_lock_name`).
+pub fn agent_of_lock_name(name: &str) -> Option<&str> {
+    name.strip_prefix(".agent-")?.strip_suffix(".lock")
+}
+
 /// What `try_acquire_agent` found.
 #[derive(Debug)]
 pub enum AgentLock {
@@ -307,7 +318,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("opslog-agent-lock-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let name = "agent-a.lock";
+        let name = &agent_lock_name("a");
+        assert_eq!(agent_of_lock_name(name), Some("a"));
         assert!(matches!(
             try_acquire_agent(&dir, "d", name, false).unwrap(),
             AgentLock::Absent

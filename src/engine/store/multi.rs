@@ -12,7 +12,7 @@
 //! so it takes the same lock.
 //!
 //! What keeps the store from growing with every agent that ever wrote: an open agent holds its
-//! lock file (`ops/agent-<id>.lock`, an OS lock that dies with its process). A compaction retires
+//! lock file (`.agent-<id>.lock`, an OS lock that dies with its process). A compaction retires
 //! every agent of ours that is not open (it takes that lock) and whose file did not grow since
 //! the compaction read it: all its ops are in the new snapshot, so its registration, its
 //! `agentClocks` entry, its op file and its lock file go. Holding the lock until the new
@@ -95,7 +95,10 @@ fn lock_own(backend: &dyn Backend, agent: &str) -> Result<()> {
         };
         return Err(Error::Invalid(format!(
             "Agent '{agent}' is already open in {holder} ({}): two writers on one agent's op file would interleave their clocks; open with another agentId or close the other one first",
-            crate::engine::error::display_join(backend.display(), &format!("ops/agent-{agent}.lock"))
+            crate::engine::error::display_join(
+                backend.display(),
+                &crate::engine::lock::agent_lock_name(agent)
+            )
         )));
     }
     released
@@ -498,24 +501,18 @@ impl Store {
                 .flatten()
                 .any(|(a, _)| a == agent)
         };
-        let mut garbage = self.backend.stale_files(&[]);
-        for file in self.backend.agent_files() {
-            let Some(name) = file.strip_prefix("ops/agent-") else {
-                continue;
-            };
-            if let Some(agent) = name.strip_suffix(".lock") {
-                let orphan = !registered(agent)
-                    && matches!(
-                        self.backend.lock_agent(agent, false),
-                        Ok(AgentLockState::Taken)
-                    );
-                if orphan {
-                    self.backend.unlock_agent(agent, AgentRelease::Remove);
-                }
-            } else {
-                garbage.push(file);
+        for agent in self.backend.locked_agents() {
+            let orphan = !registered(&agent)
+                && matches!(
+                    self.backend.lock_agent(&agent, false),
+                    Ok(AgentLockState::Taken)
+                );
+            if orphan {
+                self.backend.unlock_agent(&agent, AgentRelease::Remove);
             }
         }
+        let mut garbage = self.backend.stale_files(&[]);
+        garbage.extend(self.backend.agent_files());
         garbage.retain(|f| !keep.contains(f.as_str()));
         garbage
     }
