@@ -132,6 +132,15 @@ impl Manifest {
         out
     }
 
+    /// Multi-writer: the op files, as `(agent, file)`. A store written by a single writer has no
+    /// agent files yet: its op file stands as agent "".
+    pub fn agent_files(&self) -> Vec<(String, String)> {
+        match &self.active_agent_ops {
+            Some(agents) => agents.clone(),
+            None => vec![(String::new(), self.active_ops.clone())],
+        }
+    }
+
     /// The snapshot's clock for `agent`'s ops, if it records one.
     pub fn agent_clock(&self, agent: &str) -> Option<u64> {
         self.agent_clocks

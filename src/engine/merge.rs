@@ -106,10 +106,7 @@ impl MergedOps {
         };
         let mut manifest = read()?;
         loop {
-            let files = match &manifest.active_agent_ops {
-                Some(agents) => agents.clone(),
-                None => vec![(String::new(), manifest.active_ops.clone())],
-            };
+            let files = manifest.agent_files();
             let mut heads = Vec::with_capacity(files.len());
             for (agent, rel) in files {
                 let mark = manifest.agent_clock(&agent);

@@ -101,16 +101,10 @@ fn lock_own(backend: &dyn Backend, agent: &str) -> Result<()> {
             )
         )));
     }
-    released
-}
-
-/// The op files of a manifest, as `(agent, file)`: a store written by a single writer has no
-/// agent files yet, and its op file stands as agent "".
-fn agent_files_of(manifest: &Manifest) -> Vec<(String, String)> {
-    match &manifest.active_agent_ops {
-        Some(agents) => agents.clone(),
-        None => vec![(String::new(), manifest.active_ops.clone())],
+    if released.is_err() {
+        backend.unlock_agent(agent, AgentRelease::Undo);
     }
+    released
 }
 
 fn load_merged(
@@ -124,7 +118,7 @@ fn load_merged(
     } else {
         (Records::default(), manifest.version as f64)
     };
-    let files = agent_files_of(manifest);
+    let files = manifest.agent_files();
     let mut lists = Vec::with_capacity(files.len());
     let mut max_clock = manifest.snapshot_clock.unwrap_or(0);
     let mut reads = Vec::with_capacity(files.len());
