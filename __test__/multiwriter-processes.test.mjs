@@ -197,6 +197,66 @@ test("8 agents x 500 ops in processes, starting late, closing, reopening, with b
   comingAndGoing(FIRST_SEED + 2000),
 );
 
+// The race retirement must win: one process opens, writes and closes the same agent id over and
+// over while another compacts as fast as it can (retiring that agent whenever it is closed). Every
+// reopen must succeed (an open that meets the compaction holding its lock waits for it) and
+// every acknowledged write stay.
+test("an agent reopened again and again while another process compacts and retires it loses nothing", { skip: refDefect(4), timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), "opslog-mw-retire-race-"));
+  const cycles = Number(process.env.MW_RETIRE_CYCLES ?? 60);
+  const node = (code) =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, ["--input-type=module", "-e", code], { stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
+      child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
+      child.on("close", (exit) => resolve({ exit, stdout, stderr }));
+    });
+  const impl = JSON.stringify(IMPL_URL);
+  const at = JSON.stringify(dir);
+  await (await openStore(dir, { agentId: "init" })).close();
+  const stop = join(dir, "stop");
+  const compactor = node(`
+    const { existsSync } = await import("node:fs");
+    const { Store } = await import(${impl});
+    const s = new Store();
+    await s.open(${at}, { agentId: "compactor" });
+    let n = 0;
+    while (!existsSync(${JSON.stringify(stop)})) {
+      await s.set("c", { n: ++n });
+      await s.compact();
+    }
+    await s.close();
+  `);
+  const cycler = await node(`
+    const { Store } = await import(${impl});
+    const acked = [];
+    for (let i = 0; i < ${cycles}; i++) {
+      const s = new Store();
+      await s.open(${at}, { agentId: "cycler", checkpointOnClose: i % 2 === 0 });
+      if (i > 0 && s.get("k" + (i - 1))?.i !== i - 1) throw new Error("cycle " + i + ": the last write is not there");
+      await s.set("k" + i, { i });
+      acked.push(i);
+      await s.close();
+    }
+    process.stdout.write(JSON.stringify(acked) + "\\n");
+  `);
+  await writeFile(stop, "");
+  const done = await compactor;
+  assert.equal(cycler.exit, 0, cycler.stderr);
+  assert.equal(done.exit, 0, done.stderr);
+  const acked = JSON.parse(cycler.stdout);
+  assert.equal(acked.length, cycles);
+  const last = await openStore(dir, { agentId: "last" });
+  for (const i of acked) assert.deepEqual(last.get(`k${i}`), { i });
+  await last.compact();
+  await last.close();
+  const { activeAgentOps } = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8"));
+  if (!viaJsBackend) assert.deepEqual(Object.keys(activeAgentOps), ["last"]);
+  await rm(dir, { recursive: true, force: true });
+});
+
 // The case of the issue that asked for merged readers: agent processes set their own ids with the
 // default checkpointThreshold (so they compact all the time, skipping when another holds the
 // lock) and close cleanly; a read-only open without agentId must see every record.
