@@ -443,7 +443,9 @@ impl Store {
         self.archived = next.stats.archived_records;
         let garbage = self.sweep(&manifest, &next, &retiring);
         self.manifest = next;
-        self.remove_files(garbage);
+        // Here, not on a thread: a compaction resolves with the directory settled (the agents it
+        // retired gone from it too).
+        self.backend.remove_files(&garbage);
         self.active_ops = own;
         self.written = 0;
         self.clock = self.clock.max(merged.max_clock);
