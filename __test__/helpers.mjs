@@ -1,6 +1,6 @@
 // Shared helpers for the store-*.test.mjs files. Public API only: everything here either drives a
 // Store through ./impl.mjs or reads/writes the data directory as plain files.
-import { mkdtemp, rm, readFile, writeFile, mkdir, readdir } from "node:fs/promises";
+import { mkdtemp, rm, readFile, writeFile, mkdir, readdir, access } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -77,6 +77,16 @@ export async function setup(t) {
       return join(dir, name);
     },
   };
+}
+
+/** Whether a path exists. */
+export async function exists(p) {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function readManifest(dir) {

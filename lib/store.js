@@ -399,7 +399,8 @@ class Store {
     this.#ensureOpen();
     const since = sinceTimestamp ? String(sinceTimestamp) : null;
     await this.#background; // as in streamSnapshot
-    const cursor = this.#multiWriter ? this.#engine.streamMergedOps(since) : this.#engine.streamOps(this.#manifest.activeOps, since);
+    const merged = this.#multiWriter || this.#engine.mergesAgents();
+    const cursor = merged ? this.#engine.streamMergedOps(since) : this.#engine.streamOps(this.#manifest.activeOps, since);
     const batches = new ReadAhead(() => this.#call(cursor.next(STREAM_BATCH)), parseOps);
     for (let ops; (ops = await batches.next()) !== null; ) {
       for (let i = 0; i < ops.length; i++) yield ops[i];

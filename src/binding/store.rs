@@ -473,6 +473,12 @@ impl NativeStore {
         Ok(Cursor::ops(backend, rel, since))
     }
 
+    /// Whether `getWalOps` must merge every agent's file (an agent, or a reader of their store).
+    #[napi]
+    pub fn merges_agents(&self) -> napi::Result<bool> {
+        guard(|| with_store(&self.inner, |s| Ok(s.merges_agents())))
+    }
+
     /// Multi-writer `getWalOps`: all agents' ops in `(clock, agent)` order.
     #[napi]
     pub fn stream_merged_ops(&self, since: Option<String>) -> napi::Result<Cursor> {

@@ -137,6 +137,9 @@ pub struct Store {
     /// The files of the generation before the current one, kept for readers still on them and
     /// removed at the next checkpoint.
     retired: Vec<String>,
+    /// Multi-writer: the state is every agent's files merged (an agent, or a read-only reader
+    /// of a store that agents write).
+    merged: bool,
     /// Multi-writer: this store holds the compaction lock (so work done under it can nest).
     compaction_locked: bool,
     cut: Option<Cut>,
@@ -161,7 +164,15 @@ impl Store {
     pub fn open(backend: Arc<dyn Backend>, opts: Options) -> Result<(Store, OpenInfo)> {
         backend.initialize(opts.read_only)?;
         if let Some(agent) = opts.agent_id.clone() {
-            return Self::open_multi(backend, opts, &agent);
+            return Self::open_multi(backend, opts, Some(&agent));
+        }
+        // A reader of a store that agents write sees all of their ops, as an agent does.
+        if opts.read_only
+            && backend
+                .read_manifest()?
+                .is_some_and(|m| m.active_agent_ops.is_some())
+        {
+            return Self::open_multi(backend, opts, None);
         }
         if !opts.read_only {
             backend.acquire_lock()?;
@@ -280,6 +291,7 @@ impl Store {
             closed: false,
             clock: 0,
             retired: Vec::new(),
+            merged: false,
             compaction_locked: false,
             cut: None,
             removal: None,
@@ -333,6 +345,11 @@ impl Store {
 
     pub fn options(&self) -> &Options {
         &self.opts
+    }
+
+    /// Whether the state is every agent's files merged (`getWalOps` merges them too).
+    pub fn merges_agents(&self) -> bool {
+        self.merged
     }
 
     /// The op file the op list mirrors line for line once each write returns: the active one of
@@ -713,6 +730,7 @@ impl Store {
             },
             active_agent_ops: None,
             agent_clocks: None,
+            snapshot_clock: None,
         };
         Checkpoint {
             backend: self.backend.clone(),
@@ -944,6 +962,10 @@ impl Store {
         self.finish_removal();
         self.closed = true;
         let _ = self.backend.release_lock();
+        if let (Some(agent), false) = (self.agent(), self.opts.read_only) {
+            self.backend
+                .unlock_agent(agent, super::backend::AgentRelease::Keep);
+        }
         self.backend.shutdown()
     }
 
