@@ -523,24 +523,39 @@ impl Store {
         self.log_and_apply(op)
     }
 
-    /// `async` mode: sets made earlier (`(id, data, ms)`, the time each was called), applied in
-    /// order, then the buffer written if it is full. Every set stays applied and buffered even
-    /// when that write fails (a later flush retries it); the error is returned.
-    pub fn set_many(&mut self, sets: Vec<(&str, String, i64)>) -> Result<()> {
+    /// Sets the facade collected (`(id, data, ms)`, the time each was called), applied in order:
+    /// `async` mode's (handed over to the store's thread), `group` mode's (one call per group)
+    /// and those of the open batch (staged in it). Outside a batch the buffer is written after
+    /// them if it is full. Every set stays applied and buffered even when that write fails (a
+    /// later flush retries it); the error is returned.
+    pub fn set_many(&mut self, sets: Vec<(&str, String, i64)>) -> Result<WriteOutcome> {
         self.ensure_writable()?;
-        if self.opts.write_mode != WriteMode::Async || self.batch.is_some() {
+        if self.opts.write_mode == WriteMode::Immediate && self.batch.is_none() {
             return Err(Error::Invalid(
-                "set_many is for async mode, outside a batch".into(),
+                "set_many is for group and async modes, or inside a batch".into(),
             ));
         }
         for (id, data, ms) in sets {
             let op = self.make_op_at(OpKind::Set, id, Some(data), ms)?;
             self.log_and_apply_with(op, false)?;
         }
-        if self.pending_ops >= self.opts.group_size {
+        if self.batch.is_none() && self.pending_ops >= self.opts.group_size {
             self.flush()?;
         }
-        Ok(())
+        Ok(self.outcome(false))
+    }
+
+    /// `group` mode: how many more sets the facade may collect before it must hand them over,
+    /// so that the buffer is written and a checkpoint comes due after the same set as when each
+    /// set is made on its own (at least 1; call it when no checkpoint is due).
+    pub fn group_room(&self) -> usize {
+        let by_size = self.opts.group_size.saturating_sub(self.pending_ops).max(1);
+        let left = self.opts.checkpoint_threshold - self.ops.lock().len() as f64;
+        if self.opts.skip_load || !(left > 0.0) {
+            // skipLoad never checkpoints; a threshold that is not a number is never reached.
+            return by_size;
+        }
+        by_size.min(left.ceil() as usize)
     }
 
     pub fn delete(&mut self, id: &str) -> Result<WriteOutcome> {
