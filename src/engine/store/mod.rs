@@ -1243,6 +1243,54 @@ mod tests {
     }
 
     #[test]
+    fn group_sets_handed_over_together_write_and_come_due_where_single_sets_would() {
+        let d = dir("group-many");
+        let opts = Options {
+            write_mode: WriteMode::Group,
+            group_size: 3,
+            checkpoint_threshold: 7.0,
+            ..Options::default()
+        };
+        let mut s = open(&d, opts);
+        let sets = |from: usize, n: usize| -> Vec<(String, String)> {
+            (from..from + n)
+                .map(|i| (format!("\"k{i}\""), format!("{{\"v\":{i}}}")))
+                .collect()
+        };
+        let many = |s: &mut Store, items: &[(String, String)]| {
+            let v = items
+                .iter()
+                .map(|(id, data)| (id.as_str(), data.clone(), 1_700_000_000_000))
+                .collect();
+            s.set_many(v).unwrap()
+        };
+        assert_eq!(s.group_room(), 3, "a group's worth");
+        assert_eq!(many(&mut s, &sets(0, 2)), WriteOutcome::Done);
+        assert_eq!(ops_file(&d, &s), "", "buffered");
+        assert_eq!(s.group_room(), 1, "the set that fills the buffer");
+        assert_eq!(many(&mut s, &sets(2, 1)), WriteOutcome::Done);
+        assert_eq!(ops_file(&d, &s).lines().count(), 3, "written with the third");
+        assert_eq!(s.group_room(), 3);
+        assert_eq!(many(&mut s, &sets(3, 3)), WriteOutcome::Done);
+        assert_eq!(s.group_room(), 1, "the seventh op makes the checkpoint due");
+        assert_eq!(many(&mut s, &sets(6, 1)), WriteOutcome::CheckpointDue);
+        s.checkpoint().unwrap();
+        assert_eq!(s.group_room(), 3);
+
+        // Inside a batch they are staged in it, written by the commit alone.
+        s.batch_begin().unwrap();
+        assert_eq!(many(&mut s, &sets(10, 5)), WriteOutcome::Done);
+        assert_eq!(ops_file(&d, &s), "");
+        s.batch_commit().unwrap();
+        assert_eq!(ops_file(&d, &s).lines().count(), 5);
+        s.batch_begin().unwrap();
+        many(&mut s, &sets(20, 2));
+        let (effects, _) = s.batch_rollback(false).unwrap();
+        assert_eq!(effects.len(), 2, "staged sets roll back");
+        assert_eq!(s.records().len(), 12);
+    }
+
+    #[test]
     fn group_mode_buffers_and_undo_takes_the_buffered_op() {
         let d = dir("group");
         let opts = Options {
