@@ -1269,7 +1269,11 @@ mod tests {
         assert_eq!(ops_file(&d, &s), "", "buffered");
         assert_eq!(s.group_room(), 1, "the set that fills the buffer");
         assert_eq!(many(&mut s, &sets(2, 1)), WriteOutcome::Done);
-        assert_eq!(ops_file(&d, &s).lines().count(), 3, "written with the third");
+        assert_eq!(
+            ops_file(&d, &s).lines().count(),
+            3,
+            "written with the third"
+        );
         assert_eq!(s.group_room(), 3);
         assert_eq!(many(&mut s, &sets(3, 3)), WriteOutcome::Done);
         assert_eq!(s.group_room(), 1, "the seventh op makes the checkpoint due");
