@@ -551,7 +551,7 @@ impl Store {
     pub fn group_room(&self) -> usize {
         let by_size = self.opts.group_size.saturating_sub(self.pending_ops).max(1);
         let left = self.opts.checkpoint_threshold - self.ops.lock().len() as f64;
-        if self.opts.skip_load || !(left > 0.0) {
+        if self.opts.skip_load || left.is_nan() || left <= 0.0 {
             // skipLoad never checkpoints; a threshold that is not a number is never reached.
             return by_size;
         }
