@@ -1,6 +1,6 @@
 // Shared helpers for the store-*.test.mjs files. Public API only: everything here either drives a
 // Store through ./impl.mjs or reads/writes the data directory as plain files.
-import { mkdtemp, rm, readFile, writeFile, mkdir, readdir } from "node:fs/promises";
+import { mkdtemp, rm, readFile, writeFile, mkdir, readdir, access } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -77,6 +77,16 @@ export async function setup(t) {
       return join(dir, name);
     },
   };
+}
+
+/** Whether a path exists. */
+export async function exists(p) {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function readManifest(dir) {
@@ -170,8 +180,11 @@ export function opLine({ ts = "2024-01-01T00:00:01.000Z", op = "set", id, prev =
   return JSON.stringify(o);
 }
 
-/** Poll `fn` until it returns truthy or `ms` elapse; returns the last value. */
-export async function waitFor(fn, ms = 2000, every = 10) {
+/**
+ * Poll `fn` until it returns truthy or `ms` elapse; returns the last value. For things that must
+ * happen: the limit only ends a hung test, so it is far above any wait on a loaded machine.
+ */
+export async function waitFor(fn, ms = 30000, every = 10) {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();

@@ -3,13 +3,14 @@
 // multiwriter-processes.test.mjs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFile, writeFile, readdir, access, unlink, mkdtemp, rm } from "node:fs/promises";
+import { readFile, writeFile, readdir, unlink, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { Store, isReference } from "./impl.mjs";
 import {
   setup,
+  exists,
   readManifest,
   readOps,
   writeStoreDir,
@@ -34,15 +35,6 @@ function refDiffers(reason) {
 }
 
 const AGENT_FILE = (id) => new RegExp(`^ops/agent-${id.replace(/[-_]/g, "\\$&")}-\\d+\\.jsonl$`);
-
-async function exists(p) {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The agent's registered op file (parsed), per the manifest on disk. */
 async function agentOps(dir, id) {

@@ -1,14 +1,14 @@
 // One agent of the multi-writer scenario, forked by run-one.mjs:
-//   node bench/agent.mjs <ours|reference> <dir> <agentId> <n>
+//   node bench/agent.mjs <ours|reference> <dir> <agentId> <n> [options JSON]
 // Opens the store as <agentId>, says "ready", waits for "go", does <n> sequential `await set` on
 // its own new ids, says {done, ms}, and closes on "close".
 import { loadStore, makeRecord } from "./common.mjs";
 
-const [impl, dir, agentId, nArg] = process.argv.slice(2);
+const [impl, dir, agentId, nArg, optionsArg] = process.argv.slice(2);
 const n = Number(nArg);
 const Store = await loadStore(impl);
 const store = new Store();
-await store.open(dir, { agentId });
+await store.open(dir, { ...JSON.parse(optionsArg ?? "{}"), agentId });
 const recs = Array.from({ length: n }, (_, i) => makeRecord(i));
 const ids = recs.map((_, i) => `${agentId}-${String(i).padStart(7, "0")}`);
 

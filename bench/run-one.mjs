@@ -69,11 +69,12 @@ async function prepare(name) {
 
 /**
  * OPSLOG_BENCH_OPTIONS (JSON) adds store options to the timed scenarios' open, e.g.
- * '{"checkpointThreshold":1e9}' to see what the set scenarios cost without checkpoints. For
- * diagnosis only: the recorded benchmark uses the default options.
+ * '{"durable":true}'. For diagnosis only: the recorded benchmark uses each scenario's options.
  */
 const extraOptions = JSON.parse(process.env.OPSLOG_BENCH_OPTIONS ?? "{}");
-const withExtra = (o) => ({ ...o, ...extraOptions });
+/** The scenario's own options (the raw path's `checkpointThreshold`), then OPSLOG_BENCH_OPTIONS. */
+const scenarioOptions = { ...byKey.get(scenario)?.options, ...extraOptions };
+const withExtra = (o) => ({ ...o, ...scenarioOptions });
 
 const records = (n) => Array.from({ length: n }, (_, i) => makeRecord(i));
 
@@ -94,31 +95,104 @@ async function sequentialSets(writeMode, size) {
   report({ opsPerSec: (n * 1000) / ms }, { n, ms, writeMode });
 }
 
+async function batches(key) {
+  const count = scaled(byKey.get(key).size / 1000, scale, 1);
+  const n = count * 1000;
+  const recs = records(n);
+  const ids = recs.map((_, i) => recordId(i));
+  const store = new Store();
+  await store.open(dir, withExtra({}));
+  await settle();
+  await profile.start();
+  const t0 = performance.now();
+  for (let b = 0; b < count; b++) {
+    await store.batch(() => {
+      for (let i = b * 1000; i < (b + 1) * 1000; i++) store.set(ids[i], recs[i]);
+    });
+  }
+  const ms = performance.now() - t0;
+  await profile.stop();
+  await store.close();
+  report({ opsPerSec: (n * 1000) / ms }, { n, batches: count, ms });
+}
+
+/**
+ * The reference's own group-commit check: `n` sequential sets in `immediate` on a new store,
+ * then `n` in `group` (and a flush) on another, in this one process; figure: immediate's time
+ * over group's.
+ */
+async function groupVsImmediate(key) {
+  const n = scaled(byKey.get(key).size, scale, 10);
+  const recs = records(n);
+  const ids = recs.map((_, i) => recordId(i));
+  const ms = {};
+  for (const writeMode of ["immediate", "group"]) {
+    const sub = path.join(dir, writeMode);
+    fs.mkdirSync(sub, { recursive: true });
+    const store = new Store();
+    await store.open(sub, withExtra({ writeMode }));
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await store.set(ids[i], recs[i]);
+    if (writeMode === "group") await store.flush();
+    ms[writeMode] = performance.now() - t0;
+    await store.close();
+  }
+  report({ speedup: ms.immediate / ms.group }, { n, immediateMs: ms.immediate, groupMs: ms.group });
+}
+
+/**
+ * 3 agent processes open the store one after the other (not timed), then all start on a signal;
+ * the figure is the total over the wall time from the signal to the last agent's last write.
+ */
+async function multi(key) {
+  const agents = 3;
+  const n = scaled(byKey.get(key).size, scale, 10);
+  // The store exists before the agents start (a single-writer open and close: no ops).
+  const init = new Store();
+  await init.open(dir);
+  await init.close();
+  const children = [];
+  // Agents open one after the other (registration is not timed), then all start together.
+  for (let a = 0; a < agents; a++) {
+    const child = fork(path.join(BENCH_DIR, "agent.mjs"), [impl, dir, `agent${a}`, String(n), JSON.stringify(scenarioOptions)], {
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    await new Promise((resolve, reject) => {
+      child.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`agent: ${JSON.stringify(m)}`))));
+      child.once("exit", (code) => reject(new Error(`agent ${a} exited with ${code} before it was ready`)));
+    });
+    children.push(child);
+  }
+  const done = children.map(
+    (child) => new Promise((resolve, reject) => {
+      child.once("message", (m) => (m?.done ? resolve(m) : reject(new Error(`agent: ${JSON.stringify(m)}`))));
+    }),
+  );
+  const t0 = performance.now();
+  for (const child of children) child.send("go");
+  const results = await Promise.all(done);
+  const ms = performance.now() - t0;
+  for (const child of children) {
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.send("close");
+    await exited;
+  }
+  report({ opsPerSec: (agents * n * 1000) / ms }, { agents, perAgent: n, ms, agentMs: results.map((r) => r.ms) });
+}
+
 const run = {
   "set-immediate": () => sequentialSets("immediate", byKey.get("set-immediate").size),
   "set-group": () => sequentialSets("group", byKey.get("set-group").size),
   "set-async": () => sequentialSets("async", byKey.get("set-async").size),
-
-  async batch() {
-    const batches = scaled(byKey.get("batch").size / 1000, scale, 1);
-    const n = batches * 1000;
-    const recs = records(n);
-    const ids = recs.map((_, i) => recordId(i));
-    const store = new Store();
-    await store.open(dir, withExtra({}));
-    await settle();
-    await profile.start();
-    const t0 = performance.now();
-    for (let b = 0; b < batches; b++) {
-      await store.batch(() => {
-        for (let i = b * 1000; i < (b + 1) * 1000; i++) store.set(ids[i], recs[i]);
-      });
-    }
-    const ms = performance.now() - t0;
-    await profile.stop();
-    await store.close();
-    report({ opsPerSec: (n * 1000) / ms }, { n, batches, ms });
-  },
+  "raw-set-immediate": () => sequentialSets("immediate", byKey.get("raw-set-immediate").size),
+  "raw-set-group": () => sequentialSets("group", byKey.get("raw-set-group").size),
+  "raw-set-async": () => sequentialSets("async", byKey.get("raw-set-async").size),
+  batch: () => batches("batch"),
+  "raw-batch": () => batches("raw-batch"),
+  multi: () => multi("multi"),
+  "raw-multi": () => multi("raw-multi"),
+  "group-vs-immediate": () => groupVsImmediate("group-vs-immediate"),
+  "raw-group-vs-immediate": () => groupVsImmediate("raw-group-vs-immediate"),
 
   async open() {
     await prepare("records-1m");
@@ -136,7 +210,7 @@ const run = {
     const scanMs = performance.now() - scanStart;
     await settle();
     report(
-      { ms, rssMB: mem.rss / 2 ** 20, scanMs, rssScanMB: rssMB() },
+      { ms, rssMB: mem.rss / 2 ** 20, scanMs, openAllMs: ms + scanMs, rssScanMB: rssMB() },
       { n, scanned, rssBeforeOpenMB: rssBefore, heapUsedMB: mem.heapUsed / 2 ** 20, externalMB: mem.external / 2 ** 20, openStallMs: stallMs },
     );
     await store.close();
@@ -236,41 +310,6 @@ const run = {
     await store.close();
   },
 
-  async multi() {
-    const agents = 3;
-    const n = scaled(byKey.get("multi").size, scale, 10);
-    // The store exists before the agents start (a single-writer open and close: no ops).
-    const init = new Store();
-    await init.open(dir);
-    await init.close();
-    const children = [];
-    // Agents open one after the other (registration is not timed), then all start together.
-    for (let a = 0; a < agents; a++) {
-      const child = fork(path.join(BENCH_DIR, "agent.mjs"), [impl, dir, `agent${a}`, String(n)], {
-        stdio: ["ignore", "inherit", "inherit", "ipc"],
-      });
-      await new Promise((resolve, reject) => {
-        child.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`agent: ${JSON.stringify(m)}`))));
-        child.once("exit", (code) => reject(new Error(`agent ${a} exited with ${code} before it was ready`)));
-      });
-      children.push(child);
-    }
-    const done = children.map(
-      (child) => new Promise((resolve, reject) => {
-        child.once("message", (m) => (m?.done ? resolve(m) : reject(new Error(`agent: ${JSON.stringify(m)}`))));
-      }),
-    );
-    const t0 = performance.now();
-    for (const child of children) child.send("go");
-    const results = await Promise.all(done);
-    const ms = performance.now() - t0;
-    for (const child of children) {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.send("close");
-      await exited;
-    }
-    report({ opsPerSec: (agents * n * 1000) / ms }, { agents, perAgent: n, ms, agentMs: results.map((r) => r.ms) });
-  },
 };
 
 try {

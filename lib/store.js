@@ -123,14 +123,27 @@ class Store {
   #syncing = null;
   #nextSync = null;
   /**
-   * `async` mode: sets not yet handed to the engine, as `[idText, recordText, ms, ...]` (`ms`
-   * is "" when it is the previous set's: many sets come to the millisecond); the engine gets
-   * them in one call before anything else reaches it (see #engine), or once there are
-   * `groupCommitSize` of them. Null in the other modes.
+   * `async` and `group` modes: sets not yet handed to the engine, as `[idText, recordText, ms,
+   * ...]` (`ms` is "" when it is the previous set's: many sets come to the millisecond); the
+   * engine gets them in one call before anything else reaches it (see #engine), or once there
+   * are enough of them: `groupCommitSize` in `async` mode, `#room` in `group` mode. Null in
+   * `immediate` mode and with a JavaScript backend.
    */
   #deferred = null;
-  /** The `ms` of the last set in #deferred (NaN when it is empty). */
-  #deferredMs = NaN;
+  /** `group` mode: the engine applies the sets handed over at once, on this thread. */
+  #groupDefer = false;
+  /**
+   * `group` mode: how many sets may be collected before they are handed over, so that the
+   * buffer is written, and a checkpoint comes due, after the same set as if each set were
+   * handed over on its own (0: unknown, the next set goes at once and learns it).
+   */
+  #room = 0;
+  /** The sets of the open batch not yet handed to the engine, as #deferred holds them. */
+  #staged = [];
+  /** Ids (JSON text) of staged sets whose handing over failed: rollback reads them back. */
+  #unsure = [];
+  /** The `ms` of the last set collected in #deferred or #staged (NaN after a hand-over). */
+  #lastMs = NaN;
   #groupSize = 50;
   /**
    * The checkpoints writes made due, which the engine writes on a worker while sets and deletes
@@ -170,7 +183,9 @@ class Store {
     this.#buffered = o.writeMode !== "immediate";
     this.#groupMs = o.groupCommitMs;
     this.#groupSize = o.groupCommitSize;
-    this.#deferred = o.writeMode === "async" && !this.#adapter && !o.readOnly ? [] : null;
+    this.#deferred = o.writeMode !== "immediate" && !this.#adapter && !o.readOnly ? [] : null;
+    this.#groupDefer = o.writeMode === "group";
+    this.#room = 0;
     // A JavaScript backend's own methods decide when its data is durable.
     this.#durable = o.durable && !this.#adapter && !o.readOnly;
     const native = new NativeStore();
@@ -307,7 +322,8 @@ class Store {
       throw err;
     }
     if (this.#batching) {
-      this.#engine.set(idText, data);
+      // Handed over with the commit (or before any other call that needs the engine).
+      this.#collect(this.#staged, idText, data);
       this.#records.set(id, value);
       return undefined;
     }
@@ -430,7 +446,8 @@ class Store {
     await this.#background; // as in streamSnapshot
     let cursor;
     try {
-      cursor = this.#multiWriter ? this.#engine.streamMergedOps(since) : this.#engine.streamOps(this.#manifest.activeOps, since);
+      const merged = this.#multiWriter || this.#engine.mergesAgents();
+      cursor = merged ? this.#engine.streamMergedOps(since) : this.#engine.streamOps(this.#manifest.activeOps, since);
     } catch (err) {
       throw withCode(err);
     }
@@ -445,6 +462,8 @@ class Store {
     this.#ensureWritable();
     const stage = () => {
       this.#engine.batchBegin();
+      this.#staged = [];
+      this.#unsure = [];
       this.#batching = true;
       this.#refused = false;
       try {
@@ -463,7 +482,13 @@ class Store {
     if (this.#adapter) {
       return this.#enqueue(async () => {
         stage();
-        const due = await this.#call(this.#engine.batchCommitAsync()).catch(rollback);
+        let job;
+        try {
+          job = this.#engine.batchCommitAsync();
+        } catch (err) {
+          rollback(err);
+        }
+        const due = await this.#call(job).catch(rollback);
         return this.#afterWrite(Number(due));
       });
     }
@@ -674,29 +699,70 @@ class Store {
     return p;
   }
 
-  /** The engine, once the sets `async` mode deferred have reached it (in call order). */
+  /** The engine, once the sets collected (deferred, staged) have reached it, in call order. */
   get #engine() {
     if (this.#deferred !== null && this.#deferred.length > 0) this.#handOver();
+    if (this.#staged.length > 0) this.#stageNow();
+    // Whatever the caller does next may change the buffer and the op count.
+    this.#room = 0;
     return this.#native;
   }
 
+  /** Hands the deferred sets over; in `group` mode, returns what `setManyNow` does. */
   #handOver() {
     const items = this.#deferred;
     this.#deferred = [];
-    this.#deferredMs = NaN;
+    this.#lastMs = NaN;
     try {
+      if (this.#groupDefer) return this.#native.setManyNow(items.join("\n"));
       this.#native.setMany(items.join("\n"));
+      return 1;
     } catch (err) {
       throw withCode(err);
     }
   }
 
-  /** An `async`-mode set: resolves at once, as the reference's does; the engine gets it later. */
-  #defer(id, value, idText, data) {
+  /** Stages the open batch's collected sets in the engine's batch. */
+  #stageNow() {
+    const items = this.#staged;
+    this.#staged = [];
+    this.#lastMs = NaN;
+    try {
+      this.#native.setManyNow(items.join("\n"));
+    } catch (err) {
+      // Some may be staged, some not: the rollback that follows reads these back.
+      for (let i = 0; i < items.length; i += 3) this.#unsure.push(items[i]);
+      throw err;
+    }
+  }
+
+  /** Adds a set to `list` as `idText, data, ms` (`ms`: when it was called, "" if unchanged). */
+  #collect(list, idText, data) {
     const ms = Date.now();
-    this.#deferred.push(idText, data, ms === this.#deferredMs ? "" : ms);
-    this.#deferredMs = ms;
+    list.push(idText, data, ms === this.#lastMs ? "" : ms);
+    this.#lastMs = ms;
+  }
+
+  /**
+   * An `async`- or `group`-mode set: resolves at once, as the reference's does (in `group` mode
+   * the set that fills the buffer resolves once it is written); the engine gets it later. A
+   * write that fails rejects the set that handed the group over; the sets stay applied and
+   * buffered, and a later flush retries them.
+   */
+  #defer(id, value, idText, data) {
+    this.#collect(this.#deferred, idText, data);
     this.#records.set(id, value);
+    if (this.#groupDefer) {
+      if (this.#deferred.length >= 3 * this.#room) {
+        try {
+          this.#room = this.#handOver();
+        } catch (err) {
+          return Promise.reject(withCode(err));
+        }
+      }
+      this.#afterWrite(this.#room === 0 ? 1 : 0);
+      return RESOLVED;
+    }
     if (this.#deferred.length >= 3 * this.#groupSize) {
       try {
         this.#handOver();
@@ -818,8 +884,22 @@ class Store {
    * of the order, as in the reference (where a rollback is a fresh insertion).
    */
   #rollBackBatch() {
+    if (this.#staged.length > 0) {
+      try {
+        this.#stageNow();
+      } catch {
+        // Their ids are in #unsure.
+      }
+    }
     const { effects, reordered } = JSON.parse(this.#engine.batchRollback(this.#refused));
     this.#applyEffectList(effects);
+    // Sets whose handing over failed may not have reached the engine: take its word for them.
+    for (const idText of this.#unsure) {
+      const text = this.#native.recordText(idText);
+      if (text === null) this.#records.delete(JSON.parse(idText));
+      else this.#records.set(JSON.parse(idText), JSON.parse(text));
+    }
+    this.#unsure = [];
     if (!reordered) return;
     const map = this.#records;
     const entries = JSON.parse(this.#engine.recordIds()).map((id) => [id, map.get(id)]);

@@ -1387,9 +1387,10 @@ fn valid_manifest() -> impl Strategy<Value = Manifest> {
             0..4,
         )),
         prop::option::of(prop::collection::vec((agent_name(), safe_u64()), 0..4)),
+        prop::option::of(safe_u64()),
     )
         .prop_map(
-            |((version, snap, ops, segs), stats, agents, clocks)| Manifest {
+            |((version, snap, ops, segs), stats, agents, clocks, snapshot_clock)| Manifest {
                 version,
                 current_snapshot: snap,
                 active_ops: ops,
@@ -1403,6 +1404,7 @@ fn valid_manifest() -> impl Strategy<Value = Manifest> {
                 },
                 active_agent_ops: agents.map(unique_by_key),
                 agent_clocks: clocks.map(unique_by_key),
+                snapshot_clock,
             },
         )
 }

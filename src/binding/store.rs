@@ -15,7 +15,7 @@ use crate::engine::backend::Backend;
 use crate::engine::batch::PairsBuilder;
 use crate::engine::error::{Error, Result};
 use crate::engine::fs_backend::FsBackend;
-use crate::engine::handover::StoreCell;
+use crate::engine::handover::{apply_set_many, StoreCell};
 use crate::engine::oplog::OpLog;
 use crate::engine::store::{Change, Checkpoint, Effect, Options, Store, WriteMode, WriteOutcome};
 use crate::engine::wal::LoggedOp;
@@ -236,6 +236,21 @@ impl NativeStore {
     #[napi]
     pub fn set_many(&self, items: String) -> napi::Result<()> {
         guard(|| self.inner.hand_over(items))
+    }
+
+    /// `group` mode's collected sets, and those of the open batch, in one call (see
+    /// `Store::set_many`): applied now, on this thread. Returns 0 when a checkpoint must follow,
+    /// else how many sets `group` mode may collect before the next call (`Store::group_room`).
+    #[napi]
+    pub fn set_many_now(&self, items: String) -> napi::Result<u32> {
+        guard(|| {
+            with_store(&self.inner, |s| {
+                Ok(match apply_set_many(s, &items)? {
+                    WriteOutcome::CheckpointDue => 0,
+                    WriteOutcome::Done => s.group_room().min(u32::MAX as usize) as u32,
+                })
+            })
+        })
     }
 
     /// 0 or 1 as for `set`; 2 when the record does not exist.
@@ -471,6 +486,12 @@ impl NativeStore {
             return Ok(Cursor::lines(lines));
         }
         Ok(Cursor::ops(backend, rel, since))
+    }
+
+    /// Whether `getWalOps` must merge every agent's file (an agent, or a reader of their store).
+    #[napi]
+    pub fn merges_agents(&self) -> napi::Result<bool> {
+        guard(|| with_store(&self.inner, |s| Ok(s.merges_agents())))
     }
 
     /// Multi-writer `getWalOps`: all agents' ops in `(clock, agent)` order.

@@ -7,6 +7,29 @@ use super::manifest::Manifest;
 use super::records::Records;
 use super::wal::{OpIter, OpStream, ReadResult};
 
+/// What `Backend::lock_agent` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentLockState {
+    Taken,
+    /// An open agent holds it (the pid its file names, 0 when unknown).
+    Held(i64),
+    /// No lock file: an agent that does not lock while open (a reference agent).
+    Absent,
+    /// The backend has no agent locks: whether an agent is open cannot be known.
+    Unsupported,
+}
+
+/// What `Backend::unlock_agent` does with the lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentRelease {
+    /// Keeps it: the agent closed, or was found open after all.
+    Keep,
+    /// Removes it: the agent was retired.
+    Remove,
+    /// Removes it if taking the lock created it: an open that failed leaves nothing behind.
+    Undo,
+}
+
 /// A source of batches for streaming reads.
 pub trait BatchStream: Send {
     /// Up to `max` items, or `None` at the end.
@@ -109,6 +132,15 @@ pub trait Backend: Send + Sync {
     fn stale_files(&self, _keep: &[&str]) -> Vec<String> {
         Vec::new()
     }
+    /// Multi-writer agents' op files (`ops/agent-*.jsonl`). Empty where the backend does not
+    /// delete files.
+    fn agent_files(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The agents that have a lock file (see `lock_agent`).
+    fn locked_agents(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Whether a snapshot holds a record or an op file an op (more than a header, or empty).
     fn holds_data(&self, _rel: &str) -> bool {
         false
@@ -120,6 +152,14 @@ pub trait Backend: Send + Sync {
     }
     /// Multi-writer: a new empty op file for `agent`, which appends go to from now on.
     fn create_agent_ops_file(&self, agent: &str) -> Result<String>;
+    /// Multi-writer: takes `agent`'s lock, which an agent holds while it is open (see
+    /// `lock::try_acquire_agent`), until `unlock_agent`. `create`: make the lock file when it is
+    /// missing; without it, a missing file is `Absent` (an agent that never locked).
+    fn lock_agent(&self, _agent: &str, _create: bool) -> Result<AgentLockState> {
+        Ok(AgentLockState::Unsupported)
+    }
+    /// Releases `agent`'s lock, and removes its file as `release` says.
+    fn unlock_agent(&self, _agent: &str, _release: AgentRelease) {}
     /// Multi-writer: takes the compaction lock; `false` when another live writer holds it.
     fn try_compaction_lock(&self) -> Result<bool>;
     fn release_compaction_lock(&self) -> Result<()>;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::archive;
-use super::backend::{Backend, BatchStream, PendingSync};
+use super::backend::{AgentLockState, AgentRelease, Backend, BatchStream, PendingSync};
 use super::batch::Batch;
 use super::error::{display_join, Error, Result};
 use super::fsutil;
@@ -37,6 +37,9 @@ pub struct FsBackend {
     display: String,
     lock: Mutex<Option<LockHandle>>,
     compact_lock: Mutex<Option<LockHandle>>,
+    /// Multi-writer: this agent's own lock, and those of agents a compaction is retiring.
+    /// (Whether taking it created the file, too.)
+    agent_locks: Mutex<Vec<(String, LockHandle, bool)>>,
     writer: Mutex<Option<(String, OpWriter)>>,
     /// Durable mode: files the writer left since the last sync, which it must still fsync.
     durable: bool,
@@ -50,6 +53,7 @@ impl FsBackend {
             display: dir.to_string(),
             lock: Mutex::new(None),
             compact_lock: Mutex::new(None),
+            agent_locks: Mutex::new(Vec::new()),
             writer: Mutex::new(None),
             durable: false,
             left_unsynced: Mutex::new(Vec::new()),
@@ -93,6 +97,23 @@ impl FsBackend {
         let rel = format!("ops/{name}");
         let writer = OpWriter::create(&opsdir.join(&name), self.shown(&rel))?;
         Ok((rel, writer))
+    }
+
+    /// `<sub>/<name>` (`sub` "" for the store directory itself), a file of `agent`'s; refused
+    /// when the agent id would lead elsewhere.
+    fn agent_file(&self, agent: &str, sub: &str, name: &str) -> Result<(String, PathBuf)> {
+        let rel = if sub.is_empty() {
+            name.to_string()
+        } else {
+            format!("{sub}/{name}")
+        };
+        let path = self.path(&rel)?;
+        if path.parent() != Some(self.dir.join(sub).as_path()) {
+            return Err(Error::Type(format!(
+                "opslog: agent id '{agent}' cannot be part of a file name"
+            )));
+        }
+        Ok((rel, path))
     }
 
     pub fn dir(&self) -> &Path {
@@ -456,6 +477,20 @@ impl Backend for FsBackend {
         stale
     }
 
+    fn agent_files(&self) -> Vec<String> {
+        fsutil::files_named(&self.dir, "ops", "agent-", ".jsonl")
+    }
+
+    fn locked_agents(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|name| lock::agent_of_lock_name(&name).map(str::to_string))
+            .collect()
+    }
+
     fn begin_sync(&self) -> Result<PendingSync> {
         // Second handles, so appends need not wait for the disk.
         let mut files =
@@ -469,14 +504,40 @@ impl Backend for FsBackend {
     fn create_agent_ops_file(&self, agent: &str) -> Result<String> {
         let opsdir = self.dir.join("ops");
         let name = fsutil::fresh_name(&opsdir, &format!("agent-{agent}-"), "jsonl");
-        let rel = format!("ops/{name}");
-        let path = self.path(&rel)?;
-        if path.parent() != Some(opsdir.as_path()) {
-            return Err(Error::Type(format!(
-                "opslog: agent id '{agent}' cannot be part of a file name"
-            )));
-        }
+        let (rel, path) = self.agent_file(agent, "ops", &name)?;
         self.create_op_file(rel, &path)
+    }
+
+    fn lock_agent(&self, agent: &str, create: bool) -> Result<AgentLockState> {
+        let (rel, _) = self.agent_file(agent, "", &lock::agent_lock_name(agent))?;
+        Ok(
+            match lock::try_acquire_agent(&self.dir, &self.display, &rel, create)? {
+                lock::AgentLock::Taken { handle, created } => {
+                    let mut held = self.agent_locks.lock().unwrap_or_else(|p| p.into_inner());
+                    held.push((agent.to_string(), handle, created));
+                    AgentLockState::Taken
+                }
+                lock::AgentLock::Held(pid) => AgentLockState::Held(pid),
+                lock::AgentLock::Absent => AgentLockState::Absent,
+            },
+        )
+    }
+
+    fn unlock_agent(&self, agent: &str, release: AgentRelease) {
+        let mut held = self.agent_locks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = held.iter().position(|(a, _, _)| a == agent) {
+            let (_, handle, created) = held.swap_remove(i);
+            let remove = match release {
+                AgentRelease::Keep => false,
+                AgentRelease::Remove => true,
+                AgentRelease::Undo => created,
+            };
+            if remove {
+                lock::release(handle);
+            } else {
+                lock::release_agent(handle);
+            }
+        }
     }
 
     fn try_compaction_lock(&self) -> Result<bool> {

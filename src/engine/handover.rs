@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::error::{Error, Result};
-use super::store::Store;
+use super::store::{Store, WriteOutcome};
 
 /// Locks even if a panic poisoned the mutex (the panic was reported as an error).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -147,7 +147,7 @@ impl StoreCell {
             let Some(text) = lock(&self.handed).texts.pop_front() else {
                 return;
             };
-            let applied = catch_unwind(AssertUnwindSafe(|| apply_set_many(store, &text)))
+            let applied = catch_unwind(AssertUnwindSafe(|| apply_set_many(store, &text).map(drop)))
                 .unwrap_or_else(|_| Err(Error::Invalid("internal error applying sets".into())));
             if let Err(e) = applied {
                 lock(&self.handed).failed.get_or_insert(e);
@@ -160,10 +160,10 @@ fn not_open() -> Error {
     Error::Invalid("Store is not open. Call open() first.".into())
 }
 
-/// The facade's `async`-mode sets, `id, record, ms, ...` (`ms`: when each was called; empty
+/// The facade's collected sets (`async` and `group` modes, batches), `id, record, ms, ...` (`ms`: when each was called; empty
 /// when it is the set's before), one per line: the id and record are `JSON.stringify` texts,
 /// which never hold a raw newline, so the lines split with a byte search instead of a JSON scan.
-fn apply_set_many(store: &mut Store, items: &str) -> Result<()> {
+pub(crate) fn apply_set_many(store: &mut Store, items: &str) -> Result<WriteOutcome> {
     let malformed = || Error::Invalid("set_many: not id, record, ms triples".into());
     let mut values = items.split('\n');
     let mut sets = Vec::new();

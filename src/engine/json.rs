@@ -537,60 +537,9 @@ pub fn format_number(x: f64) -> String {
     if !x.is_finite() {
         return "null".to_string();
     }
-    if x == 0.0 {
-        return "0".to_string();
-    }
-    if x < 0.0 {
-        return format!("-{}", format_number(-x));
-    }
-    let (digits, n) = shortest_digits(x);
-    let k = digits.len() as i32;
-    if k <= n && n <= 21 {
-        let mut s = digits;
-        s.extend(std::iter::repeat_n('0', (n - k) as usize));
-        s
-    } else if 0 < n && n <= 21 {
-        format!("{}.{}", &digits[..n as usize], &digits[n as usize..])
-    } else if -6 < n && n <= 0 {
-        format!("0.{}{}", "0".repeat((-n) as usize), digits)
-    } else {
-        let e = n - 1;
-        let sign = if e < 0 { '-' } else { '+' };
-        if k == 1 {
-            format!("{digits}e{sign}{}", e.abs())
-        } else {
-            format!("{}.{}e{sign}{}", &digits[..1], &digits[1..], e.abs())
-        }
-    }
-}
-
-/// The shortest digits that read back as `x` (> 0) and the decimal exponent `n` such that
-/// x = 0.digits × 10^n, chosen as ECMA-262 `Number::toString` does: the closest such digits
-/// to x, and on an exact tie the even ones (Rust's formatting rounds such a tie up).
-fn shortest_digits(x: f64) -> (String, i32) {
-    let sci = format!("{x:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("exponent form");
-    let mut digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let e = exp.parse::<i32>().expect("exponent");
-    let last = digits.as_bytes()[digits.len() - 1] - b'0';
-    if last % 2 == 1 {
-        let mut lower = digits.clone();
-        lower.pop();
-        lower.push(char::from(b'0' + last - 1));
-        let as_number = |d: &str| format!("{}.{}e{e}", &d[..1], &d[1..]).parse::<f64>().ok();
-        if as_number(&lower) == Some(x) {
-            // Both read back as x: a tie when x is exactly halfway, i.e. its exact expansion is
-            // `lower` followed by a 5.
-            let exact = format!("{x:.1100e}");
-            let (exact_mantissa, exact_exp) = exact.split_once('e').expect("exponent form");
-            let exact_digits: String = exact_mantissa.chars().filter(|c| *c != '.').collect();
-            let halfway = format!("{lower}5");
-            if exact_exp.parse::<i32>() == Ok(e) && exact_digits.trim_end_matches('0') == halfway {
-                digits = lower;
-            }
-        }
-    }
-    (digits, e + 1)
+    // ryu-js writes the shortest digits as ECMA-262 `Number::toString` chooses them (on an
+    // exact tie, the even ones) in its layout (`1e+21`, `1.5e-7`, `-0` as `0`).
+    ryu_js::Buffer::new().format_finite(x).to_string()
 }
 
 fn canonical_number(raw: &str) -> Cow<'_, str> {

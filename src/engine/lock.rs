@@ -181,6 +181,112 @@ pub fn try_acquire_flocked(
     try_acquire(dir, dir_display, name)
 }
 
+/// The lock file of a multi-writer agent, in the store directory (beside `.lock` and
+/// `.compact-lock`: `ops/` holds op files only, as readers of the reference expect).
+pub fn agent_lock_name(agent: &str) -> String {
+    format!(".agent-{agent}.lock")
+}
+
+/// The agent whose lock file `name` is (see `agent_lock_name`).
+pub fn agent_of_lock_name(name: &str) -> Option<&str> {
+    name.strip_prefix(".agent-")?.strip_suffix(".lock")
+}
+
+/// What `try_acquire_agent` found.
+#[derive(Debug)]
+pub enum AgentLock {
+    /// Taken; `created`: the file did not exist before.
+    Taken { handle: LockHandle, created: bool },
+    /// A live process holds it; its pid as the file says (0 when it cannot be read).
+    Held(i64),
+    /// No lock file, and `create` was false.
+    Absent,
+}
+
+/// Takes a multi-writer agent's lock file, held with an OS file lock (`File::try_lock`) for as
+/// long as the agent is open: a process that ends, however it ends, releases it, so liveness
+/// needs no pid check and a pid reused by another program cannot fool it. The file holds the
+/// holder's pid (for messages) and stays when the agent closes: it marks an agent of ours, one
+/// that locks while open (a reference agent never makes one). `create`: make the file if it is
+/// missing (the agent's own open); a compaction checking another agent passes false.
+pub fn try_acquire_agent(
+    dir: &Path,
+    dir_display: &str,
+    name: &str,
+    create: bool,
+) -> Result<AgentLock> {
+    let path = dir.join(name);
+    let shown = display_join(dir_display, name);
+    for _ in 0..200 {
+        let existing = || OpenOptions::new().read(true).write(true).open(&path);
+        let created = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+        };
+        let opened = match create.then(created) {
+            Some(Ok(f)) => Ok((f, true)),
+            Some(Err(e)) if e.kind() != ErrorKind::AlreadyExists => Err(e),
+            _ => existing().map(|f| (f, false)),
+        };
+        let (mut file, created) = match opened {
+            Ok(v) => v,
+            Err(e) if e.kind() == ErrorKind::NotFound && create => continue,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(AgentLock::Absent),
+            Err(e) => return Err(Error::io("open", &shown, e)),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = read_text(&path).ok().and_then(|c| parse_pid(&c));
+                return Ok(AgentLock::Held(pid.unwrap_or(0)));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("flock", &shown, e)),
+        }
+        // A compaction retiring the agent removes the file while holding it: ours is then gone.
+        if !still_linked(&file, &path) {
+            if create {
+                continue;
+            }
+            return Ok(AgentLock::Absent);
+        }
+        if create {
+            file.set_len(0)
+                .map_err(|e| Error::io("ftruncate", &shown, e))?;
+            file.write_all(std::process::id().to_string().as_bytes())
+                .map_err(|e| Error::io("write", &shown, e))?;
+        }
+        let handle = LockHandle { _file: file, path };
+        return Ok(AgentLock::Taken { handle, created });
+    }
+    Err(Error::Invalid(format!(
+        "Could not acquire {shown}: it keeps being replaced"
+    )))
+}
+
+/// Whether the open `file` is still the one at `path`.
+#[cfg(unix)]
+fn still_linked(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+/// (Elsewhere a file that is open cannot be removed.)
+#[cfg(not(unix))]
+fn still_linked(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+/// Releases an agent's lock and keeps its file (see `try_acquire_agent`).
+pub fn release_agent(handle: LockHandle) {
+    drop(handle);
+}
+
 /// Whether a file was modified within the last second.
 fn is_fresh(path: &Path) -> bool {
     fs::metadata(path)
@@ -208,6 +314,48 @@ mod tests {
         assert_eq!(parse_pid("-5"), Some(-5));
         assert_eq!(parse_pid("abc"), None);
         assert_eq!(parse_pid(""), None);
+    }
+
+    #[test]
+    fn an_agent_lock_is_held_while_its_handle_lives_and_its_file_stays() {
+        let dir = std::env::temp_dir().join(format!("opslog-agent-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = &agent_lock_name("a");
+        assert_eq!(agent_of_lock_name(name), Some("a"));
+        assert!(matches!(
+            try_acquire_agent(&dir, "d", name, false).unwrap(),
+            AgentLock::Absent
+        ));
+        assert!(!dir.join(name).exists(), "without create, nothing is made");
+        let AgentLock::Taken { handle, created } =
+            try_acquire_agent(&dir, "d", name, true).unwrap()
+        else {
+            panic!("free")
+        };
+        assert!(created);
+        // Another handle in this very process does not get it: the lock is per open file.
+        match try_acquire_agent(&dir, "d", name, true).unwrap() {
+            AgentLock::Held(pid) => assert_eq!(pid, i64::from(std::process::id())),
+            other => panic!("{other:?}"),
+        }
+        release_agent(handle);
+        assert!(
+            dir.join(name).exists(),
+            "a closed agent keeps its lock file"
+        );
+        let AgentLock::Taken { handle, created } =
+            try_acquire_agent(&dir, "d", name, false).unwrap()
+        else {
+            panic!("released")
+        };
+        assert!(!created);
+        release(handle);
+        assert!(
+            !dir.join(name).exists(),
+            "a retired agent's lock file is removed"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct Manifest {
     /// Multi-writer: per agent, the highest clock of its ops that the current snapshot holds.
     /// Ops at or below it are not replayed. (Unknown to the reference, which ignores it.)
     pub agent_clocks: Option<Vec<(String, u64)>>,
+    /// Multi-writer: the highest clock of any op the current snapshot holds, so an agent that
+    /// was retired (its file and `agentClocks` entry dropped) and comes back continues above
+    /// what it wrote before. (Ours too; the reference ignores it.)
+    pub snapshot_clock: Option<u64>,
 }
 
 impl Manifest {
@@ -52,6 +56,7 @@ impl Manifest {
             },
             active_agent_ops: None,
             agent_clocks: None,
+            snapshot_clock: None,
         }
     }
 
@@ -120,8 +125,20 @@ impl Manifest {
                 ));
             }
         }
+        if let Some(clock) = self.snapshot_clock {
+            out.push_str(&format!(",\n  \"snapshotClock\": {clock}"));
+        }
         out.push_str("\n}");
         out
+    }
+
+    /// Multi-writer: the op files, as `(agent, file)`. A store written by a single writer has no
+    /// agent files yet: its op file stands as agent "".
+    pub fn agent_files(&self) -> Vec<(String, String)> {
+        match &self.active_agent_ops {
+            Some(agents) => agents.clone(),
+            None => vec![(String::new(), self.active_ops.clone())],
+        }
     }
 
     /// The snapshot's clock for `agent`'s ops, if it records one.
@@ -223,6 +240,13 @@ impl Manifest {
                 Some(clocks)
             }
         };
+        let snapshot_clock = match obj.get("snapshotClock") {
+            None | Some(Value::Null) => None,
+            v => Some(
+                non_negative_int(v)
+                    .ok_or("Invalid manifest: snapshotClock must be a non-negative integer")?,
+            ),
+        };
         Ok(Manifest {
             version,
             current_snapshot,
@@ -231,6 +255,7 @@ impl Manifest {
             stats,
             active_agent_ops,
             agent_clocks,
+            snapshot_clock,
         })
     }
 }

@@ -99,21 +99,29 @@ fn next_above(ops: &mut OpIter, mark: Option<u64>) -> Result<Option<LoggedOp>> {
 
 impl MergedOps {
     pub fn open(backend: &dyn Backend) -> Result<Self> {
-        let manifest = backend
-            .read_manifest()?
-            .ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
-        let files = match &manifest.active_agent_ops {
-            Some(agents) => agents.clone(),
-            None => vec![(String::new(), manifest.active_ops.clone())],
+        let read = || {
+            backend
+                .read_manifest()?
+                .ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))
         };
-        let mut heads = Vec::with_capacity(files.len());
-        for (agent, rel) in files {
-            let mark = manifest.agent_clock(&agent);
-            let mut ops = backend.op_reader(&rel)?;
-            let head = next_above(&mut ops, mark)?;
-            heads.push((head, ops, mark));
+        let mut manifest = read()?;
+        loop {
+            let files = manifest.agent_files();
+            let mut heads = Vec::with_capacity(files.len());
+            for (agent, rel) in files {
+                let mark = manifest.agent_clock(&agent);
+                let mut ops = backend.op_reader(&rel)?;
+                let head = next_above(&mut ops, mark)?;
+                heads.push((head, ops, mark));
+            }
+            // A compaction that retired an agent deletes its file once the manifest that drops
+            // it is published: with the files open, an unchanged manifest means none was missed.
+            let now = read()?;
+            if now == manifest {
+                return Ok(MergedOps { heads });
+            }
+            manifest = now;
         }
-        Ok(MergedOps { heads })
     }
 }
 

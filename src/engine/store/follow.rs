@@ -14,11 +14,16 @@ impl Store {
     /// Picks up ops another process appended to the active op file. When that writer has
     /// checkpointed since (the manifest names a new generation), moves to it (see `reload`).
     pub fn tail(&mut self) -> Result<TailResult> {
-        if self.agent().is_some() {
+        if self.merged {
             return self.reload_multi();
         }
         if self.opts.read_only {
             if let Some(m) = self.backend.read_manifest()? {
+                if m.active_agent_ops.is_some() {
+                    // Agents write the store now: follow all of them.
+                    self.merged = true;
+                    return self.reload_multi();
+                }
                 if m.active_ops != self.active_ops
                     || m.current_snapshot != self.manifest.current_snapshot
                 {

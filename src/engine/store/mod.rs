@@ -137,6 +137,9 @@ pub struct Store {
     /// The files of the generation before the current one, kept for readers still on them and
     /// removed at the next checkpoint.
     retired: Vec<String>,
+    /// Multi-writer: the state is every agent's files merged (an agent, or a read-only reader
+    /// of a store that agents write).
+    merged: bool,
     /// Multi-writer: this store holds the compaction lock (so work done under it can nest).
     compaction_locked: bool,
     cut: Option<Cut>,
@@ -161,7 +164,15 @@ impl Store {
     pub fn open(backend: Arc<dyn Backend>, opts: Options) -> Result<(Store, OpenInfo)> {
         backend.initialize(opts.read_only)?;
         if let Some(agent) = opts.agent_id.clone() {
-            return Self::open_multi(backend, opts, &agent);
+            return Self::open_multi(backend, opts, Some(&agent));
+        }
+        // A reader of a store that agents write sees all of their ops, as an agent does.
+        if opts.read_only
+            && backend
+                .read_manifest()?
+                .is_some_and(|m| m.active_agent_ops.is_some())
+        {
+            return Self::open_multi(backend, opts, None);
         }
         if !opts.read_only {
             backend.acquire_lock()?;
@@ -280,6 +291,7 @@ impl Store {
             closed: false,
             clock: 0,
             retired: Vec::new(),
+            merged: false,
             compaction_locked: false,
             cut: None,
             removal: None,
@@ -333,6 +345,11 @@ impl Store {
 
     pub fn options(&self) -> &Options {
         &self.opts
+    }
+
+    /// Whether the state is every agent's files merged (`getWalOps` merges them too).
+    pub fn merges_agents(&self) -> bool {
+        self.merged
     }
 
     /// The op file the op list mirrors line for line once each write returns: the active one of
@@ -523,24 +540,39 @@ impl Store {
         self.log_and_apply(op)
     }
 
-    /// `async` mode: sets made earlier (`(id, data, ms)`, the time each was called), applied in
-    /// order, then the buffer written if it is full. Every set stays applied and buffered even
-    /// when that write fails (a later flush retries it); the error is returned.
-    pub fn set_many(&mut self, sets: Vec<(&str, String, i64)>) -> Result<()> {
+    /// Sets the facade collected (`(id, data, ms)`, the time each was called), applied in order:
+    /// `async` mode's (handed over to the store's thread), `group` mode's (one call per group)
+    /// and those of the open batch (staged in it). Outside a batch the buffer is written after
+    /// them if it is full. Every set stays applied and buffered even when that write fails (a
+    /// later flush retries it); the error is returned.
+    pub fn set_many(&mut self, sets: Vec<(&str, String, i64)>) -> Result<WriteOutcome> {
         self.ensure_writable()?;
-        if self.opts.write_mode != WriteMode::Async || self.batch.is_some() {
+        if self.opts.write_mode == WriteMode::Immediate && self.batch.is_none() {
             return Err(Error::Invalid(
-                "set_many is for async mode, outside a batch".into(),
+                "set_many is for group and async modes, or inside a batch".into(),
             ));
         }
         for (id, data, ms) in sets {
             let op = self.make_op_at(OpKind::Set, id, Some(data), ms)?;
             self.log_and_apply_with(op, false)?;
         }
-        if self.pending_ops >= self.opts.group_size {
+        if self.batch.is_none() && self.pending_ops >= self.opts.group_size {
             self.flush()?;
         }
-        Ok(())
+        Ok(self.outcome(false))
+    }
+
+    /// `group` mode: how many more sets the facade may collect before it must hand them over,
+    /// so that the buffer is written and a checkpoint comes due after the same set as when each
+    /// set is made on its own (at least 1; call it when no checkpoint is due).
+    pub fn group_room(&self) -> usize {
+        let by_size = self.opts.group_size.saturating_sub(self.pending_ops).max(1);
+        let left = self.opts.checkpoint_threshold - self.ops.lock().len() as f64;
+        if self.opts.skip_load || left.is_nan() || left <= 0.0 {
+            // skipLoad never checkpoints; a threshold that is not a number is never reached.
+            return by_size;
+        }
+        by_size.min(left.ceil() as usize)
     }
 
     pub fn delete(&mut self, id: &str) -> Result<WriteOutcome> {
@@ -713,6 +745,7 @@ impl Store {
             },
             active_agent_ops: None,
             agent_clocks: None,
+            snapshot_clock: None,
         };
         Checkpoint {
             backend: self.backend.clone(),
@@ -944,6 +977,10 @@ impl Store {
         self.finish_removal();
         self.closed = true;
         let _ = self.backend.release_lock();
+        if let (Some(agent), false) = (self.agent(), self.opts.read_only) {
+            self.backend
+                .unlock_agent(agent, super::backend::AgentRelease::Keep);
+        }
         self.backend.shutdown()
     }
 
@@ -1232,6 +1269,58 @@ mod tests {
         assert_eq!(effects[0].record, None);
         assert_eq!(ops_file(&d, &s), "");
         assert_eq!(s.undo().unwrap(), None);
+    }
+
+    #[test]
+    fn group_sets_handed_over_together_write_and_come_due_where_single_sets_would() {
+        let d = dir("group-many");
+        let opts = Options {
+            write_mode: WriteMode::Group,
+            group_size: 3,
+            checkpoint_threshold: 7.0,
+            ..Options::default()
+        };
+        let mut s = open(&d, opts);
+        let sets = |from: usize, n: usize| -> Vec<(String, String)> {
+            (from..from + n)
+                .map(|i| (format!("\"k{i}\""), format!("{{\"v\":{i}}}")))
+                .collect()
+        };
+        let many = |s: &mut Store, items: &[(String, String)]| {
+            let v = items
+                .iter()
+                .map(|(id, data)| (id.as_str(), data.clone(), 1_700_000_000_000))
+                .collect();
+            s.set_many(v).unwrap()
+        };
+        assert_eq!(s.group_room(), 3, "a group's worth");
+        assert_eq!(many(&mut s, &sets(0, 2)), WriteOutcome::Done);
+        assert_eq!(ops_file(&d, &s), "", "buffered");
+        assert_eq!(s.group_room(), 1, "the set that fills the buffer");
+        assert_eq!(many(&mut s, &sets(2, 1)), WriteOutcome::Done);
+        assert_eq!(
+            ops_file(&d, &s).lines().count(),
+            3,
+            "written with the third"
+        );
+        assert_eq!(s.group_room(), 3);
+        assert_eq!(many(&mut s, &sets(3, 3)), WriteOutcome::Done);
+        assert_eq!(s.group_room(), 1, "the seventh op makes the checkpoint due");
+        assert_eq!(many(&mut s, &sets(6, 1)), WriteOutcome::CheckpointDue);
+        s.checkpoint().unwrap();
+        assert_eq!(s.group_room(), 3);
+
+        // Inside a batch they are staged in it, written by the commit alone.
+        s.batch_begin().unwrap();
+        assert_eq!(many(&mut s, &sets(10, 5)), WriteOutcome::Done);
+        assert_eq!(ops_file(&d, &s), "");
+        s.batch_commit().unwrap();
+        assert_eq!(ops_file(&d, &s).lines().count(), 5);
+        s.batch_begin().unwrap();
+        many(&mut s, &sets(20, 2));
+        let (effects, _) = s.batch_rollback(false).unwrap();
+        assert_eq!(effects.len(), 2, "staged sets roll back");
+        assert_eq!(s.records().len(), 12);
     }
 
     #[test]

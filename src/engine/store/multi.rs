@@ -10,13 +10,23 @@
 //! whose clock lags can still only append ops above its own last clock, so nothing it writes later
 //! is mistaken for something the snapshot holds. Registering an agent also edits the manifest,
 //! so it takes the same lock.
+//!
+//! What keeps the store from growing with every agent that ever wrote: an open agent holds its
+//! lock file (`.agent-<id>.lock`, an OS lock that dies with its process). A compaction retires
+//! every agent of ours that is not open (it takes that lock) and whose file did not grow since
+//! the compaction read it: all its ops are in the new snapshot, so its registration, its
+//! `agentClocks` entry, its op file and its lock file go. Holding the lock until the new
+//! manifest is published keeps the agent from reopening on the file meanwhile; reopened later,
+//! it registers again, and `snapshotClock` (the highest clock the snapshot holds) keeps its
+//! clock above everything it wrote before. An agent without a lock file (the reference's)
+//! may be open without anyone knowing, so it stays registered.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{apply, Change, OpenInfo, Options, Store, TailResult};
-use crate::engine::backend::Backend;
+use crate::engine::backend::{AgentLockState, AgentRelease, Backend};
 use crate::engine::error::{Error, Result};
 use crate::engine::manifest::{Manifest, Stats};
 use crate::engine::merge;
@@ -27,17 +37,29 @@ use crate::engine::wal::{LoggedOp, ReadResult};
 /// How long registration and archive wait for another agent's compaction.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 
+/// What was read of one registered op file.
+struct FileRead {
+    agent: String,
+    rel: String,
+    /// The highest clock in it (or recorded for it).
+    top: u64,
+    /// How far it was read: anything after this was written since.
+    len: u64,
+}
+
 /// Everything the agents' files and the snapshot say, before the ops are applied.
 struct Merged {
     records: Records,
     version: f64,
     /// Ops the snapshot does not hold, of every agent, in `(clock, agent)` order.
     ops: Vec<LoggedOp>,
+    /// The highest clock seen: in the files, recorded for them, or held by the snapshot.
     max_clock: u64,
-    /// Per registered file: its agent and the highest clock in it (or recorded for it).
-    file_clocks: Vec<(String, u64)>,
+    files: Vec<FileRead>,
     /// What was read of this agent's own file.
     own_read: Option<ReadResult>,
+    /// A registered file was missing (a compaction may have retired its agent meanwhile).
+    missing: bool,
 }
 
 /// Takes the compaction lock, waiting while another agent holds it.
@@ -55,10 +77,40 @@ fn take_compaction_lock(backend: &dyn Backend) -> Result<()> {
     Ok(())
 }
 
+/// Takes this agent's own lock for as long as it is open: two processes writing as one agent
+/// would interleave their clocks in one file. A compaction retiring the agent holds the lock
+/// only while it holds `.compact-lock`, so a lock that is held is tried once more after that.
+fn lock_own(backend: &dyn Backend, agent: &str) -> Result<()> {
+    let AgentLockState::Held(_) = backend.lock_agent(agent, true)? else {
+        return Ok(());
+    };
+    take_compaction_lock(backend)?;
+    let again = backend.lock_agent(agent, true);
+    let released = backend.release_compaction_lock();
+    if let AgentLockState::Held(pid) = again? {
+        let holder = if pid > 0 {
+            format!("process {pid}")
+        } else {
+            "another process".to_string()
+        };
+        return Err(Error::Invalid(format!(
+            "Agent '{agent}' is already open in {holder} ({}): two writers on one agent's op file would interleave their clocks; open with another agentId or close the other one first",
+            crate::engine::error::display_join(
+                backend.display(),
+                &crate::engine::lock::agent_lock_name(agent)
+            )
+        )));
+    }
+    if released.is_err() {
+        backend.unlock_agent(agent, AgentRelease::Undo);
+    }
+    released
+}
+
 fn load_merged(
     backend: &dyn Backend,
     manifest: &Manifest,
-    agent: &str,
+    agent: Option<&str>,
     with_snapshot: bool,
 ) -> Result<Merged> {
     let (records, version) = if with_snapshot {
@@ -66,19 +118,18 @@ fn load_merged(
     } else {
         (Records::default(), manifest.version as f64)
     };
-    // A store written by a single writer has no agent files yet: its op file stands as agent "".
-    let files = match &manifest.active_agent_ops {
-        Some(agents) => agents.clone(),
-        None => vec![(String::new(), manifest.active_ops.clone())],
-    };
+    let files = manifest.agent_files();
     let mut lists = Vec::with_capacity(files.len());
-    let mut max_clock = 0;
-    let mut file_clocks = Vec::with_capacity(files.len());
+    let mut max_clock = manifest.snapshot_clock.unwrap_or(0);
+    let mut reads = Vec::with_capacity(files.len());
     let mut own_read = None;
-    for (file_agent, rel) in &files {
+    let mut missing = false;
+    for (file_agent, rel) in files {
+        let own = agent == Some(file_agent.as_str());
         // Other agents may be appending to their files right now.
-        let mut read = backend.read_ops(rel, 0, file_agent != agent)?;
-        let mark = manifest.agent_clock(file_agent);
+        let mut read = backend.read_ops(&rel, 0, !own)?;
+        missing |= read.missing;
+        let mark = manifest.agent_clock(&file_agent);
         let top = read
             .ops
             .iter()
@@ -87,14 +138,19 @@ fn load_merged(
             .unwrap_or(0)
             .max(mark.unwrap_or(0));
         max_clock = max_clock.max(top);
-        file_clocks.push((file_agent.clone(), top));
         let ops = std::mem::take(&mut read.ops);
         lists.push(
             ops.into_iter()
                 .filter(|l| mark.is_none_or(|m| l.op.clock.unwrap_or(0) > m))
                 .collect(),
         );
-        if file_agent == agent {
+        reads.push(FileRead {
+            agent: file_agent,
+            rel,
+            top,
+            len: read.complete_len,
+        });
+        if own {
             own_read = Some(read);
         }
     }
@@ -103,9 +159,36 @@ fn load_merged(
         version,
         ops: merge::merge(lists),
         max_clock,
-        file_clocks,
+        files: reads,
         own_read,
+        missing,
     })
+}
+
+/// `load_merged` of the current manifest: when a file it names is gone (a compaction retired
+/// its agent, or replaced the snapshot, after the manifest was read), of the newer manifest.
+fn load_current(
+    backend: &dyn Backend,
+    mut manifest: Manifest,
+    agent: Option<&str>,
+    with_snapshot: bool,
+) -> Result<(Manifest, Merged)> {
+    loop {
+        let loaded = load_merged(backend, &manifest, agent, with_snapshot);
+        if matches!(&loaded, Ok(m) if !m.missing) {
+            return Ok((manifest, loaded?));
+        }
+        match backend.read_manifest()? {
+            Some(newer) if newer != manifest => manifest = newer,
+            _ => return Ok((manifest, loaded?)),
+        }
+    }
+}
+
+fn read_current_manifest(backend: &dyn Backend) -> Result<Manifest> {
+    backend
+        .read_manifest()?
+        .ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))
 }
 
 impl Store {
@@ -113,19 +196,31 @@ impl Store {
         self.opts.agent_id.as_deref()
     }
 
+    /// Opens as `agent`, or (`None`, read-only) as a reader of every agent's writes.
     pub(super) fn open_multi(
         backend: Arc<dyn Backend>,
         opts: Options,
-        agent: &str,
+        agent: Option<&str>,
     ) -> Result<(Store, OpenInfo)> {
-        let manifest = match backend.read_manifest()? {
-            Some(m) => m,
-            None if opts.read_only => {
-                return Err(Error::Invalid(
-                    "Cannot open in readOnly mode: no existing store found".into(),
-                ))
-            }
-            None => {
+        let writer = agent.filter(|_| !opts.read_only);
+        if let Some(agent) = writer {
+            lock_own(&*backend, agent)?;
+        }
+        let opened = Self::open_multi_locked(backend.clone(), opts, agent);
+        if let (Err(_), Some(agent)) = (&opened, writer) {
+            backend.unlock_agent(agent, AgentRelease::Undo);
+        }
+        opened
+    }
+
+    fn open_multi_locked(
+        backend: Arc<dyn Backend>,
+        opts: Options,
+        agent: Option<&str>,
+    ) -> Result<(Store, OpenInfo)> {
+        let manifest = match (backend.read_manifest()?, agent) {
+            (Some(m), _) => m,
+            (None, Some(agent)) if !opts.read_only => {
                 // Agents may open a new directory together: one creates the store, under the lock.
                 take_compaction_lock(&*backend)?;
                 let created = match backend.read_manifest() {
@@ -146,8 +241,13 @@ impl Store {
                     Err(existing) => existing,
                 }
             }
+            (None, _) => {
+                return Err(Error::Invalid(
+                    "Cannot open in readOnly mode: no existing store found".into(),
+                ))
+            }
         };
-        let merged = load_merged(&*backend, &manifest, agent, !opts.skip_load)?;
+        let (manifest, merged) = load_current(&*backend, manifest, agent, !opts.skip_load)?;
         let mut store = Store::new(
             backend.clone(),
             opts.clone(),
@@ -155,6 +255,7 @@ impl Store {
             manifest.active_ops.clone(),
             opts.version,
         );
+        store.merged = true;
         store.archived = manifest.stats.archived_records;
         store.clock = merged.max_clock;
         let mut info = OpenInfo {
@@ -175,21 +276,29 @@ impl Store {
                 store.finish_replay()?;
             }
         }
-        let own = manifest
-            .active_agent_ops
-            .as_ref()
-            .and_then(|a| a.iter().find(|(id, _)| id == agent))
-            .map(|(_, p)| p.clone());
-        match (own, merged.own_read) {
-            (Some(rel), Some(read)) if !opts.read_only => {
+        if opts.read_only {
+            return Ok((store, info));
+        }
+        match (store.own_file(&manifest), merged.own_read) {
+            (Some(rel), Some(read)) => {
                 backend.open_for_append(&rel, &read)?;
                 store.written = read.complete_len + u64::from(read.missing_newline);
                 store.active_ops = rel;
             }
-            (None, _) if !opts.read_only => store.register()?,
-            _ => {}
+            _ => store.register()?,
         }
         Ok((store, info))
+    }
+
+    /// The op file `manifest` registers for this agent.
+    fn own_file(&self, manifest: &Manifest) -> Option<String> {
+        let agent = self.agent()?;
+        manifest
+            .active_agent_ops
+            .as_ref()?
+            .iter()
+            .find(|(id, _)| id == agent)
+            .map(|(_, p)| p.clone())
     }
 
     /// A new store with this agent's op file as its only one.
@@ -200,13 +309,9 @@ impl Store {
         let mut manifest = Manifest::fresh(snapshot.clone(), own.clone(), time::now_iso());
         manifest.active_agent_ops = Some(vec![(agent.to_string(), own.clone())]);
         backend.publish_manifest(&manifest, &[&snapshot, &own])?;
-        Ok(Store::new(
-            backend.clone(),
-            opts.clone(),
-            manifest,
-            own,
-            opts.version,
-        ))
+        let mut store = Store::new(backend.clone(), opts.clone(), manifest, own, opts.version);
+        store.merged = true;
+        Ok(store)
     }
 
     /// Runs `f` holding the compaction lock. `wait`: retry while another agent holds it;
@@ -237,10 +342,7 @@ impl Store {
     fn register(&mut self) -> Result<()> {
         let agent = self.agent().expect("multi-writer").to_string();
         self.with_compaction_lock(true, |s| {
-            let mut manifest = s
-                .backend
-                .read_manifest()?
-                .ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
+            let mut manifest = read_current_manifest(&*s.backend)?;
             let own = s.backend.create_agent_ops_file(&agent)?;
             let agents = manifest
                 .active_agent_ops
@@ -268,11 +370,8 @@ impl Store {
 
     fn compact_multi_locked(&mut self, archive: Option<(&[String], &str)>) -> Result<usize> {
         let agent = self.agent().expect("multi-writer").to_string();
-        let manifest = self
-            .backend
-            .read_manifest()?
-            .ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
-        let merged = load_merged(&*self.backend, &manifest, &agent, true)?;
+        let manifest = read_current_manifest(&*self.backend)?;
+        let (manifest, merged) = load_current(&*self.backend, manifest, Some(&agent), true)?;
         let mut records = merged.records;
         for mut logged in merged.ops {
             apply(&mut records, &mut logged.op)?;
@@ -297,18 +396,21 @@ impl Store {
             .write_snapshot_for_checkpoint(&records, self.version)?;
         let own = self.backend.create_agent_ops_file(&agent)?;
         let written = [snapshot.clone(), own.clone()];
-        // Every other agent keeps its file; the single-writer file ("") is now all in the snapshot.
+        // Every other agent keeps its file but those retired; the single-writer file ("") is
+        // now all in the snapshot.
+        let retiring = self.closed_agents(&merged.files, &agent);
         let mut agents: Vec<(String, String)> =
             manifest.active_agent_ops.clone().unwrap_or_default();
-        agents.retain(|(a, _)| !a.is_empty());
+        agents.retain(|(a, _)| !a.is_empty() && !retiring.iter().any(|r| r.agent == *a));
         match agents.iter_mut().find(|(a, _)| *a == agent) {
             Some(slot) => slot.1 = own.clone(),
             None => agents.push((agent.clone(), own.clone())),
         }
         let clocks = merged
-            .file_clocks
-            .into_iter()
-            .filter(|(a, _)| agents.iter().any(|(b, _)| b == a))
+            .files
+            .iter()
+            .filter(|f| agents.iter().any(|(b, _)| *b == f.agent))
+            .map(|f| (f.agent.clone(), f.top))
             .collect();
         let next = Manifest {
             version: self.version as u64,
@@ -324,39 +426,103 @@ impl Store {
             },
             active_agent_ops: Some(agents),
             agent_clocks: Some(clocks),
+            snapshot_clock: Some(merged.max_clock),
         };
-        self.backend
-            .publish_manifest(&next, &[&written[0], &written[1]])?;
+        if let Err(e) = self
+            .backend
+            .publish_manifest(&next, &[&written[0], &written[1]])
+        {
+            for retiree in &retiring {
+                self.backend
+                    .unlock_agent(&retiree.agent, AgentRelease::Keep);
+            }
+            return Err(e);
+        }
         self.records = Arc::new(written_records.unwrap_or(records));
         self.ops.replace(Vec::new(), "");
         self.archived = next.stats.archived_records;
+        let garbage = self.sweep(&manifest, &next, &retiring);
         self.manifest = next;
-        // The snapshot this replaced, and this agent's own previous file (all in the snapshot).
-        let mut replaced = vec![manifest.current_snapshot.clone()];
-        replaced.extend(
-            manifest
-                .active_agent_ops
-                .iter()
-                .flatten()
-                .filter(|(a, _)| *a == agent)
-                .map(|(_, p)| p.clone()),
-        );
-        let superseded = self.retire(replaced);
-        self.backend.remove_files(&superseded);
+        // Here, not on a thread: a compaction resolves with the directory settled (the agents it
+        // retired gone from it too).
+        self.backend.remove_files(&garbage);
         self.active_ops = own;
         self.written = 0;
         self.clock = self.clock.max(merged.max_clock);
         Ok(moved_count)
     }
 
+    /// The agents whose files a compaction read that it can retire, their locks taken: agents of
+    /// ours (they have a lock file) that are not open and whose file has not grown since.
+    fn closed_agents<'f>(&self, files: &'f [FileRead], compacting: &str) -> Vec<&'f FileRead> {
+        let mut closed = Vec::new();
+        for file in files {
+            if file.agent.is_empty() || file.agent == compacting {
+                continue;
+            }
+            if !matches!(
+                self.backend.lock_agent(&file.agent, false),
+                Ok(AgentLockState::Taken)
+            ) {
+                continue;
+            }
+            // It may have opened, written and closed again since its file was read.
+            match self.backend.read_ops(&file.rel, file.len, true) {
+                Ok(read) if read.ops.is_empty() => closed.push(file),
+                _ => self.backend.unlock_agent(&file.agent, AgentRelease::Keep),
+            }
+        }
+        closed
+    }
+
+    /// Once `next` replaced `previous`: releases and removes the retired agents' locks, and
+    /// returns the files to delete: the retired agents' op files, and whatever neither manifest
+    /// names (the generations before `previous`, what crashed or closed sessions left, lock files
+    /// of agents that are neither registered nor open). The files of `previous` stay for
+    /// readers still on it (and for whoever holds an older manifest: it rereads the manifest
+    /// when a file is gone).
+    fn sweep(&self, previous: &Manifest, next: &Manifest, retired: &[&FileRead]) -> Vec<String> {
+        for retiree in retired {
+            self.backend
+                .unlock_agent(&retiree.agent, AgentRelease::Remove);
+        }
+        let keep: HashSet<&str> = next
+            .paths()
+            .chain(previous.paths())
+            .filter(|p| !retired.iter().any(|r| r.rel == *p))
+            .collect();
+        let registered = |agent: &str| {
+            next.active_agent_ops
+                .iter()
+                .flatten()
+                .any(|(a, _)| a == agent)
+        };
+        for agent in self.backend.locked_agents() {
+            let orphan = !registered(&agent)
+                && matches!(
+                    self.backend.lock_agent(&agent, false),
+                    Ok(AgentLockState::Taken)
+                );
+            if orphan {
+                self.backend.unlock_agent(&agent, AgentRelease::Remove);
+            }
+        }
+        let mut garbage = self.backend.stale_files(&[]);
+        garbage.extend(self.backend.agent_files());
+        garbage.retain(|f| !keep.contains(f.as_str()));
+        garbage
+    }
+
     /// Re-reads the manifest, the snapshot and every agent's file; returns the ops not seen before.
     pub(super) fn reload_multi(&mut self) -> Result<TailResult> {
-        let agent = self.agent().expect("multi-writer").to_string();
-        let manifest = self
-            .backend
-            .read_manifest()?
-            .ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))?;
-        let merged = load_merged(&*self.backend, &manifest, &agent, !self.opts.skip_load)?;
+        let agent = self.agent().map(str::to_string);
+        let manifest = read_current_manifest(&*self.backend)?;
+        let (manifest, merged) = load_current(
+            &*self.backend,
+            manifest,
+            agent.as_deref(),
+            !self.opts.skip_load,
+        )?;
         let seen: HashSet<(Option<String>, Option<u64>)> = self
             .ops
             .lock()
@@ -381,11 +547,10 @@ impl Store {
         }
         self.archived = manifest.stats.archived_records;
         self.clock = self.clock.max(merged.max_clock);
-        let own = manifest
-            .active_agent_ops
-            .as_ref()
-            .and_then(|a| a.iter().find(|(id, _)| *id == agent))
-            .map(|(_, p)| p.clone());
+        let own = self.own_file(&manifest);
+        if agent.is_none() {
+            self.active_ops = manifest.active_ops.clone();
+        }
         self.manifest = manifest;
         match own {
             Some(rel) => {
