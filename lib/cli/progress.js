@@ -10,7 +10,7 @@ const WIDTH = 30;
  * `poll()` returns `[done, total]` (total 0: not known); `unit`: "bytes", a noun for counts, or
  * null for work whose progress cannot be seen (only the time is shown). Returns `stop()`, which clears the bar.
  */
-function startProgress(label, poll, unit, stream = process.stderr) {
+function startProgress(label, poll, unit, { stream = process.stderr, delayMs = DELAY_MS } = {}) {
   if (!stream.isTTY) return () => {};
   const started = Date.now();
   let drawn = false;
@@ -32,7 +32,7 @@ function startProgress(label, poll, unit, stream = process.stderr) {
   };
   // Short work ends before the bar would appear, and leaves no trace.
   const interval = setInterval(() => {
-    if (Date.now() - started >= DELAY_MS) draw();
+    if (Date.now() - started >= delayMs) draw();
   }, EVERY_MS);
   interval.unref();
   return () => {
