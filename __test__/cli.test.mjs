@@ -368,6 +368,32 @@ for (const [name, mod] of Object.entries(IMPLS)) {
   });
 }
 
+test("tail changes nothing in the stores it follows, multi-writer ones included", async (t) => {
+  for (const [name, mod] of Object.entries(IMPLS)) {
+    const dir = await tempDir(t);
+    const agents = await writeMulti(mod, dir);
+    const before = await hashDir(dir);
+    const child = spawn(process.execPath, [BIN, "tail", dir, "--interval", "20", "--from-start"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const out = [];
+    child.stdout.on("data", (b) => out.push(b));
+    const exited = new Promise((resolve) => child.on("close", (code) => resolve(code)));
+    const deadline = Date.now() + 20000;
+    // All five ops of the two agents since the (only) checkpoint.
+    while (Buffer.concat(out).toString().split("\n").filter(Boolean).length < 5) {
+      assert.ok(Date.now() < deadline, `${name}: tail printed ${Buffer.concat(out)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+    assert.deepEqual(await hashDir(dir), before, name);
+    const ops = Buffer.concat(out).toString().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    assert.deepEqual(ops.map((o) => [o.agent, o.clock]).sort(), [["alpha", 1], ["alpha", 3], ["alpha", 4], ["beta", 1], ["beta", 2]].sort());
+    for (const a of agents) await a.close();
+  }
+});
+
 describe("the command line", () => {
   test("--help for the tool and every command", async () => {
     const top = await cli(["--help"]);

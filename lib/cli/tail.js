@@ -37,17 +37,12 @@ async function run(dir, values) {
   const kind = storeOrFail("tail", dir);
   if (!kind) return EXIT.UNREADABLE;
   const interval = values.interval === undefined ? 500 : Number(values.interval);
-  const store = new Store();
-  try {
-    await store.open(dir, kind.multiWriter ? { readOnly: true, agentId: AGENT } : { readOnly: true });
-  } catch (err) {
-    fail("tail", err.message);
-    return EXIT.FAILED;
-  }
   let stopped = false;
   let wake = null;
+  let timer = null;
   const stop = () => {
     stopped = true;
+    clearTimeout(timer);
     wake?.();
   };
   process.once("SIGINT", stop);
@@ -56,6 +51,15 @@ async function run(dir, values) {
     // The reader went away (`| head`): stop following.
     if (err.code === "EPIPE") stop();
   });
+  const store = new Store();
+  try {
+    await store.open(dir, kind.multiWriter ? { readOnly: true, agentId: AGENT } : { readOnly: true });
+  } catch (err) {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+    fail("tail", err.message);
+    return EXIT.FAILED;
+  }
   try {
     if (values["from-start"]) print(await store.getOps());
     while (!stopped) {
@@ -63,7 +67,7 @@ async function run(dir, values) {
       if (stopped) break;
       await new Promise((resolve) => {
         wake = resolve;
-        setTimeout(resolve, interval);
+        timer = setTimeout(resolve, interval);
       });
       wake = null;
     }
