@@ -147,9 +147,9 @@ for (const [name, mod] of Object.entries(IMPLS)) {
 
 describe("verify on damaged stores", () => {
   /** A store of ours with a snapshot of three records and two ops, closed without checkpoint. */
-  async function damaged(t) {
+  async function damaged(t, mod = ours) {
     const dir = await tempDir(t);
-    const s = new ours.Store();
+    const s = new mod.Store();
     await s.open(dir, { checkpointOnClose: false });
     for (const id of ["a", "b", "c"]) await s.set(id, { id });
     await s.compact();
@@ -165,34 +165,36 @@ describe("verify on damaged stores", () => {
     return { text, json: JSON.parse(json.stdout), code: text.code };
   }
 
-  test("a torn last op line", async (t) => {
-    const { dir, manifest } = await damaged(t);
-    await appendFile(join(dir, manifest.activeOps), '{"ts":"2026-01-01T00:00:00.000Z","op":"se');
-    const { text, json, code } = await verifyDamage(dir);
-    assert.equal(code, 1);
-    assert.equal(json.status, "problems");
-    assert.equal(json.problems.length, 1);
-    assert.deepEqual([json.problems[0].file, json.problems[0].line], [manifest.activeOps, 3]);
-    assert.match(json.problems[0].message, /^torn last line/);
-    assert.match(text.stdout, new RegExp(`^${manifest.activeOps}:3: torn last line`, "m"));
-    assert.match(text.stdout, /^1 problem \(/m);
-  });
+  for (const [name, mod] of Object.entries(IMPLS)) {
+    test(`a torn last op line (${name})`, async (t) => {
+      const { dir, manifest } = await damaged(t, mod);
+      await appendFile(join(dir, manifest.activeOps), '{"ts":"2026-01-01T00:00:00.000Z","op":"se');
+      const { text, json, code } = await verifyDamage(dir);
+      assert.equal(code, 1);
+      assert.equal(json.status, "problems");
+      assert.equal(json.problems.length, 1);
+      assert.deepEqual([json.problems[0].file, json.problems[0].line], [manifest.activeOps, 3]);
+      assert.match(json.problems[0].message, /^torn last line/);
+      assert.match(text.stdout, new RegExp(`^${manifest.activeOps}:3: torn last line`, "m"));
+      assert.match(text.stdout, /^1 problem \(/m);
+    });
 
-  test("bad JSON in an op line and in a snapshot line", async (t) => {
-    const { dir, manifest } = await damaged(t);
-    const ops = join(dir, manifest.activeOps);
-    const lines = (await readFile(ops, "utf8")).split("\n");
-    await writeFile(ops, [lines[0], "{not json", lines[1], ""].join("\n"));
-    const snap = join(dir, manifest.currentSnapshot);
-    const snapLines = (await readFile(snap, "utf8")).split("\n");
-    snapLines[2] = snapLines[2].slice(0, -3);
-    await writeFile(snap, snapLines.join("\n"));
-    const { json, code } = await verifyDamage(dir);
-    assert.equal(code, 1);
-    const at = json.problems.map((p) => [p.file, p.line]);
-    assert.deepEqual(at, [[manifest.currentSnapshot, 3], [manifest.currentSnapshot, null], [manifest.activeOps, 2]]);
-    assert.match(json.problems[1].message, /holds 2 record\(s\), the manifest's stats say 3/);
-  });
+    test(`bad JSON in an op line and in a snapshot line (${name})`, async (t) => {
+      const { dir, manifest } = await damaged(t, mod);
+      const ops = join(dir, manifest.activeOps);
+      const lines = (await readFile(ops, "utf8")).split("\n");
+      await writeFile(ops, [lines[0], "{not json", lines[1], ""].join("\n"));
+      const snap = join(dir, manifest.currentSnapshot);
+      const snapLines = (await readFile(snap, "utf8")).split("\n");
+      snapLines[2] = snapLines[2].slice(0, -3);
+      await writeFile(snap, snapLines.join("\n"));
+      const { json, code } = await verifyDamage(dir);
+      assert.equal(code, 1);
+      const at = json.problems.map((p) => [p.file, p.line]);
+      assert.deepEqual(at, [[manifest.currentSnapshot, 3], [manifest.currentSnapshot, null], [manifest.activeOps, 2]]);
+      assert.match(json.problems[1].message, /holds 2 record\(s\), the manifest's stats say 3/);
+    });
+  }
 
   test("a duplicate id in the snapshot", async (t) => {
     const { dir, manifest } = await damaged(t);
@@ -304,26 +306,28 @@ test("export --out writes the file only when complete, and never into a damaged 
   assert.deepEqual((await readdir(join(out, ".."))).sort(), ["state.json"], "no temporary file left");
 });
 
-test("compact refuses while a writer holds the lock, and changes nothing", async (t) => {
-  const dir = await tempDir(t);
-  const s = new ours.Store();
-  await s.open(dir);
-  await s.set("a", { n: 1 });
-  let r;
-  try {
-    const before = await hashDir(dir);
-    r = await cli(["compact", dir]);
-    assert.deepEqual(await hashDir(dir), before);
-  } finally {
-    await s.close();
-  }
-  assert.equal(r.code, 1);
-  assert.equal(
-    r.stderr,
-    `opslog-native compact: the store is in use: process ${process.pid} holds its lock (${dir}/.lock). ` +
-      "Stop that process and run compact again; nothing was changed.\n",
-  );
-});
+for (const [name, mod] of Object.entries(IMPLS)) {
+  test(`compact refuses while a writer of ${name} holds the lock, and changes nothing`, async (t) => {
+    const dir = await tempDir(t);
+    const s = new mod.Store();
+    await s.open(dir);
+    await s.set("a", { n: 1 });
+    let r;
+    try {
+      const before = await hashDir(dir);
+      r = await cli(["compact", dir]);
+      assert.deepEqual(await hashDir(dir), before);
+    } finally {
+      await s.close();
+    }
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stderr,
+      `opslog-native compact: the store is in use: process ${process.pid} holds its lock (${dir}/.lock). ` +
+        "Stop that process and run compact again; nothing was changed.\n",
+    );
+  });
+}
 
 for (const [name, mod] of Object.entries(IMPLS)) {
   test(`tail prints each op a writer of ${name} appends, across checkpoints, and stops on SIGINT`, async (t) => {

@@ -15,8 +15,14 @@ const root = path.join(__dirname, "..");
 const fixtures = path.join(root, "__test__", "consumer");
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "opslog-consumer-"));
 const triple = platformTriple();
-// No cargo: a consumer machine has no Rust toolchain.
-const pathWithoutRust = process.env.PATH.split(path.delimiter).filter((p) => !fs.existsSync(path.join(p, "cargo"))).join(path.delimiter);
+// No cargo: a consumer machine has no Rust toolchain. Directories holding cargo are dropped from
+// PATH, and a cargo that fails comes first, for one that shares a directory with npm and node
+// (a distribution's /usr/bin), which has to stay.
+const noRust = path.join(work, "no-rust");
+fs.mkdirSync(noRust);
+fs.writeFileSync(path.join(noRust, "cargo"), "#!/bin/sh\necho 'cargo: not installed (consumer test)' >&2\nexit 127\n", { mode: 0o755 });
+const keep = (p) => !fs.existsSync(path.join(p, "cargo")) || fs.existsSync(path.join(p, "npm"));
+const pathWithoutRust = [noRust, ...process.env.PATH.split(path.delimiter).filter(keep)].join(path.delimiter);
 const env = { ...process.env, PATH: pathWithoutRust, npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" };
 
 function run(cmd, args, cwd) {
