@@ -130,15 +130,8 @@ impl Export {
         let changed = replay(ops_of(&dir, &manifest)?)?;
         let rel = &manifest.current_snapshot;
         let path = paths::inside(&dir, rel)?;
-        let snapshot = RecordLines::open(&path, &path.display().to_string()).map_err(|e| {
-            if e.is_not_found() {
-                Error::Invalid(format!(
-                    "Snapshot file not found: {rel}. The data directory may be corrupted."
-                ))
-            } else {
-                e
-            }
-        })?;
+        let snapshot = RecordLines::open(&path, &path.display().to_string())
+            .map_err(|e| super::store::snapshot_error(e, rel))?;
         let segments = if with_archive {
             manifest.archive_segments.clone()
         } else {
