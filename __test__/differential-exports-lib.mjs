@@ -30,6 +30,7 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import { validateManifest as validateManifestLikeTheReference } from "@backloghq/opslog";
 import { Rng, genRecord, genValue, mutateRecord, ISO_RE, Mismatch, sameText } from "./differential-lib.mjs";
+import { referenceSnapshotStream } from "./reference-deviations.mjs";
 
 export { Rng, Mismatch };
 
@@ -55,7 +56,7 @@ export const KNOWN = {
   clockU64: "validateOp refuses integer clocks >= 2^64",
   // Validator messages that quote a value (`got "${obj.op}"`, `got "${obj.encoding}"`) show a
   // lone surrogate as U+FFFD in ours. Accommodation: the reference's message is passed through
-  // String.prototype.toWellFormed() before comparing.
+  // toWellFormed() before comparing.
   loneSurrogateMessages: "validator messages replace lone surrogates by U+FFFD",
   // A JSONL snapshot header is not validated by the reference: loadSnapshot/streamSnapshotFile
   // return header.version as it is ("x", 1.5, -2, missing -> undefined / {}), and a header that
@@ -367,13 +368,16 @@ function corruptOnce(rng, value) {
 
 const clone = (v) => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
 
+/** `s` with every lone surrogate replaced by U+FFFD: String.prototype.toWellFormed, which Node 18 lacks. */
+const toWellFormed = (s) => s.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
+
 /** A copy with every string and key made well-formed (lone surrogates -> U+FFFD). */
 function wellFormed(v) {
-  if (typeof v === "string") return v.toWellFormed();
+  if (typeof v === "string") return toWellFormed(v);
   if (v === null || typeof v !== "object") return v;
   if (Array.isArray(v)) return v.map(wellFormed);
   // JSON.parse keeps "__proto__" an own property, which an object literal would not.
-  return JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(v).map(([k, x]) => [k.toWellFormed(), wellFormed(x)]))));
+  return JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(v).map(([k, x]) => [toWellFormed(k), wellFormed(x)]))));
 }
 
 /** A JSON-derived value: `base`, corrupted 0..3 times, round-tripped through JSON text. */
@@ -426,7 +430,7 @@ function compareOutcome(what, ra, rb, cfg, stats) {
         ea.message = stripped;
       }
     }
-    if (has(cfg, "loneSurrogateMessages") && ea.message.toWellFormed() === eb.message && ea.message !== eb.message) {
+    if (has(cfg, "loneSurrogateMessages") && toWellFormed(ea.message) === eb.message && ea.message !== eb.message) {
       stats.known.loneSurrogateMessages = (stats.known.loneSurrogateMessages ?? 0) + 1;
       ea.message = eb.message;
     }
@@ -839,8 +843,10 @@ async function runBackendStep(side, step, stats) {
         const r = await b.loadSnapshot(side.path(step.path));
         return { ok: plain(r), keys: Object.keys(r) };
       }
-      case "streamSnapshotFile":
-        return { ok: plain(await drain(mod.streamSnapshotFile(side.dir, side.path(step.path)))) };
+      case "streamSnapshotFile": {
+        const read = () => drain(mod.streamSnapshotFile(side.dir, side.path(step.path)));
+        return { ok: plain(side.label === "ref" ? await referenceSnapshotStream(side.dir, side.path(step.path), read) : await read()) };
+      }
       case "createOpsFile":
         return { ok: await createTimed(side, step.role, TIMED.ops(), () => b.createOpsFile()) };
       case "createAgentOpsFile":

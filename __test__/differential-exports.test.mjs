@@ -31,6 +31,7 @@
 import { test } from "node:test";
 import * as refModule from "@backloghq/opslog";
 import { KNOWN, runBackendScenario, runHelperScenario } from "./differential-exports-lib.mjs";
+import { reportDeviations } from "./reference-deviations.mjs";
 
 const SELF = process.env.DIFF_SELF === "1";
 const STRICT = process.env.DIFF_EXPORTS_STRICT === "1";
@@ -78,10 +79,14 @@ for (const base of selected.flatMap((c) => Array.from({ length: extra + 1 }, (_,
   const todo = base.todo && !STRICT && !SELF ? `known difference ${base.todo}: ${KNOWN[base.todo]}` : undefined;
   cfg.keepDirs = !todo; // an expected (TODO) failure leaves no temp dirs behind
   test(`differential exports ${base.name} seed=${seed}${SELF ? " (DIFF_SELF)" : ""}`, { todo }, async (t) => {
-    const stats =
-      base.type === "backend"
-        ? await runBackendScenario(cfg, { ref: refModule, ours, self: SELF })
-        : await runHelperScenario(cfg, { ref: refModule, ours });
-    t.diagnostic(JSON.stringify(stats));
+    try {
+      const stats =
+        base.type === "backend"
+          ? await runBackendScenario(cfg, { ref: refModule, ours, self: SELF })
+          : await runHelperScenario(cfg, { ref: refModule, ours });
+      t.diagnostic(JSON.stringify(stats));
+    } finally {
+      await reportDeviations(t);
+    }
   });
 }

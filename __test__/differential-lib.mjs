@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { mulberry32 } from "./random.mjs";
+import { referenceSnapshotStream } from "./reference-deviations.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // Deterministic PRNG (mulberry32)
@@ -645,7 +646,13 @@ export async function compareAfterOpen(A, B) {
     for await (const x of it) out.push(x);
     return out;
   };
-  sameJson("streamSnapshot() after open", await collect(A.store.streamSnapshot()), await collect(B.store.streamSnapshot()));
+  // Either side may be the reference (they swap directories in the cross-open phase).
+  const snapshotItems = async (side) => {
+    const read = async () => ({ items: await collect(side.store.streamSnapshot()) });
+    const isRef = side.impl === side.refImpl;
+    return (isRef ? await referenceSnapshotStream(side.dir, side.store.getManifest().currentSnapshot, read) : await read()).items;
+  };
+  sameJson("streamSnapshot() after open", await snapshotItems(A), await snapshotItems(B));
   const wa = (await collect(A.store.getWalOps())).map((o) => normOp(o, A.label));
   const wb = (await collect(B.store.getWalOps())).map((o) => normOp(o, B.label));
   sameText("getWalOps() after open", wa.join("\n"), wb.join("\n"));
@@ -771,6 +778,7 @@ export async function runScenario(cfg, impls) {
   const dirB = await makeTempDir(`${cfg.name}-ours`);
   const A = new Side("ref", impls.ref, dirA, cfg.options);
   const B = new Side(impls.oursLabel ?? "ours", impls.ours, dirB, cfg.options);
+  A.refImpl = B.refImpl = impls.ref; // which side runs the reference changes at cross-open
   const history = [];
   let phase = "open";
   let stepNo = -1;

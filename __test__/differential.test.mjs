@@ -36,6 +36,7 @@
 import { test } from "node:test";
 import * as refModule from "@backloghq/opslog";
 import { referenceWithUndoFix, runScenario } from "./differential-lib.mjs";
+import { reportDeviations } from "./reference-deviations.mjs";
 
 const SELF = process.env.DIFF_SELF === "1";
 // The reference's undo truncates at a wrong offset after non-ASCII text (see differential-lib.mjs,
@@ -69,7 +70,11 @@ for (const base of runs) {
     crossSteps: 25,
     strict: process.env.DIFF_STRICT === "1",
   };
-  test(`differential ${cfg.name} seed=${cfg.seed}${SELF ? " (DIFF_SELF: reference vs reference)" : ""}`, async () => {
-    await runScenario(cfg, { ref, ours, oursLabel: SELF ? "ref#2" : "ours" });
+  test(`differential ${cfg.name} seed=${cfg.seed}${SELF ? " (DIFF_SELF: reference vs reference)" : ""}`, async (t) => {
+    try {
+      await runScenario(cfg, { ref, ours, oursLabel: SELF ? "ref#2" : "ours" });
+    } finally {
+      await reportDeviations(t);
+    }
   });
 }

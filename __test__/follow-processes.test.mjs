@@ -316,8 +316,8 @@ for (const variant of ["refresh", "tail", "watch"]) {
           errors,
           variant,
           settle: async (result) => {
-            const ok = await waitFor(() => isDeepStrictEqual(new Map(r.entries()), new Map(result.entries)), 5000);
-            assert.ok(ok, `${label}: watch reached the final state within 5 s`);
+            const ok = await waitFor(() => isDeepStrictEqual(new Map(r.entries()), new Map(result.entries)));
+            assert.ok(ok, `${label}: watch reached the final state`);
           },
         });
         r.unwatch();
@@ -488,7 +488,7 @@ test(
       assert.equal(error, undefined, error);
       if (variant === "tail") apply(await r.tail());
       else {
-        await waitFor(() => isDeepStrictEqual(new Map(r.entries()), new Map(result.entries)), 5000);
+        await waitFor(() => isDeepStrictEqual(new Map(r.entries()), new Map(result.entries)));
         r.unwatch();
       }
       assert.deepEqual(new Map(r.entries()), new Map(result.entries), `${variant}: the follower's view is right`);

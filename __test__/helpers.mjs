@@ -170,8 +170,11 @@ export function opLine({ ts = "2024-01-01T00:00:01.000Z", op = "set", id, prev =
   return JSON.stringify(o);
 }
 
-/** Poll `fn` until it returns truthy or `ms` elapse; returns the last value. */
-export async function waitFor(fn, ms = 2000, every = 10) {
+/**
+ * Poll `fn` until it returns truthy or `ms` elapse; returns the last value. For things that must
+ * happen: the limit only ends a hung test, so it is far above any wait on a loaded machine.
+ */
+export async function waitFor(fn, ms = 30000, every = 10) {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();

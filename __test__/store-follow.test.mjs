@@ -88,7 +88,7 @@ test("watch(cb, ms) calls back with new ops; unwatch() stops it", async (t) => {
   await sleep(60);
   assert.deepEqual(batches, [], "no callback without new ops");
   await w.set("a", { v: 1 });
-  assert.ok(await waitFor(() => batches.length === 1, 3000));
+  assert.ok(await waitFor(() => batches.length === 1));
   assert.deepEqual(
     batches[0].map((o) => o.id),
     ["a"],
@@ -96,7 +96,7 @@ test("watch(cb, ms) calls back with new ops; unwatch() stops it", async (t) => {
   assert.deepEqual(r.get("a"), { v: 1 }, "ops are applied before the callback");
   await w.set("b", { v: 1 });
   await w.set("c", { v: 1 });
-  assert.ok(await waitFor(() => batches.flat().length === 3, 3000));
+  assert.ok(await waitFor(() => batches.flat().length === 3));
   assert.deepEqual(
     batches.flat().map((o) => o.id),
     ["a", "b", "c"],
@@ -119,7 +119,7 @@ test("watch() again replaces the previous watcher; close() stops watching", asyn
   r.watch((ops) => first.push(...ops), 20);
   r.watch((ops) => second.push(...ops), 20);
   await w.set("a", { v: 1 });
-  assert.ok(await waitFor(() => second.length === 1, 3000));
+  assert.ok(await waitFor(() => second.length === 1));
   await sleep(60);
   assert.equal(first.length, 0);
   await r.close();
@@ -136,7 +136,7 @@ test("watch uses a default interval of about a second", async (t) => {
   const start = Date.now();
   r.watch((ops) => got.push(...ops));
   await w.set("a", { v: 1 });
-  assert.ok(await waitFor(() => got.length === 1, 4000));
+  assert.ok(await waitFor(() => got.length === 1));
   const elapsed = Date.now() - start;
   assert.ok(elapsed >= 700, `first poll after ${elapsed} ms`);
   r.unwatch();
@@ -183,7 +183,7 @@ test(
     r.watch((ops) => seen.push(...ops), 20);
     await w.compact();
     await w.delete("b");
-    assert.ok(await waitFor(() => !r.has("b"), 3000), "watch follows across a checkpoint");
+    assert.ok(await waitFor(() => !r.has("b")), "watch follows across a checkpoint");
     assert.deepEqual(r.entries(), w.entries());
     assert.ok(seen.some((o) => o.op === "delete" && o.id === "b"));
     r.unwatch();

@@ -134,10 +134,10 @@ test("another process holding the lock excludes us; when it dies, its lock is st
     } catch {}
   });
   let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
+  child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
   await new Promise((resolve, reject) => {
     let out = "";
-    child.stdout.on("data", (d) => {
+    child.stdout.setEncoding("utf8").on("data", (d) => {
       out += d;
       if (out.includes("ready")) resolve();
     });

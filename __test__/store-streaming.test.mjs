@@ -233,7 +233,7 @@ test("getWalOps builds records where code generation from strings is disallowed"
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";
-  child.stdout.on("data", (d) => (out += d));
+  child.stdout.setEncoding("utf8").on("data", (d) => (out += d));
   const status = await new Promise((resolve) => child.on("close", resolve));
   assert.equal(status, 0);
   assert.equal(out, JSON.stringify([...lines, ...lines].map((l) => JSON.parse(l))));
@@ -441,12 +441,13 @@ test("streamSnapshot streams a snapshot bigger than the largest JS string (SPEC 
   ]));
   const s = await c.open({ skipLoad: true });
   const gen = s.streamSnapshot();
-  const start = Date.now();
+  const rss = process.memoryUsage().rss;
   assert.deepEqual(await gen.next(), { value: ["first", { n: 1 }], done: false });
   assert.deepEqual(await gen.next(), { value: ["second", { n: 2 }], done: false });
-  const elapsed = Date.now() - start;
+  const grown = process.memoryUsage().rss - rss;
   await gen.return();
-  assert.ok(elapsed < 5000, `first items took ${elapsed} ms`);
+  // The first records come from the file's head, not from a copy of the whole file.
+  assert.ok(grown < 64 * 2 ** 20, `the first two records took ${(grown / 2 ** 20).toFixed(1)} MB`);
 });
 
 test("getWalOps streams an op file bigger than the largest JS string (SPEC 7.1)", { skip: refDefect(1) || noStreamingBackend }, async (t) => {

@@ -67,7 +67,7 @@ function runChild(impl, scenario, extra = []) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
-    child.stdout.on("data", (d) => (out += d));
+    child.stdout.setEncoding("utf8").on("data", (d) => (out += d));
     child.on("error", reject);
     child.on("exit", (code, signal) => {
       const line = out.split("\n").find((l) => l.startsWith("RESULT "));

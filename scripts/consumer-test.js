@@ -5,7 +5,7 @@
 // compiles a TypeScript program written against the reference's typings with tsc --strict
 // (against the reference too, to prove the program is the reference's).
 "use strict";
-const { execFileSync } = require("node:child_process");
+const { execFileSync, spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
@@ -15,15 +15,32 @@ const root = path.join(__dirname, "..");
 const fixtures = path.join(root, "__test__", "consumer");
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "opslog-consumer-"));
 const triple = platformTriple();
-// No cargo: a consumer machine has no Rust toolchain. Directories holding cargo are dropped from
-// PATH, and a cargo that fails comes first, for one that shares a directory with npm and node
-// (a distribution's /usr/bin), which has to stay.
-const noRust = path.join(work, "no-rust");
-fs.mkdirSync(noRust);
-fs.writeFileSync(path.join(noRust, "cargo"), "#!/bin/sh\necho 'cargo: not installed (consumer test)' >&2\nexit 127\n", { mode: 0o755 });
-const keep = (p) => !fs.existsSync(path.join(p, "cargo")) || fs.existsSync(path.join(p, "npm"));
-const pathWithoutRust = [noRust, ...process.env.PATH.split(path.delimiter).filter(keep)].join(path.delimiter);
-const env = { ...process.env, PATH: pathWithoutRust, npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" };
+const env = { ...process.env, PATH: consumerPath(path.join(work, "bin")), npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" };
+
+// A consumer machine has no Rust toolchain: PATH is one directory holding links to this node,
+// npm and the shell npm runs install scripts with, so cargo and rustc are absent by construction.
+function consumerPath(bin) {
+  const which = (name) => {
+    for (const dir of process.env.PATH.split(path.delimiter)) {
+      const file = path.join(dir, name);
+      if (fs.existsSync(file)) return file;
+    }
+    throw new Error(`consumer test: '${name}' is not on PATH`);
+  };
+  const tools = {
+    node: process.execPath,
+    npm: process.env.npm_execpath && /npm-cli\.js$/.test(process.env.npm_execpath) ? process.env.npm_execpath : which("npm"),
+    sh: which("sh"),
+  };
+  fs.mkdirSync(bin);
+  for (const [name, target] of Object.entries(tools)) fs.symlinkSync(fs.realpathSync(target), path.join(bin, name));
+  for (const absent of ["cargo", "rustc"]) {
+    if (spawnSync(absent, ["--version"], { env: { PATH: bin }, stdio: "ignore" }).error?.code !== "ENOENT") {
+      throw new Error(`consumer test: '${absent}' is reachable from the consumer PATH ${bin}`);
+    }
+  }
+  return bin;
+}
 
 function run(cmd, args, cwd) {
   return execFileSync(cmd, args, { cwd, env, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
@@ -60,11 +77,12 @@ for (const [name, spec] of [["opslog-native", tarball(main)], ["@backloghq/opslo
     fs.writeFileSync(path.join(dir, file), fs.readFileSync(path.join(fixtures, file), "utf8").replaceAll("PACKAGE", name));
     console.log(`${name}: ${run(process.execPath, [file], dir).trim()}`);
   }
-  // The operator CLI, as `npx opslog-native` finds it in a project that installed the package.
+  // The operator CLI, as `npx opslog-native` (npm exec) finds it in a project that installed it.
   const store = path.join(dir, "cli-store");
   const write = `import { Store } from ${JSON.stringify(name)}; const s = new Store(); await s.open(${JSON.stringify(store)}); await s.set("a", {}); await s.close();`;
   run(process.execPath, ["--input-type=module", "-e", write], dir);
-  console.log(`${name}: npx opslog-native verify: ${run("npx", ["--no", "opslog-native", "verify", store], dir).trim()}`);
+  const verified = run("npm", ["exec", "--no", "--", "opslog-native", "verify", store], dir).trim();
+  console.log(`${name}: npx opslog-native verify: ${verified}`);
   if (name === "@backloghq/opslog") ours = typecheckAndRun(dir, "opslog-native under the alias");
 }
 
