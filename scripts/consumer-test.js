@@ -77,6 +77,12 @@ for (const [name, spec] of [["opslog-native", tarball(main)], ["@backloghq/opslo
     fs.writeFileSync(path.join(dir, file), fs.readFileSync(path.join(fixtures, file), "utf8").replaceAll("PACKAGE", name));
     console.log(`${name}: ${run(process.execPath, [file], dir).trim()}`);
   }
+  // The operator CLI, as `npx opslog-native` (npm exec) finds it in a project that installed it.
+  const store = path.join(dir, "cli-store");
+  const write = `import { Store } from ${JSON.stringify(name)}; const s = new Store(); await s.open(${JSON.stringify(store)}); await s.set("a", {}); await s.close();`;
+  run(process.execPath, ["--input-type=module", "-e", write], dir);
+  const verified = run("npm", ["exec", "--no", "--", "opslog-native", "verify", store], dir).trim();
+  console.log(`${name}: npx opslog-native verify: ${verified}`);
   if (name === "@backloghq/opslog") ours = typecheckAndRun(dir, "opslog-native under the alias");
 }
 

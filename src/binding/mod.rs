@@ -2,6 +2,7 @@
 //! The napi layer: thin wrappers that move JSON text across the boundary and run slow work on
 //! libuv's worker threads. No store logic lives here.
 
+mod cli;
 mod cursor;
 mod fs_backend;
 mod guard;

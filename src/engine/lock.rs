@@ -287,6 +287,19 @@ pub fn release_agent(handle: LockHandle) {
     drop(handle);
 }
 
+/// Who holds the lock file `name` of `dir`, read without taking or changing it (for inspection):
+/// `None` when there is no such file, else the pid it holds (if any) and whether that process lives.
+pub fn holder(dir: &Path, name: &str) -> std::io::Result<Option<(Option<i64>, bool)>> {
+    match read_text(&dir.join(name)) {
+        Ok(text) => {
+            let pid = parse_pid(&text);
+            Ok(Some((pid, pid.is_some_and(is_alive))))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether a file was modified within the last second.
 fn is_fresh(path: &Path) -> bool {
     fs::metadata(path)

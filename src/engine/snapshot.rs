@@ -516,6 +516,95 @@ impl SnapshotStream {
     }
 }
 
+/// A snapshot's records one at a time, for tools that read a store without opening it (verify,
+/// export): each with its line number (0 in a legacy snapshot) and its canonical id token and
+/// record text, or what is wrong with that line. A legacy snapshot is one JSON value, read whole.
+pub struct RecordLines {
+    shown: String,
+    state: StreamState,
+    line_no: usize,
+    pub version: f64,
+    pub legacy: bool,
+    /// Bytes of the file read so far (for progress).
+    pub bytes_read: u64,
+}
+
+/// A record line as (canonical id token, canonical record text).
+fn canonical_record_line(line: &str) -> std::result::Result<(String, String), String> {
+    if let Some((id, data)) = split_record_line(line) {
+        if let (Ok(id), Ok(data)) = (json::canonicalize(id), json::canonicalize(data)) {
+            return Ok((id.into_owned(), data.into_owned()));
+        }
+    }
+    parse_record_line(line)
+}
+
+impl RecordLines {
+    pub fn open(path: &Path, shown: &str) -> Result<Self> {
+        let mut reader = BufReader::with_capacity(1 << 16, reopen(path, shown)?);
+        let (form, first_len) = read_form(&mut reader, shown)?;
+        let lines = |version, legacy, state, line_no, bytes_read| RecordLines {
+            shown: shown.to_string(),
+            state,
+            line_no,
+            version,
+            legacy,
+            bytes_read,
+        };
+        Ok(match form {
+            Form::Jsonl {
+                version,
+                first_is_record,
+            } => {
+                if first_is_record {
+                    reader = BufReader::with_capacity(1 << 16, reopen(path, shown)?);
+                    lines(version, false, StreamState::Lines(reader), 0, 0)
+                } else {
+                    let state = StreamState::Lines(reader);
+                    lines(version, false, state, 1, first_len as u64)
+                }
+            }
+            Form::Legacy => {
+                let text = fsutil::read_text(path)?;
+                let (version, recs) = legacy_records(&text, shown)?;
+                let state = StreamState::Buffered(recs.into_iter());
+                lines(version, true, state, 0, text.len() as u64)
+            }
+        })
+    }
+
+    /// The next record, or `None` at the end of the file.
+    #[allow(clippy::type_complexity)]
+    pub fn next_record(
+        &mut self,
+    ) -> Result<Option<(usize, std::result::Result<(String, String), String>)>> {
+        match &mut self.state {
+            StreamState::Done => Ok(None),
+            StreamState::Buffered(it) => Ok(it.next().map(|pair| (0, Ok(pair)))),
+            StreamState::Lines(reader) => {
+                let mut buf = Vec::with_capacity(256);
+                loop {
+                    buf.clear();
+                    let read = reader
+                        .read_until(b'\n', &mut buf)
+                        .map_err(|e| Error::io(&self.shown, e))?;
+                    if read == 0 {
+                        self.state = StreamState::Done;
+                        return Ok(None);
+                    }
+                    self.bytes_read += read as u64;
+                    self.line_no += 1;
+                    let text = String::from_utf8_lossy(&buf);
+                    let line = text.trim();
+                    if !line.is_empty() {
+                        return Ok(Some((self.line_no, canonical_record_line(line))));
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

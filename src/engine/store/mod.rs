@@ -1082,16 +1082,18 @@ fn refuse_orphaned_data(backend: &dyn Backend) -> Result<()> {
 fn load_snapshot(backend: &dyn Backend, manifest: &Manifest) -> Result<(Records, f64)> {
     backend
         .load_snapshot(&manifest.current_snapshot)
-        .map_err(|e| {
-            if e.is_not_found() {
-                Error::Invalid(format!(
-                    "Snapshot file not found: {}. The data directory may be corrupted.",
-                    manifest.current_snapshot
-                ))
-            } else {
-                e
-            }
-        })
+        .map_err(|e| snapshot_error(e, &manifest.current_snapshot))
+}
+
+/// An error reading the current snapshot `rel`, as the store reports it (a missing file named).
+pub fn snapshot_error(e: Error, rel: &str) -> Error {
+    if e.is_not_found() {
+        Error::Invalid(format!(
+            "Snapshot file not found: {rel}. The data directory may be corrupted."
+        ))
+    } else {
+        e
+    }
 }
 
 /// `prev` of an op on a record whose current text is `old`: the whole old record, or, for a set
