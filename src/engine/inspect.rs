@@ -40,7 +40,7 @@ fn read_manifest(dir: &Path) -> Result<std::result::Result<(Manifest, u64), Stri
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(Error::Invalid(format!("{shown} is not a directory"))),
-        Err(e) => return Err(Error::io(shown, e)),
+        Err(e) => return Err(Error::io("stat", shown, e)),
     }
     let path = dir.join(MANIFEST_FILE);
     let bytes = match fs::read(&path) {
@@ -50,7 +50,7 @@ fn read_manifest(dir: &Path) -> Result<std::result::Result<(Manifest, u64), Stri
                 "{shown} is not an opslog store: it has no {MANIFEST_FILE}"
             )))
         }
-        Err(e) => return Err(Error::io(path.display().to_string(), e)),
+        Err(e) => return Err(Error::io("open", path.display().to_string(), e)),
     };
     let len = bytes.len() as u64;
     let (text, _) = super::fsutil::lossy_text(bytes);
@@ -201,7 +201,7 @@ fn summarize_ops(dir: &Path, rel: &str) -> OpFile {
         Err(_) => s.malformed += 1,
     });
     if let Err(e) = scanned {
-        s.error = Some(Error::io(rel, e).to_string());
+        s.error = Some(Error::io("read", rel, e).to_string());
     }
     OpFile {
         file: FileStat {
@@ -505,7 +505,7 @@ impl Verifier<'_> {
                 None
             }
             Err(e) => {
-                self.unreadable(rel, Error::io(rel, e));
+                self.unreadable(rel, Error::io("stat", rel, e));
                 None
             }
         }
@@ -662,7 +662,7 @@ impl Verifier<'_> {
             }
         }
         if let Err(e) = scanned {
-            self.unreadable(rel, Error::io(rel, e));
+            self.unreadable(rel, Error::io("read", rel, e));
         }
     }
 

@@ -587,7 +587,7 @@ impl RecordLines {
                     buf.clear();
                     let read = reader
                         .read_until(b'\n', &mut buf)
-                        .map_err(|e| Error::io(&self.shown, e))?;
+                        .map_err(|e| Error::io("read", &self.shown, e))?;
                     if read == 0 {
                         self.state = StreamState::Done;
                         return Ok(None);
