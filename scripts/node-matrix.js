@@ -49,9 +49,28 @@ function runSuite(node, files, log) {
       fs.closeSync(out);
       const text = fs.readFileSync(log, "utf8");
       const count = (name) => Number((text.match(new RegExp(`^# ${name} (\\d+)$`, "m")) || [])[1] ?? NaN);
-      resolve({ code, signal, pass: count("pass"), fail: count("fail"), skipped: count("skipped"), todo: count("todo") });
+      resolve({ code, signal, pass: count("pass"), fail: count("fail"), skipped: count("skipped"), todo: count("todo"), failures: failureReports(text) });
     });
   });
+}
+
+// Each `not ok` line (a todo's expected failure aside) of a TAP log with its YAML diagnostic block (error, stack, location), so a
+// failure on a CI machine can be read from the console without the log file.
+function failureReports(text) {
+  const lines = text.split("\n");
+  const reports = [];
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^(\s*)not ok /.exec(lines[i]);
+    if (!m || / # TODO /.test(lines[i])) continue;
+    const indent = m[1];
+    const block = [lines[i]];
+    for (let j = i + 1; j < lines.length && j < i + 60; j++) {
+      block.push(lines[j]);
+      if (lines[j] === `${indent}  ...`) break;
+    }
+    reports.push(block.join("\n"));
+  }
+  return reports;
 }
 
 async function main() {
@@ -74,6 +93,7 @@ async function main() {
         `node ${version}${run}: ${ok ? "ok" : "FAILED"}, ${r.pass} pass, ${r.fail} fail, ${r.skipped} skipped, ${r.todo} todo, ${secs} s` +
           (ok ? "" : ` (exit ${r.signal ?? r.code}; log: ${log})`),
       );
+      for (const report of ok ? [] : r.failures) console.log(report);
     }
   }
   if (failed) process.exitCode = 1;

@@ -82,7 +82,9 @@ async function run(dir, values) {
       return EXIT.OK;
     }
     const tmp = `${values.out}.tmp-${process.pid}`;
-    const file = fs.createWriteStream(tmp);
+    // Opened synchronously: a stream's own open is asynchronous and could create the file after
+    // an early failure has already removed it.
+    const file = fs.createWriteStream(tmp, { fd: fs.openSync(tmp, "w") });
     try {
       await writeAll(file, next);
       await closeFile(file);
