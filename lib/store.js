@@ -708,13 +708,16 @@ class Store {
     return this.#native;
   }
 
-  /** Hands the deferred sets over; in `group` mode, returns what `setManyNow` does. */
-  #handOver() {
+  /**
+   * Hands the deferred sets over; in `group` mode, returns what `setManyNow` does
+   * (`refuseLast`: the last one is the calling set's, taken back out if the write fails).
+   */
+  #handOver(refuseLast = false) {
     const items = this.#deferred;
     this.#deferred = [];
     this.#lastMs = NaN;
     try {
-      if (this.#groupDefer) return this.#native.setManyNow(items.join("\n"));
+      if (this.#groupDefer) return this.#native.setManyNow(items.join("\n"), refuseLast);
       this.#native.setMany(items.join("\n"));
       return 1;
     } catch (err) {
@@ -728,7 +731,7 @@ class Store {
     this.#staged = [];
     this.#lastMs = NaN;
     try {
-      this.#native.setManyNow(items.join("\n"));
+      this.#native.setManyNow(items.join("\n"), false);
     } catch (err) {
       // Some may be staged, some not: the rollback that follows reads these back.
       for (let i = 0; i < items.length; i += 3) this.#unsure.push(items[i]);
@@ -746,23 +749,29 @@ class Store {
   /**
    * An `async`- or `group`-mode set: resolves at once, as the reference's does (in `group` mode
    * the set that fills the buffer resolves once it is written); the engine gets it later. A
-   * write that fails rejects the set that handed the group over; the sets stay applied and
-   * buffered, and a later flush retries them.
+   * write that fails rejects the set that handed the group over: in `group` mode that set is
+   * taken back out of the engine and the view; the sets before it were acknowledged, so they
+   * stay applied and buffered, and a later flush retries them.
    */
   #defer(id, value, idText, data) {
     this.#collect(this.#deferred, idText, data);
-    this.#records.set(id, value);
     if (this.#groupDefer) {
+      const had = this.#records.has(id);
+      const before = this.#records.get(id);
+      this.#records.set(id, value);
       if (this.#deferred.length >= 3 * this.#room) {
         try {
-          this.#room = this.#handOver();
+          this.#room = this.#handOver(true);
         } catch (err) {
+          if (had) this.#records.set(id, before);
+          else this.#records.delete(id);
           return Promise.reject(withCode(err));
         }
       }
       this.#afterWrite(this.#room === 0 ? 1 : 0);
       return RESOLVED;
     }
+    this.#records.set(id, value);
     if (this.#deferred.length >= 3 * this.#groupSize) {
       try {
         this.#handOver();

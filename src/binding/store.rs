@@ -241,11 +241,12 @@ impl NativeStore {
     /// `group` mode's collected sets, and those of the open batch, in one call (see
     /// `Store::set_many`): applied now, on this thread. Returns 0 when a checkpoint must follow,
     /// else how many sets `group` mode may collect before the next call (`Store::group_room`).
+    /// `refuse_last`: the last set is the caller's, refused when the buffer write fails.
     #[napi]
-    pub fn set_many_now(&self, items: String) -> napi::Result<u32> {
+    pub fn set_many_now(&self, items: String, refuse_last: bool) -> napi::Result<u32> {
         guard(|| {
             with_store(&self.inner, |s| {
-                Ok(match apply_set_many(s, &items)? {
+                Ok(match apply_set_many(s, &items, refuse_last)? {
                     WriteOutcome::CheckpointDue => 0,
                     WriteOutcome::Done => s.group_room().min(u32::MAX as usize) as u32,
                 })

@@ -147,8 +147,10 @@ impl StoreCell {
             let Some(text) = lock(&self.handed).texts.pop_front() else {
                 return;
             };
-            let applied = catch_unwind(AssertUnwindSafe(|| apply_set_many(store, &text).map(drop)))
-                .unwrap_or_else(|_| Err(Error::Invalid("internal error applying sets".into())));
+            let applied = catch_unwind(AssertUnwindSafe(|| {
+                apply_set_many(store, &text, false).map(drop)
+            }))
+            .unwrap_or_else(|_| Err(Error::Invalid("internal error applying sets".into())));
             if let Err(e) = applied {
                 lock(&self.handed).failed.get_or_insert(e);
             }
@@ -163,7 +165,11 @@ fn not_open() -> Error {
 /// The facade's collected sets (`async` and `group` modes, batches), `id, record, ms, ...` (`ms`: when each was called; empty
 /// when it is the set's before), one per line: the id and record are `JSON.stringify` texts,
 /// which never hold a raw newline, so the lines split with a byte search instead of a JSON scan.
-pub(crate) fn apply_set_many(store: &mut Store, items: &str) -> Result<WriteOutcome> {
+pub(crate) fn apply_set_many(
+    store: &mut Store,
+    items: &str,
+    refuse_last: bool,
+) -> Result<WriteOutcome> {
     let malformed = || Error::Invalid("set_many: not id, record, ms triples".into());
     let mut values = items.split('\n');
     let mut sets = Vec::new();
@@ -177,7 +183,7 @@ pub(crate) fn apply_set_many(store: &mut Store, items: &str) -> Result<WriteOutc
         }
         sets.push((id, data.to_string(), ms.ok_or_else(malformed)?));
     }
-    store.set_many(sets)
+    store.set_many(sets, refuse_last)
 }
 
 #[cfg(test)]

@@ -543,9 +543,15 @@ impl Store {
     /// Sets the facade collected (`(id, data, ms)`, the time each was called), applied in order:
     /// `async` mode's (handed over to the store's thread), `group` mode's (one call per group)
     /// and those of the open batch (staged in it). Outside a batch the buffer is written after
-    /// them if it is full. Every set stays applied and buffered even when that write fails (a
-    /// later flush retries it); the error is returned.
-    pub fn set_many(&mut self, sets: Vec<(&str, String, i64)>) -> Result<WriteOutcome> {
+    /// them if it is full. When that write fails the error is returned and every set stays
+    /// applied and buffered (a later flush retries it), except with `refuse_last`: `group` mode's
+    /// set that filled the buffer is refused, so it is taken back out (the ones before it were
+    /// acknowledged when they were made).
+    pub fn set_many(
+        &mut self,
+        sets: Vec<(&str, String, i64)>,
+        refuse_last: bool,
+    ) -> Result<WriteOutcome> {
         self.ensure_writable()?;
         if self.opts.write_mode == WriteMode::Immediate && self.batch.is_none() {
             return Err(Error::Invalid(
@@ -557,7 +563,12 @@ impl Store {
             self.log_and_apply_with(op, false)?;
         }
         if self.batch.is_none() && self.pending_ops >= self.opts.group_size {
-            self.flush()?;
+            if let Err(e) = self.flush() {
+                if refuse_last {
+                    self.drop_last_buffered()?;
+                }
+                return Err(e);
+            }
         }
         Ok(self.outcome(false))
     }
@@ -654,15 +665,28 @@ impl Store {
             return Ok(None);
         };
         if pos >= self.written {
-            let cut = (pos - self.written) as usize;
-            self.pending.truncate(cut);
-            self.pending_ops = self.pending_ops.saturating_sub(1);
-        } else {
-            self.backend.truncate_ops(&self.active_ops, pos)?;
-            self.written = pos;
-            self.pending.clear();
-            self.pending_ops = 0;
+            return self.drop_last_buffered();
         }
+        self.backend.truncate_ops(&self.active_ops, pos)?;
+        self.written = pos;
+        self.pending.clear();
+        self.pending_ops = 0;
+        let last = self.ops.lock().pop().expect("checked above");
+        let effect = reverse(self.records_mut(), &last.op)?;
+        Ok(Some(Change::Effects(effect.into_iter().collect())))
+    }
+
+    /// Takes the last op back out of the log, the buffer and the records, when it is still only
+    /// buffered (nothing on disk to undo); `None` when there is no such op.
+    fn drop_last_buffered(&mut self) -> Result<Option<Change>> {
+        let Some(pos) = self.ops.lock().last().map(|l| l.pos) else {
+            return Ok(None);
+        };
+        if pos < self.written {
+            return Ok(None);
+        }
+        self.pending.truncate((pos - self.written) as usize);
+        self.pending_ops = self.pending_ops.saturating_sub(1);
         let last = self.ops.lock().pop().expect("checked above");
         let effect = reverse(self.records_mut(), &last.op)?;
         Ok(Some(Change::Effects(effect.into_iter().collect())))
@@ -1293,7 +1317,7 @@ mod tests {
                 .iter()
                 .map(|(id, data)| (id.as_str(), data.clone(), 1_700_000_000_000))
                 .collect();
-            s.set_many(v).unwrap()
+            s.set_many(v, false).unwrap()
         };
         assert_eq!(s.group_room(), 3, "a group's worth");
         assert_eq!(many(&mut s, &sets(0, 2)), WriteOutcome::Done);
