@@ -756,18 +756,15 @@ class Store {
   #defer(id, value, idText, data) {
     this.#collect(this.#deferred, idText, data);
     if (this.#groupDefer) {
-      const had = this.#records.has(id);
-      const before = this.#records.get(id);
-      this.#records.set(id, value);
       if (this.#deferred.length >= 3 * this.#room) {
         try {
           this.#room = this.#handOver(true);
         } catch (err) {
-          if (had) this.#records.set(id, before);
-          else this.#records.delete(id);
+          // Refused: not in the engine, so not in the view either.
           return Promise.reject(withCode(err));
         }
       }
+      this.#records.set(id, value);
       this.#afterWrite(this.#room === 0 ? 1 : 0);
       return RESOLVED;
     }

@@ -49,13 +49,14 @@ function runSuite(node, files, log) {
       fs.closeSync(out);
       const text = fs.readFileSync(log, "utf8");
       const count = (name) => Number((text.match(new RegExp(`^# ${name} (\\d+)$`, "m")) || [])[1] ?? NaN);
-      resolve({ code, signal, pass: count("pass"), fail: count("fail"), skipped: count("skipped"), todo: count("todo"), failures: failureReports(text) });
+      const failures = failureReports(text);
+      resolve({ code, signal, pass: count("pass"), fail: count("fail"), skipped: count("skipped"), todo: count("todo"), failures });
     });
   });
 }
 
-// Each `not ok` line (a todo's expected failure aside) of a TAP log with its YAML diagnostic block (error, stack, location), so a
-// failure on a CI machine can be read from the console without the log file.
+// Each `not ok` line of a TAP log (a todo's expected failure aside) with its YAML diagnostic
+// block (error, stack, location), so a failure on a CI machine can be read from the console.
 function failureReports(text) {
   const lines = text.split("\n");
   const reports = [];

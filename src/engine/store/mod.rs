@@ -671,9 +671,7 @@ impl Store {
         self.written = pos;
         self.pending.clear();
         self.pending_ops = 0;
-        let last = self.ops.lock().pop().expect("checked above");
-        let effect = reverse(self.records_mut(), &last.op)?;
-        Ok(Some(Change::Effects(effect.into_iter().collect())))
+        self.pop_last_op()
     }
 
     /// Takes the last op back out of the log, the buffer and the records, when it is still only
@@ -687,7 +685,15 @@ impl Store {
         }
         self.pending.truncate((pos - self.written) as usize);
         self.pending_ops = self.pending_ops.saturating_sub(1);
-        let last = self.ops.lock().pop().expect("checked above");
+        self.pop_last_op()
+    }
+
+    /// Removes the last op from the log and reverses it in the records (its bytes are already
+    /// gone from the file and the buffer).
+    fn pop_last_op(&mut self) -> Result<Option<Change>> {
+        let Some(last) = self.ops.lock().pop() else {
+            return Ok(None);
+        };
         let effect = reverse(self.records_mut(), &last.op)?;
         Ok(Some(Change::Effects(effect.into_iter().collect())))
     }
