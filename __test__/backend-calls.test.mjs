@@ -86,7 +86,7 @@ test("batches and the checkpoint they trigger", async () => {
 });
 
 // Not met yet (issue 21): in multi-writer mode each refresh re-reads the manifest, the snapshot
-// and every agent's file, and registering an agent takes the compaction lock (the reference
+// (not the agent's own file: it holds what it wrote), and registering an agent takes the compaction lock (the reference
 // registers without it and can lose a registration); a read-only follower reads the manifest on
 // every tail() to follow the writer's checkpoints (the reference does not follow them).
 const multi = async (impl, files) => {
@@ -100,7 +100,7 @@ const multi = async (impl, files) => {
   for (const { store } of agents) await store.close();
   return agents.map((a) => a.backend);
 };
-test("multi-writer: refresh and compaction", { todo: "refresh re-reads everything; registration locks" }, async () => {
+test("multi-writer: refresh and compaction", { todo: "refresh re-reads the manifest and snapshot; registration takes the lock" }, async () => {
   assertNoMore(await both(multi));
 });
 
