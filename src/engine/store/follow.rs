@@ -17,11 +17,15 @@ impl Store {
         if self.merged {
             return self.reload_multi();
         }
-        let read = self.read_new_ops();
-        // The writer appends to the file we follow until it checkpoints (or agents take over),
-        // so the manifest is looked at only when that file has nothing new: one round trip
-        // fewer per tail on a remote backend. A file the writer deleted reads as an error here.
-        let idle = read.as_ref().map_or(true, Vec::is_empty);
+        // The writer appends to the file we follow until it checkpoints (or agents take over).
+        // On a remote backend the manifest is therefore looked at only when that file has
+        // nothing new (a round trip fewer per tail; a checkpoint made after the ops read is
+        // followed by the next tail). Elsewhere it is looked at first, so a tail brings the
+        // writer's latest state. A file the writer deleted reads as an error here.
+        let read = self.backend.remote().then(|| self.read_new_ops());
+        let idle = read
+            .as_ref()
+            .is_none_or(|r| r.as_ref().map_or(true, Vec::is_empty));
         if self.opts.read_only && idle {
             if let Some(Fetched {
                 manifest: Some(m),
@@ -47,7 +51,11 @@ impl Store {
                 self.manifest_token = token;
             }
         }
-        let lines = self.apply_new_ops(read?)?;
+        let ops = match read {
+            Some(read) => read?,
+            None => self.read_new_ops()?,
+        };
+        let lines = self.apply_new_ops(ops)?;
         Ok(TailResult {
             lines,
             reset: false,
