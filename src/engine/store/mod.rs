@@ -204,11 +204,7 @@ impl Store {
         opts: Options,
         read: Option<Manifest>,
     ) -> Result<(Store, OpenInfo)> {
-        let current = match read {
-            Some(m) => Some(m),
-            None => backend.read_manifest()?,
-        };
-        let Some(manifest) = current else {
+        let Some(manifest) = given_or_read(&*backend, read)? else {
             if opts.read_only {
                 return Err(Error::Invalid(
                     "Cannot open in readOnly mode: no existing store found".into(),
@@ -1168,6 +1164,14 @@ fn refuse_orphaned_data(backend: &dyn Backend) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `read`, the manifest a caller has just read, or else the backend's.
+fn given_or_read(backend: &dyn Backend, read: Option<Manifest>) -> Result<Option<Manifest>> {
+    match read {
+        Some(m) => Ok(Some(m)),
+        None => backend.read_manifest(),
+    }
 }
 
 /// Loads the manifest's snapshot; a missing file is reported as the reference words it.

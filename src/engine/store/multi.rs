@@ -259,11 +259,7 @@ impl Store {
         agent: Option<&str>,
         read: Option<Manifest>,
     ) -> Result<(Store, OpenInfo)> {
-        let current = match read {
-            Some(m) => Some(m),
-            None => backend.read_manifest()?,
-        };
-        let manifest = match (current, agent) {
+        let manifest = match (super::given_or_read(&*backend, read)?, agent) {
             (Some(m), _) => m,
             (None, Some(agent)) if !opts.read_only => {
                 // Agents may open a new directory together: one creates the store, under the lock.
