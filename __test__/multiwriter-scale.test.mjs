@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { isDeepStrictEqual } from "node:util";
 import { isReference } from "./impl.mjs";
 import { setup, readManifest, sleep, IMPL_URL } from "./helpers.mjs";
 
@@ -87,6 +88,10 @@ test(`${AGENTS} agents over time: the manifest and ops/ hold only live agents, n
   const acked = doomed.output().split("\n").filter((l) => l.startsWith("[")).map((l) => JSON.parse(l));
   assert.ok(acked.length >= 20, `the killed agent acknowledged ${acked.length} writes`);
   for (const [id, value] of acked) expected.set(id, value);
+  // The kill may land after a set resolved and before its line was printed: that one write (the
+  // next i) may be in the store unreported. Nothing after it can be (stdout to a pipe is
+  // synchronous on Linux).
+  const unreported = [`doomed-${acked.length % 50}`, { i: acked.length }];
 
   // One more agent compacts: everyone else is closed or dead, and every op of theirs folded.
   const final = await open({ agentId: "final" });
@@ -100,6 +105,7 @@ test(`${AGENTS} agents over time: the manifest and ops/ hold only live agents, n
   const snapshots = await readdir(join(dir, "snapshots"));
   assert.ok(snapshots.length <= 2, `snapshots/: ${snapshots}`);
 
+  if (isDeepStrictEqual(final.get(unreported[0]), unreported[1])) expected.set(...unreported);
   const want = Object.fromEntries([...expected].sort(([a], [b]) => (a < b ? -1 : 1)));
   const got = (s) => Object.fromEntries(s.entries().sort(([a], [b]) => (a < b ? -1 : 1)));
   assert.deepEqual(got(final), want);

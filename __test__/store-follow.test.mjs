@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Store, isReference } from "./impl.mjs";
-import { setup, sleep, waitFor, refDefect } from "./helpers.mjs";
+import { setup, sleep, waitFor, refDefect, testBackend } from "./helpers.mjs";
 
 test("refresh() picks up the writer's new ops", async (t) => {
   const c = await setup(t);
@@ -175,7 +175,15 @@ test(
     await w.set("c", { v: 3 });
     await w.set("d", { v: 4 }); // automatic checkpoint (threshold 3)
     await w.set("a", { v: 10 });
-    const newOps = await r.tail();
+    let newOps = await r.tail();
+    if (testBackend === "js") {
+      // Through a JavaScript (possibly remote) backend a tail that finds new ops in the file it
+      // follows hands those out without asking for the manifest (README, remote backends): the
+      // checkpoint after them is followed by the next tail.
+      assert.deepEqual(newOps.map((o) => o.id), ["c", "d"]);
+      assert.deepEqual(r.entries(), [["a", { v: 1 }], ["b", { v: 2 }], ["c", { v: 3 }], ["d", { v: 4 }]]);
+      newOps = await r.tail();
+    }
     assert.ok(newOps.some((o) => o.id === "a" && o.data.v === 10), "tail returns the op written after the checkpoint");
     assert.deepEqual(r.entries(), w.entries());
 

@@ -41,6 +41,13 @@ function makeDispatcher(backend, state) {
       const manifest = await backend.readManifest();
       return manifest == null ? null : JSON.stringify(manifest);
     },
+    // null when the backend cannot tell (no such method, no manifest, or no version for it):
+    // the engine reads the manifest then.
+    getManifestVersion: async () => {
+      if (typeof backend.getManifestVersion !== "function") return null;
+      const version = await backend.getManifestVersion();
+      return version == null ? null : `${typeof version}:${version}`;
+    },
     writeManifest: (text) => backend.writeManifest(JSON.parse(text)).then(() => null),
     writeSnapshot: async (items, version) => String(await backend.writeSnapshot(itemsMap(JSON.parse(items)), Number(version))),
     loadSnapshot: async (rel) => {

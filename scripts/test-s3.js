@@ -4,6 +4,8 @@
 // from PyPI into ~/.cache/opslog-native/moto-venv when missing) through @backloghq/opslog-s3, for
 // ours and the reference side by side. Requests are counted per HTTP method by a middleware on
 // each S3 client (every attempt the SDK sends). Stops the server it started, by its pid.
+// OPSLOG_S3_CALLS=1 also counts the S3Backend's method calls (".method"), OPSLOG_S3_KEYS=1 the
+// requests per key ("GET ops/agent-a1/batch.jsonl"), printed beside the requests.
 const { spawn, spawnSync, execFileSync } = require("node:child_process");
 const net = require("node:net");
 const os = require("node:os");
@@ -57,6 +59,13 @@ async function client(endpoint, counts) {
     (next) => async (args) => {
       const m = args.request?.method ?? "?";
       counts[m] = (counts[m] ?? 0) + 1;
+      if (process.env.OPSLOG_S3_KEYS) {
+        // Where the requests go: the key (or listed prefix) with the store's prefix and the
+        // time-derived parts of names cut off.
+        const key = args.input?.Key ?? `list:${args.input?.Prefix ?? ""}`;
+        const kind = `${m} ${key.replace(/^(list:)?[^/]*\//, "$1").replace(/-?\d{6,}(-\d+)?/g, "")}`;
+        counts[kind] = (counts[kind] ?? 0) + 1;
+      }
       return next(args);
     },
     { step: "deserialize", name: "opslogCountRequests" },
@@ -85,7 +94,8 @@ async function openStore(which, endpoint, prefix, counts, opts = {}) {
 }
 
 const state = (store) => JSON.stringify(store.entries().sort(([a], [b]) => (a < b ? -1 : 1)));
-const total = (counts) => Object.values(counts).reduce((a, b) => a + b, 0);
+/** Requests: the per-method counts (not the diagnostic ones). */
+const total = (counts) => Object.entries(counts).reduce((a, [k, n]) => (/^[A-Z]+$/.test(k) ? a + n : a), 0);
 
 async function singleWriter(which, endpoint, prefix) {
   const counts = {};

@@ -137,6 +137,14 @@ impl Backend for JsBackend {
         }
     }
 
+    fn manifest_version(&self) -> Result<Option<String>> {
+        self.call("getManifestVersion", None, None)
+    }
+
+    fn remote(&self) -> bool {
+        true
+    }
+
     fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
         self.call("writeManifest", Some(manifest.encode()), None)
             .map(|_| ())

@@ -555,20 +555,17 @@ impl NativeStore {
         let (inner, backend) = (self.inner.clone(), self.backend.clone());
         self.job(move || {
             let due = with_store(&inner, |s| {
-                let o = s.options();
-                let due =
-                    !o.read_only && o.checkpoint_on_close && !o.skip_load && !s.ops().is_empty();
-                if !o.read_only {
+                if !s.options().read_only {
                     s.flush()?;
                 }
-                Ok(due)
+                s.checkpoint_due_on_close()
             })?;
             if due {
                 checkpoint(&inner)?;
             }
             let store = inner.take();
             if let Some(mut s) = store {
-                s.close()?;
+                s.release()?;
             }
             lock(&backend).take();
             Ok(None)

@@ -49,6 +49,17 @@ pub trait Backend: Send + Sync {
     fn acquire_lock(&self) -> Result<()>;
     fn release_lock(&self) -> Result<()>;
     fn read_manifest(&self) -> Result<Option<Manifest>>;
+    /// A token that changes whenever the manifest does (`getManifestVersion`), so a store can
+    /// tell that the manifest it holds is still current without reading it again. `None` where
+    /// the backend cannot tell, or has no manifest: read it then.
+    fn manifest_version(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+    /// Whether every call is a round trip (a JavaScript backend, which may be S3): the store then
+    /// keeps the snapshot it loaded rather than loading it again for a refresh or compaction.
+    fn remote(&self) -> bool {
+        false
+    }
     fn write_manifest(&self, manifest: &Manifest) -> Result<()>;
     /// Writes a snapshot that is durable when this returns.
     fn write_snapshot(&self, records: &Records, version: f64) -> Result<String>;

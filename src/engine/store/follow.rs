@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{apply, load_snapshot, Result, Store, TailResult};
+use super::{apply, load_snapshot, Fetched, Result, Store, TailResult};
 use crate::engine::manifest::Manifest;
 use crate::engine::op::{Op, OpKind};
 use crate::engine::records::Records;
@@ -17,21 +17,45 @@ impl Store {
         if self.merged {
             return self.reload_multi();
         }
-        if self.opts.read_only {
-            if let Some(m) = self.backend.read_manifest()? {
+        // The writer appends to the file we follow until it checkpoints (or agents take over).
+        // On a remote backend the manifest is therefore looked at only when that file has
+        // nothing new (a round trip fewer per tail; a checkpoint made after the ops read is
+        // followed by the next tail). Elsewhere it is looked at first, so a tail brings the
+        // writer's latest state. A file the writer deleted reads as an error here.
+        let read = self.backend.remote().then(|| self.read_new_ops());
+        let idle = read
+            .as_ref()
+            .is_none_or(|r| r.as_ref().map_or(true, Vec::is_empty));
+        if self.opts.read_only && idle {
+            if let Some(Fetched {
+                manifest: Some(m),
+                token,
+            }) = self.changed_manifest()?
+            {
+                let moved = m.active_ops != self.active_ops
+                    || m.current_snapshot != self.manifest.current_snapshot;
                 if m.active_agent_ops.is_some() {
                     // Agents write the store now: follow all of them.
                     self.merged = true;
+                    self.manifest = m;
+                    self.manifest_token = token;
                     return self.reload_multi();
                 }
-                if m.active_ops != self.active_ops
-                    || m.current_snapshot != self.manifest.current_snapshot
-                {
-                    return self.reload(m);
+                if moved {
+                    let result = self.reload(m)?;
+                    // Only now: the token stands for the manifest this store holds.
+                    self.manifest_token = token;
+                    return Ok(result);
                 }
+                self.manifest = m;
+                self.manifest_token = token;
             }
         }
-        let lines = self.apply_new_ops(self.read_new_ops()?)?;
+        let ops = match read {
+            Some(read) => read?,
+            None => self.read_new_ops()?,
+        };
+        let lines = self.apply_new_ops(ops)?;
         Ok(TailResult {
             lines,
             reset: false,

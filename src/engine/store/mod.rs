@@ -151,6 +151,18 @@ pub struct Store {
     ts_of: (i64, Arc<str>),
     /// The line of the op being logged (see `log_and_apply_with`).
     line_buf: String,
+    /// The backend's version of `manifest` (see `Backend::manifest_version`), taken before it was
+    /// read: `None` when unknown (after this store wrote the manifest, or where the backend has
+    /// no versions).
+    manifest_token: Option<String>,
+    /// Multi-writer on a remote backend: the current snapshot as loaded (see `Backend::remote`).
+    base: Option<multi::Base>,
+}
+
+/// The manifest as `Store::changed_manifest` found it, and the token it was read under.
+struct Fetched {
+    manifest: Option<Manifest>,
+    token: Option<String>,
 }
 
 /// What `open` tells the caller.
@@ -164,20 +176,19 @@ impl Store {
     pub fn open(backend: Arc<dyn Backend>, opts: Options) -> Result<(Store, OpenInfo)> {
         backend.initialize(opts.read_only)?;
         if let Some(agent) = opts.agent_id.clone() {
-            return Self::open_multi(backend, opts, Some(&agent));
+            return Self::open_multi(backend, opts, Some(&agent), None);
         }
-        // A reader of a store that agents write sees all of their ops, as an agent does.
-        if opts.read_only
-            && backend
-                .read_manifest()?
-                .is_some_and(|m| m.active_agent_ops.is_some())
-        {
-            return Self::open_multi(backend, opts, None);
+        if opts.read_only {
+            // A reader of a store that agents write sees all of their ops, as an agent does.
+            return match backend.read_manifest()? {
+                Some(m) if m.active_agent_ops.is_some() => {
+                    Self::open_multi(backend, opts, None, Some(m))
+                }
+                read => Self::open_locked(backend, opts, read),
+            };
         }
-        if !opts.read_only {
-            backend.acquire_lock()?;
-        }
-        match Self::open_locked(backend.clone(), opts) {
+        backend.acquire_lock()?;
+        match Self::open_locked(backend.clone(), opts, None) {
             Ok(v) => Ok(v),
             Err(e) => {
                 let _ = backend.release_lock();
@@ -186,8 +197,14 @@ impl Store {
         }
     }
 
-    fn open_locked(backend: Arc<dyn Backend>, opts: Options) -> Result<(Store, OpenInfo)> {
-        let Some(manifest) = backend.read_manifest()? else {
+    /// Opens a single writer's store, under its lock (a reader takes none); `read`: the manifest
+    /// a reader has just read.
+    fn open_locked(
+        backend: Arc<dyn Backend>,
+        opts: Options,
+        read: Option<Manifest>,
+    ) -> Result<(Store, OpenInfo)> {
+        let Some(manifest) = given_or_read(&*backend, read)? else {
             if opts.read_only {
                 return Err(Error::Invalid(
                     "Cannot open in readOnly mode: no existing store found".into(),
@@ -297,6 +314,8 @@ impl Store {
             removal: None,
             ts_of: (0, Arc::from("")),
             line_buf: String::new(),
+            manifest_token: None,
+            base: None,
         }
     }
 
@@ -997,10 +1016,21 @@ impl Store {
         self.ensure_no_checkpoint()?;
         if !self.opts.read_only {
             self.flush()?;
-            if self.opts.checkpoint_on_close && !self.opts.skip_load && !self.ops.lock().is_empty()
-            {
+            if self.checkpoint_due_on_close()? {
                 self.checkpoint()?;
             }
+        }
+        self.release()
+    }
+
+    /// The end of `close`, once its flush and checkpoint are done (by `close`, or by a caller
+    /// that runs them itself).
+    pub fn release(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.ensure_no_checkpoint()?;
+        if !self.opts.read_only {
             // The last checkpoint's manifest survives power loss from now on.
             self.backend.sync_manifest()?;
         }
@@ -1012,6 +1042,34 @@ impl Store {
                 .unlock_agent(agent, super::backend::AgentRelease::Keep);
         }
         self.backend.shutdown()
+    }
+
+    /// Whether `close` checkpoints (after its flush): a writable, loaded store with
+    /// `checkpointOnClose` that holds ops no snapshot has; in multi-writer mode, ops of this
+    /// agent's own (see `own_ops_unfolded`).
+    pub fn checkpoint_due_on_close(&mut self) -> Result<bool> {
+        let o = &self.opts;
+        if o.read_only || !o.checkpoint_on_close || o.skip_load {
+            return Ok(false);
+        }
+        if self.agent().is_some() {
+            return self.own_ops_unfolded();
+        }
+        Ok(!self.ops.lock().is_empty())
+    }
+
+    /// The current manifest, or `None` when the backend's version of it says it is still the one
+    /// this store holds (so a remote backend is asked for a version, not for the manifest). The
+    /// version is taken first: the manifest read after it is as new or newer.
+    fn changed_manifest(&self) -> Result<Option<Fetched>> {
+        let token = self.backend.manifest_version()?;
+        if token.is_some() && token == self.manifest_token {
+            return Ok(None);
+        }
+        Ok(Some(Fetched {
+            manifest: self.backend.read_manifest()?,
+            token,
+        }))
     }
 
     /// The path the user sees for a file of the store.
@@ -1106,6 +1164,14 @@ fn refuse_orphaned_data(backend: &dyn Backend) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `read`, the manifest a caller has just read, or else the backend's.
+fn given_or_read(backend: &dyn Backend, read: Option<Manifest>) -> Result<Option<Manifest>> {
+    match read {
+        Some(m) => Ok(Some(m)),
+        None => backend.read_manifest(),
+    }
 }
 
 /// Loads the manifest's snapshot; a missing file is reported as the reference words it.

@@ -25,7 +25,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{apply, Change, OpenInfo, Options, Store, TailResult};
+use super::{apply, Change, Fetched, OpenInfo, Options, Store, TailResult};
 use crate::engine::backend::{AgentLockState, AgentRelease, Backend};
 use crate::engine::error::{Error, Result};
 use crate::engine::manifest::{Manifest, Stats};
@@ -48,10 +48,20 @@ struct FileRead {
     len: u64,
 }
 
+/// The current snapshot as loaded, kept on a remote backend so that a refresh or compaction on
+/// the same snapshot does not download it again (snapshot files never change once written).
+pub(super) struct Base {
+    snapshot: String,
+    records: Records,
+    version: f64,
+}
+
 /// Everything the agents' files and the snapshot say, before the ops are applied.
 struct Merged {
     records: Records,
     version: f64,
+    /// The records were loaded from the snapshot, not taken from the `Base`.
+    loaded: bool,
     /// Ops the snapshot does not hold, of every agent, in `(clock, agent)` order.
     ops: Vec<LoggedOp>,
     /// The highest clock seen: in the files, recorded for them, or held by the snapshot.
@@ -123,11 +133,16 @@ fn load_merged(
     agent: Option<&str>,
     with_snapshot: bool,
     known: Option<&OwnFile>,
+    base: Option<&Base>,
 ) -> Result<Merged> {
-    let (records, version) = if with_snapshot {
-        super::load_snapshot(backend, manifest)?
-    } else {
-        (Records::default(), manifest.version as f64)
+    let kept = base.filter(|b| with_snapshot && b.snapshot == manifest.current_snapshot);
+    let (records, version, loaded) = match kept {
+        Some(b) => (b.records.clone(), b.version, false),
+        None if with_snapshot => {
+            let (records, version) = super::load_snapshot(backend, manifest)?;
+            (records, version, true)
+        }
+        None => (Records::default(), manifest.version as f64, false),
     };
     let files = manifest.agent_files();
     let mut lists = Vec::with_capacity(files.len());
@@ -175,6 +190,7 @@ fn load_merged(
     Ok(Merged {
         records,
         version,
+        loaded,
         ops: merge::merge(lists),
         max_clock,
         files: reads,
@@ -191,9 +207,10 @@ fn load_current(
     agent: Option<&str>,
     with_snapshot: bool,
     known: Option<&OwnFile>,
+    base: Option<&Base>,
 ) -> Result<(Manifest, Merged)> {
     loop {
-        let loaded = load_merged(backend, &manifest, agent, with_snapshot, known);
+        let loaded = load_merged(backend, &manifest, agent, with_snapshot, known, base);
         if matches!(&loaded, Ok(m) if !m.missing) {
             return Ok((manifest, loaded?));
         }
@@ -205,9 +222,11 @@ fn load_current(
 }
 
 fn read_current_manifest(backend: &dyn Backend) -> Result<Manifest> {
-    backend
-        .read_manifest()?
-        .ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))
+    present(backend.read_manifest()?)
+}
+
+fn present(manifest: Option<Manifest>) -> Result<Manifest> {
+    manifest.ok_or_else(|| Error::Invalid("Manifest not found during refresh".into()))
 }
 
 impl Store {
@@ -215,17 +234,19 @@ impl Store {
         self.opts.agent_id.as_deref()
     }
 
-    /// Opens as `agent`, or (`None`, read-only) as a reader of every agent's writes.
+    /// Opens as `agent`, or (`None`, read-only) as a reader of every agent's writes. `read`: the
+    /// manifest, when the caller has just read it.
     pub(super) fn open_multi(
         backend: Arc<dyn Backend>,
         opts: Options,
         agent: Option<&str>,
+        read: Option<Manifest>,
     ) -> Result<(Store, OpenInfo)> {
         let writer = agent.filter(|_| !opts.read_only);
         if let Some(agent) = writer {
             lock_own(&*backend, agent)?;
         }
-        let opened = Self::open_multi_locked(backend.clone(), opts, agent);
+        let opened = Self::open_multi_locked(backend.clone(), opts, agent, read);
         if let (Err(_), Some(agent)) = (&opened, writer) {
             backend.unlock_agent(agent, AgentRelease::Undo);
         }
@@ -236,8 +257,9 @@ impl Store {
         backend: Arc<dyn Backend>,
         opts: Options,
         agent: Option<&str>,
+        read: Option<Manifest>,
     ) -> Result<(Store, OpenInfo)> {
-        let manifest = match (backend.read_manifest()?, agent) {
+        let manifest = match (super::given_or_read(&*backend, read)?, agent) {
             (Some(m), _) => m,
             (None, Some(agent)) if !opts.read_only => {
                 // Agents may open a new directory together: one creates the store, under the lock.
@@ -266,7 +288,8 @@ impl Store {
                 ))
             }
         };
-        let (manifest, merged) = load_current(&*backend, manifest, agent, !opts.skip_load, None)?;
+        let (manifest, merged) =
+            load_current(&*backend, manifest, agent, !opts.skip_load, None, None)?;
         let mut store = Store::new(
             backend.clone(),
             opts.clone(),
@@ -277,6 +300,7 @@ impl Store {
         store.merged = true;
         store.archived = manifest.stats.archived_records;
         store.clock = merged.max_clock;
+        store.keep_base(&manifest, &merged);
         let mut info = OpenInfo {
             stored_version: opts.version,
             needs_migration: false,
@@ -349,6 +373,47 @@ impl Store {
             .map(|(_, p)| p.clone())
     }
 
+    /// Keeps the snapshot `merged` loaded, on a remote backend (see `Base`).
+    fn keep_base(&mut self, manifest: &Manifest, merged: &Merged) {
+        if merged.loaded && self.backend.remote() {
+            self.base = Some(Base {
+                snapshot: manifest.current_snapshot.clone(),
+                records: merged.records.clone(),
+                version: merged.version,
+            });
+        }
+    }
+
+    /// Whether this agent has ops that no snapshot holds, by the current manifest: close
+    /// compacts only then. Another agent's compaction may have folded them all (its
+    /// `agentClocks` entry for our file reaches our last clock), and the other agents' ops are
+    /// theirs to fold when they close, so an agent closing after others compacted takes no
+    /// lock and writes nothing.
+    pub(super) fn own_ops_unfolded(&mut self) -> Result<bool> {
+        let agent = self.agent().expect("multi-writer").to_string();
+        let last = self
+            .ops
+            .lock()
+            .iter()
+            .filter(|l| l.op.agent.as_deref() == Some(agent.as_str()))
+            .filter_map(|l| l.op.clock)
+            .max();
+        let Some(last) = last else {
+            return Ok(false);
+        };
+        let fetched = self.changed_manifest()?;
+        let manifest = match &fetched {
+            None => &self.manifest,
+            Some(Fetched {
+                manifest: Some(m), ..
+            }) => m,
+            Some(_) => return Ok(true),
+        };
+        let folded = self.own_file(manifest).as_deref() == Some(self.active_ops.as_str())
+            && manifest.agent_clock(&agent).is_some_and(|c| c >= last);
+        Ok(!folded)
+    }
+
     /// A new store with this agent's op file as its only one.
     fn create_multi(backend: &Arc<dyn Backend>, opts: &Options, agent: &str) -> Result<Store> {
         let (snapshot, _) =
@@ -357,8 +422,16 @@ impl Store {
         let mut manifest = Manifest::fresh(snapshot.clone(), own.clone(), time::now_iso());
         manifest.active_agent_ops = Some(vec![(agent.to_string(), own.clone())]);
         backend.publish_manifest(&manifest, &[&snapshot, &own])?;
+        let snapshot = manifest.current_snapshot.clone();
         let mut store = Store::new(backend.clone(), opts.clone(), manifest, own, opts.version);
         store.merged = true;
+        if backend.remote() {
+            store.base = Some(Base {
+                snapshot,
+                records: Records::default(),
+                version: opts.version,
+            });
+        }
         Ok(store)
     }
 
@@ -399,6 +472,7 @@ impl Store {
             agents.push((agent.clone(), own.clone()));
             s.backend.publish_manifest(&manifest, &[&own])?;
             s.manifest = manifest;
+            s.manifest_token = None;
             s.active_ops = own;
             s.written = 0;
             Ok(())
@@ -420,8 +494,14 @@ impl Store {
         let agent = self.agent().expect("multi-writer").to_string();
         let manifest = read_current_manifest(&*self.backend)?;
         let known = self.own_file_known();
-        let (manifest, merged) =
-            load_current(&*self.backend, manifest, Some(&agent), true, known.as_ref())?;
+        let (manifest, merged) = load_current(
+            &*self.backend,
+            manifest,
+            Some(&agent),
+            true,
+            known.as_ref(),
+            self.base.as_ref(),
+        )?;
         let mut records = merged.records;
         for mut logged in merged.ops {
             apply(&mut records, &mut logged.op)?;
@@ -488,11 +568,20 @@ impl Store {
             }
             return Err(e);
         }
+        if self.backend.remote() {
+            // The new snapshot holds exactly these records.
+            self.base = Some(Base {
+                snapshot: next.current_snapshot.clone(),
+                records: records.clone(),
+                version: self.version,
+            });
+        }
         self.records = Arc::new(written_records.unwrap_or(records));
         self.ops.replace(Vec::new(), "");
         self.archived = next.stats.archived_records;
         let garbage = self.sweep(&manifest, &next, &retiring);
         self.manifest = next;
+        self.manifest_token = None;
         // Here, not on a thread: a compaction resolves with the directory settled (the agents it
         // retired gone from it too).
         self.backend.remove_files(&garbage);
@@ -563,10 +652,15 @@ impl Store {
         garbage
     }
 
-    /// Re-reads the manifest, the snapshot and every agent's file; returns the ops not seen before.
+    /// Re-reads every other agent's file, and the manifest and the snapshot where they changed
+    /// (a remote backend is asked for the manifest's version first, and the snapshot it loaded
+    /// is kept); returns the ops not seen before.
     pub(super) fn reload_multi(&mut self) -> Result<TailResult> {
         let agent = self.agent().map(str::to_string);
-        let manifest = read_current_manifest(&*self.backend)?;
+        let (manifest, token) = match self.changed_manifest()? {
+            None => (self.manifest.clone(), self.manifest_token.clone()),
+            Some(Fetched { manifest, token }) => (present(manifest)?, token),
+        };
         let known = self.own_file_known();
         let (manifest, merged) = load_current(
             &*self.backend,
@@ -574,7 +668,9 @@ impl Store {
             agent.as_deref(),
             !self.opts.skip_load,
             known.as_ref(),
+            self.base.as_ref(),
         )?;
+        self.keep_base(&manifest, &merged);
         let seen: HashSet<(Option<String>, Option<u64>)> = self
             .ops
             .lock()
@@ -604,6 +700,8 @@ impl Store {
             self.active_ops = manifest.active_ops.clone();
         }
         self.manifest = manifest;
+        // Older than or as new as the manifest held (see `changed_manifest`).
+        self.manifest_token = token;
         match own {
             Some(rel) => {
                 if rel != self.active_ops && !self.opts.read_only {
