@@ -24,7 +24,10 @@ const built = [];
 for (const platform of napi.targets.map(platformOfTarget)) {
   const name = binaryName(platform);
   const own = platform === platformTriple() ? path.join(root, name) : null;
-  const source = [own, path.join(ARTIFACTS, name)].find((f) => f && fs.existsSync(f));
+  // The newer of the cross build and this machine's own build (a stale one never wins).
+  const source = [path.join(ARTIFACTS, name), own]
+    .filter((f) => f && fs.existsSync(f))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
   if (!source) continue;
   fs.copyFileSync(source, path.join(root, "npm", platform, name));
   console.log(`opslog-native: npm/${platform}/${name} ready (from ${path.relative(root, source)})`);

@@ -19,6 +19,14 @@ const ARTIFACTS = path.join(root, "artifacts");
 // against its symbol versions (the `.2.17` suffix of the target), so the addon loads on any
 // glibc from 2.17 on (CentOS 7, Amazon Linux 2, Debian 8, Ubuntu 14.04 and later).
 const CROSS = {
+  // This machine's own platform too: `npm run build` links against the host's glibc (2.36 here),
+  // the published addon against 2.17 like the arm64 one.
+  "linux-x64-gnu": {
+    target: "x86_64-unknown-linux-gnu.2.17",
+    machine: "Advanced Micro Devices X86-64",
+    needed: ["libc.so.6", "libpthread.so.0", "libdl.so.2", "libm.so.6", "libgcc_s.so.1", "ld-linux-x86-64.so.2"],
+    glibc: "2.17",
+  },
   "linux-arm64-gnu": {
     target: "aarch64-unknown-linux-gnu.2.17",
     machine: "AArch64",
@@ -30,8 +38,6 @@ const CROSS = {
     machine: "Advanced Micro Devices X86-64",
     // musl's loader resolves every libc.so / libc.musl-* name to itself.
     needed: ["libc.so", "libc.musl-x86_64.so.1"],
-    // A cdylib cannot be linked with a static C runtime, musl's default.
-    rustflags: "-C target-feature=-crt-static",
   },
 };
 
@@ -69,7 +75,6 @@ function build(platform) {
   const spec = CROSS[platform];
   const env = crossEnv({ zig: true });
   const cargoTriple = spec.target.split(".")[0];
-  if (spec.rustflags) env[`CARGO_TARGET_${cargoTriple.toUpperCase().replace(/-/g, "_")}_RUSTFLAGS`] = spec.rustflags;
   const napi = path.join(root, "node_modules", ".bin", "napi");
   // The binding's .d.ts napi generates on the side is not ours to ship (index.d.ts is the API).
   const scratchDts = `.${platform}.d.ts`;

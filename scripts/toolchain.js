@@ -67,10 +67,16 @@ function crossEnv({ zig = false } = {}) {
     RUSTC: SYSROOT_RUSTC,
     RUSTC_BOOTSTRAP: "1",
     CARGO_TARGET_DIR: crossTargetDir(),
+    ...Object.fromEntries(Object.entries(TARGET_RUSTFLAGS).map(([triple, flags]) => [rustflagsVar(triple), flags])),
   };
 }
 
 const BUILD_STD = ["-Z", "build-std=std,panic_abort"];
+
+// Per-target compiler flags. musl targets default to a static C runtime, with which a cdylib
+// (the addon) cannot be linked: cargo would silently drop the crate type.
+const TARGET_RUSTFLAGS = { "x86_64-unknown-linux-musl": "-C target-feature=-crt-static" };
+const rustflagsVar = (triple) => `CARGO_TARGET_${triple.toUpperCase().replace(/-/g, "_")}_RUSTFLAGS`;
 
 // The prefix that runs an arm64 program here (no binfmt registration: in a container that
 // would change the host).
