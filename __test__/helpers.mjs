@@ -209,11 +209,22 @@ export function deadPid() {
 }
 
 /**
+ * The argv that starts a child Node process with `args`: this Node itself or, when
+ * OPSLOG_TEST_NODE_PREFIX (a JSON array) names an emulator, this Node under it. `npm run
+ * test:arm64` runs the tests in an arm64 Node under qemu, which the kernel cannot start directly.
+ */
+export function nodeArgv(...args) {
+  const prefix = process.env.OPSLOG_TEST_NODE_PREFIX ? JSON.parse(process.env.OPSLOG_TEST_NODE_PREFIX) : [];
+  return [...prefix, process.execPath, ...args];
+}
+
+/**
  * Run an ES module snippet in a child node process with the same implementation selection
  * (OPSLOG_IMPL is inherited). The snippet can `import` from IMPL_URL. Returns spawnSync's result.
  */
 export function runNode(code, { timeout = 20000, env = {} } = {}) {
-  return spawnSync(process.execPath, ["--input-type=module", "-e", code], {
+  const [cmd, ...args] = nodeArgv("--input-type=module", "-e", code);
+  return spawnSync(cmd, args, {
     encoding: "utf8",
     timeout,
     env: { ...process.env, ...env },

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { isReference } from "./impl.mjs";
-import { setup, readOps, IMPL_URL, viaJsBackend } from "./helpers.mjs";
+import { setup, readOps, IMPL_URL, viaJsBackend, nodeArgv } from "./helpers.mjs";
 
 test("async: every call after a run of sets sees all of them, in call order", async (t) => {
   const c = await setup(t);
@@ -53,7 +53,7 @@ test(
       try { await s.flush(); } catch (e) { errors.push(e.message); }
       console.log(JSON.stringify({ errors, ops: s.getOps().length, view: s.count(), last: s.get("k399") }));
     `;
-    const child = spawnSync("bash", ["-c", `trap '' XFSZ; ulimit -f 16; exec "${process.execPath}" --input-type=module -e "$CODE"`], {
+    const child = spawnSync("bash", ["-c", `trap '' XFSZ; ulimit -f 16; exec ${nodeArgv().map((a) => JSON.stringify(a)).join(" ")} --input-type=module -e "$CODE"`], {
       encoding: "utf8",
       timeout: 20000,
       env: { ...process.env, CODE: code },

@@ -15,7 +15,7 @@ import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { getSystemErrorMap } from "node:util";
 import { Store, isReference } from "./impl.mjs";
-import { HERE, testBackend, viaJsBackend, withTestBackend } from "./helpers.mjs";
+import { HERE, testBackend, viaJsBackend, withTestBackend, nodeArgv } from "./helpers.mjs";
 
 const PAD = "x".repeat(400);
 const NOBODY = 65534;
@@ -287,7 +287,7 @@ async function asNobody(t, impl) {
   chownSync(join(base, "own"), NOBODY, NOBODY);
   const r = spawnSync(
     "setpriv",
-    ["--reuid", String(NOBODY), "--regid", String(NOBODY), "--clear-groups", process.execPath, join(HERE, "io-errors-child.mjs"), impl, base],
+    ["--reuid", String(NOBODY), "--regid", String(NOBODY), "--clear-groups", ...nodeArgv(join(HERE, "io-errors-child.mjs"), impl, base)],
     { encoding: "utf8", timeout: 60000 },
   );
   assert.equal(r.status, 0, `child (${impl}) exited ${r.status ?? r.signal}\n${r.stderr}`);

@@ -5,7 +5,7 @@ import { access, readFile, writeFile, unlink } from "node:fs/promises";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { Store, isReference } from "./impl.mjs";
-import { setup, deadPid, IMPL_URL } from "./helpers.mjs";
+import { setup, deadPid, IMPL_URL, nodeArgv } from "./helpers.mjs";
 
 async function exists(p) {
   try {
@@ -127,7 +127,8 @@ test("another process holding the lock excludes us; when it dies, its lock is st
     process.stdout.write("ready\\n");
     setInterval(() => {}, 1000);
   `;
-  const child = spawn(process.execPath, ["--input-type=module", "-e", code], { stdio: ["ignore", "pipe", "pipe"] });
+  const [cmd, ...args] = nodeArgv("--input-type=module", "-e", code);
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
   t.after(() => {
     try {
       child.kill("SIGKILL");

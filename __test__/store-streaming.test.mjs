@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { open as fsOpen } from "node:fs/promises";
 import { join } from "node:path";
 import { Store, isReference } from "./impl.mjs";
-import { setup, readOps, writeStoreDir, jsonlSnapshot, opLine, sleep, refDefect, viaJsBackend } from "./helpers.mjs";
+import { setup, readOps, writeStoreDir, jsonlSnapshot, opLine, sleep, refDefect, viaJsBackend, nodeArgv } from "./helpers.mjs";
 
 async function collect(gen) {
   const out = [];
@@ -229,7 +229,8 @@ test("getWalOps builds records where code generation from strings is disallowed"
     for (let round = 0; round < 2; round++) for await (const op of s.getWalOps()) ops.push(op);
     process.stdout.write(JSON.stringify(ops));
   `;
-  const child = spawn(process.execPath, ["--disallow-code-generation-from-strings", "--input-type=module", "-e", code], {
+  const [cmd, ...args] = nodeArgv("--disallow-code-generation-from-strings", "--input-type=module", "-e", code);
+  const child = spawn(cmd, args, {
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";

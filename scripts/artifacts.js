@@ -1,24 +1,41 @@
 #!/usr/bin/env node
-// Copies the built addon into its platform package (npm/<triple>/) and sets every platform
-// package's version to the root package's, ready for `npm publish` / `npm pack`.
+// `npm run artifacts`: puts every built addon into its platform package (npm/<platform>/) and
+// sets each platform package's version to this package's (@napi-rs/cli's `napi version`). The
+// addons are the ones in artifacts/ (`npm run build:cross`) and this machine's own build
+// (`npm run build`).
+//
+// The copy is ours, not `napi artifacts`: that command refuses to run unless an addon of every
+// target in napi.targets is there (right for a release job gathering all of them, not for a
+// machine that builds three), and it also writes each addon into the package root, where a
+// foreign platform's addon has no business.
 "use strict";
+const { execFileSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
-const { binaryName, platformTriple } = require("../lib/platform");
+const { napi } = require("../package.json");
+const { binaryName, platformOfTarget, platformTriple } = require("../lib/platform");
+const { ARTIFACTS } = require("./build-cross");
 
 const root = path.join(__dirname, "..");
-const { version } = require("../package.json");
-for (const triple of fs.readdirSync(path.join(root, "npm"))) {
-  const manifest = path.join(root, "npm", triple, "package.json");
-  const pkg = JSON.parse(fs.readFileSync(manifest, "utf8"));
-  pkg.version = version;
-  fs.writeFileSync(manifest, `${JSON.stringify(pkg, null, 2)}\n`);
+const napiCli = (args) => execFileSync(path.join(root, "node_modules", ".bin", "napi"), args, { cwd: root, stdio: "inherit" });
+
+napiCli(["version"]);
+const built = [];
+for (const platform of napi.targets.map(platformOfTarget)) {
+  const name = binaryName(platform);
+  const own = platform === platformTriple() ? path.join(root, name) : null;
+  // The newer of the cross build and this machine's own build (a stale one never wins).
+  const source = [path.join(ARTIFACTS, name), own]
+    .filter((f) => f && fs.existsSync(f))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+  if (!source) continue;
+  fs.copyFileSync(source, path.join(root, "npm", platform, name));
+  console.log(`opslog-native: npm/${platform}/${name} ready (from ${path.relative(root, source)})`);
+  built.push(platform);
 }
-const triple = platformTriple();
-const built = path.join(root, binaryName(triple));
-if (!fs.existsSync(built)) {
-  console.error(`opslog-native: ${binaryName(triple)} is not built; run \`npm run build\` first`);
+if (!built.length) {
+  console.error("opslog-native: no addon is built; run `npm run build` (this machine) or `npm run build:cross` first");
   process.exit(1);
 }
-fs.copyFileSync(built, path.join(root, "npm", triple, binaryName(triple)));
-console.log(`opslog-native: npm/${triple}/${binaryName(triple)} ready`);
+const missing = napi.targets.map(platformOfTarget).filter((p) => !built.includes(p));
+if (missing.length) console.log(`opslog-native: not built here, their packages hold no addon: ${missing.join(", ")}`);

@@ -8,6 +8,8 @@
 const fs = require("node:fs");
 const path = require("node:path");
 
+const { shippedPlatforms, packageName } = require("../lib/platform");
+
 const root = path.join(__dirname, "..");
 
 function stage(dest) {
@@ -15,8 +17,7 @@ function stage(dest) {
   fs.rmSync(dest, { recursive: true, force: true });
   fs.mkdirSync(dest, { recursive: true });
   for (const entry of pkg.files) fs.cpSync(path.join(root, entry), path.join(dest, entry), { recursive: true });
-  const platforms = fs.readdirSync(path.join(root, "npm"));
-  pkg.optionalDependencies = Object.fromEntries(platforms.map((p) => [`opslog-native-${p}`, pkg.version]));
+  pkg.optionalDependencies = Object.fromEntries(shippedPlatforms().map((p) => [packageName(p), pkg.version]));
   delete pkg.devDependencies;
   for (const name of Object.keys(pkg.scripts)) if (name !== "install") delete pkg.scripts[name];
   fs.writeFileSync(path.join(dest, "package.json"), `${JSON.stringify(pkg, null, 2)}\n`);

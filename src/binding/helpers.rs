@@ -12,8 +12,8 @@ use crate::engine::lock::{self as dirlock, LockHandle};
 use crate::engine::{archive, delta, manifest::Manifest, op::Op, snapshot};
 
 #[napi]
-pub fn delta_create(old: String, new: String) -> Option<String> {
-    delta::create_delta(&old, &new)
+pub fn delta_create(old_record: String, new_record: String) -> Option<String> {
+    delta::create_delta(&old_record, &new_record)
 }
 
 #[napi]

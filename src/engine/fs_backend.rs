@@ -19,18 +19,6 @@ use super::wal::{self, OpIter, OpReader, OpWriter, ReadResult};
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const COMPACT_LOCK_FILE: &str = ".compact-lock";
 
-#[cfg(unix)]
-fn read_at(file: &fs::File, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buf, pos)
-}
-
-#[cfg(not(unix))]
-fn read_at(mut file: &fs::File, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
-    use std::io::{Read, Seek, SeekFrom};
-    file.seek(SeekFrom::Start(pos))?;
-    file.read(buf)
-}
-
 #[derive(Debug)]
 pub struct FsBackend {
     dir: PathBuf,
@@ -200,7 +188,7 @@ impl FsBackend {
         let mut buf = vec![0u8; length];
         let mut filled = 0;
         while filled < length {
-            let n = read_at(&file, &mut buf[filled..], offset + filled as u64)
+            let n = super::fsutil::read_at(&file, &mut buf[filled..], offset + filled as u64)
                 .map_err(|e| Error::io("read", &shown, e))?;
             if n == 0 {
                 break;

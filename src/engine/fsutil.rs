@@ -7,6 +7,38 @@ use std::path::{Path, PathBuf};
 use super::error::{Error, Result};
 use super::time;
 
+/// Reads into `buf` from byte `pos` of `file` without moving a shared file position (Unix);
+/// may read less than `buf` holds, as `read` may.
+#[cfg(unix)]
+pub fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, pos)
+}
+
+#[cfg(windows)]
+pub fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, pos)
+}
+
+/// Writes all of `bytes` at byte `pos` of `file`.
+#[cfg(unix)]
+pub fn write_all_at(file: &File, bytes: &[u8], pos: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, pos)
+}
+
+#[cfg(windows)]
+pub fn write_all_at(file: &File, mut bytes: &[u8], mut pos: u64) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match std::os::windows::fs::FileExt::seek_write(file, bytes, pos)? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => {
+                bytes = &bytes[n..];
+                pos += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Bytes as text, invalid UTF-8 replaced by U+FFFD as Node's `readFile(…, "utf-8")` does;
 /// with whether any was.
 pub fn lossy_text(bytes: Vec<u8>) -> (String, bool) {
@@ -150,8 +182,15 @@ pub fn sync_all_at_once(files: &[PathBuf], dirs: &[PathBuf]) -> Result<()> {
 }
 
 /// Fsyncs the directory holding `path`, so a file created or renamed there stays after a crash.
+/// (Windows has no directory handle to sync; its metadata journal keeps the entry.)
+#[cfg(not(unix))]
+pub fn sync_dir(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Fsyncs the directory holding `path`, so a file created or renamed there stays after a crash.
+#[cfg(unix)]
 pub fn sync_dir(path: &Path) -> Result<()> {
-    #[cfg(unix)]
     if let Some(dir) = path.parent() {
         let dir = if dir.as_os_str().is_empty() {
             Path::new(".")

@@ -38,13 +38,45 @@ fn read_text(path: &Path) -> std::io::Result<String> {
 }
 
 /// Whether a process with this pid exists. A process we may not signal still exists.
+#[cfg(unix)]
 fn is_alive(pid: i64) -> bool {
-    if pid <= 0 || pid > i32::MAX as i64 {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
         return false;
     }
     // SAFETY: kill with signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Whether a process with this pid exists and has not exited. One we may not open still exists.
+#[cfg(windows)]
+fn is_alive(pid: i64) -> bool {
+    use windows_sys::Win32::Foundation::{CloseHandle, ERROR_ACCESS_DENIED, STILL_ACTIVE};
+    use windows_sys::Win32::System::Threading::{
+        GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
+    };
+    let Ok(pid) = u32::try_from(pid) else {
+        return false;
+    };
+    if pid == 0 {
+        return false;
+    }
+    // SAFETY: the handle is checked before use and closed once; the exit code is written to a
+    // local.
+    unsafe {
+        let handle = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+        if handle.is_null() {
+            return std::io::Error::last_os_error().raw_os_error()
+                == Some(ERROR_ACCESS_DENIED as i32);
+        }
+        let mut code = 0u32;
+        let queried = GetExitCodeProcess(handle, &mut code) != 0;
+        CloseHandle(handle);
+        !queried || code == STILL_ACTIVE as u32
+    }
 }
 
 /// Takes the store's `.lock`; `Error::Locked` when a live process holds it.
@@ -102,14 +134,11 @@ pub fn try_acquire(
 /// holder's flock is gone with it, so taking over its file needs no unlink, and two agents can
 /// never both take over one stale lock. The file keeps the holder's pid (what the reference reads:
 /// it sees the lock as held while the file exists). `Ok(Err(pid))` when a live process holds it.
-#[cfg(unix)]
 pub fn try_acquire_flocked(
     dir: &Path,
     dir_display: &str,
     name: &str,
 ) -> Result<std::result::Result<LockHandle, i64>> {
-    use std::os::unix::fs::MetadataExt;
-    use std::os::unix::io::AsRawFd;
     let path = dir.join(name);
     let shown = display_join(dir_display, name);
     for _ in 0..200 {
@@ -130,20 +159,16 @@ pub fn try_acquire_flocked(
                 }
             }
             Err(e) => return Err(Error::io("open", &shown, e)),
-        }; // SAFETY: flock on a file descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        };
+        if file.try_lock().is_err() {
             let holder = read_text(&path)
                 .ok()
                 .and_then(|c| parse_pid(&c))
                 .unwrap_or(0);
             return Ok(Err(holder));
         }
-        // The file may have been unlinked (released) between our open and our flock.
-        let same = match (file.metadata(), fs::metadata(&path)) {
-            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-            _ => false,
-        };
-        if !same {
+        // The file may have been unlinked (released) between our open and our lock.
+        if !still_linked(&file, &path) {
             continue;
         }
         let mut bytes = Vec::new();
@@ -170,15 +195,6 @@ pub fn try_acquire_flocked(
     Err(Error::Invalid(format!(
         "Could not acquire {shown}: it keeps being replaced"
     )))
-}
-
-#[cfg(not(unix))]
-pub fn try_acquire_flocked(
-    dir: &Path,
-    dir_display: &str,
-    name: &str,
-) -> Result<std::result::Result<LockHandle, i64>> {
-    try_acquire(dir, dir_display, name)
 }
 
 /// The lock file of a multi-writer agent, in the store directory (beside `.lock` and

@@ -111,7 +111,7 @@ impl Source {
     fn read_at(&self, at: u64, buf: &mut [u8]) -> Result<usize> {
         let mut done = 0;
         while done < buf.len() {
-            match read_at(&self.file, &mut buf[done..], at + done as u64) {
+            match super::fsutil::read_at(&self.file, &mut buf[done..], at + done as u64) {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -143,16 +143,6 @@ impl Source {
         }
         Ok(buf)
     }
-}
-
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buf, at)
-}
-
-#[cfg(windows)]
-fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(file, buf, at)
 }
 
 /// Reads the lines of a source in ascending order through one window, as iteration does.

@@ -1,8 +1,6 @@
 //! Op files (`ops/*.jsonl`): one operation per line, appended; undo truncates.
 
 use std::fs::{File, OpenOptions};
-#[cfg(not(unix))]
-use std::io::Write;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -85,7 +83,7 @@ pub fn read(path: &Path) -> Result<ReadResult> {
 /// Reads the ops that start at or after byte `from` (never part of a batch `append_whole` is
 /// writing).
 pub fn read_from(path: &Path, from: u64) -> Result<ReadResult> {
-    let mut file = match File::open(path) {
+    let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(ReadResult {
@@ -98,8 +96,10 @@ pub fn read_from(path: &Path, from: u64) -> Result<ReadResult> {
     };
     let _held = FileLock::take(&file, false);
     let mut bytes = Vec::new();
-    file.seek(SeekFrom::Start(from))
-        .and_then(|_| file.read_to_end(&mut bytes))
+    let mut reader = &file;
+    reader
+        .seek(SeekFrom::Start(from))
+        .and_then(|_| reader.read_to_end(&mut bytes))
         .map_err(|e| Error::io("read", path.display().to_string(), e))?;
     Ok(parse_lines(&bytes, from))
 }
@@ -110,39 +110,37 @@ pub fn warn_skipped(skipped: usize, shown_path: &str) {
     }
 }
 
-/// An advisory `flock` on an op file, released when dropped: exclusive for a writer's batch,
-/// shared for a reader. Where it cannot be taken (another platform, a file system without
-/// flock) reading and writing go on without it. The file must stay open while it is held.
-struct FileLock(#[cfg(unix)] std::os::unix::io::RawFd);
+/// An advisory lock on an op file (`flock` on Unix), released when dropped: exclusive for a
+/// writer's batch, shared for a reader. Where it cannot be taken (a file system without locks)
+/// reading and writing go on without it.
+struct FileLock<'a>(&'a File);
 
-impl FileLock {
-    #[cfg(unix)]
-    fn take(file: &File, exclusive: bool) -> Option<Self> {
-        use std::os::unix::io::AsRawFd;
-        let mode = if exclusive {
-            libc::LOCK_EX
+impl<'a> FileLock<'a> {
+    fn take(file: &'a File, exclusive: bool) -> Option<Self> {
+        let taken = if exclusive {
+            file.lock()
         } else {
-            libc::LOCK_SH
+            file.lock_shared()
         };
-        let fd = file.as_raw_fd();
-        // SAFETY: flock on an open file descriptor.
-        (unsafe { libc::flock(fd, mode) } == 0).then_some(FileLock(fd))
-    }
-
-    #[cfg(not(unix))]
-    fn take(_file: &File, _exclusive: bool) -> Option<Self> {
-        None
+        taken.ok().map(|()| FileLock(file))
     }
 }
 
-impl Drop for FileLock {
+impl Drop for FileLock<'_> {
     fn drop(&mut self) {
-        // SAFETY: the descriptor is still open (see the type's doc).
-        #[cfg(unix)]
-        unsafe {
-            libc::flock(self.0, libc::LOCK_UN)
-        };
+        let _ = self.0.unlock();
     }
+}
+
+/// Writes `bytes` at `len`, the end of `file`, and moves `len` past them.
+fn append_at_end(file: &File, shown: &str, len: &mut u64, bytes: &[u8]) -> Result<()> {
+    if let Err(e) = super::fsutil::write_all_at(file, bytes, *len) {
+        // Leave no partial line behind: the op was not acknowledged.
+        let _ = file.set_len(*len);
+        return Err(Error::io("write", shown, e));
+    }
+    *len += bytes.len() as u64;
+    Ok(())
 }
 
 /// The open op file of a writer: appends without reopening, truncates for undo.
@@ -199,13 +197,7 @@ impl OpWriter {
     }
 
     pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        if let Err(e) = write_all_at(&self.file, bytes, self.len) {
-            // Leave no partial line behind: the op was not acknowledged.
-            let _ = self.file.set_len(self.len);
-            return Err(Error::io("write", &self.shown, e));
-        }
-        self.len += bytes.len() as u64;
-        Ok(())
+        append_at_end(&self.file, &self.shown, &mut self.len, bytes)
     }
 
     /// `append` that readers of the file (`read_from`) see whole or not at all: a write becomes
@@ -213,7 +205,7 @@ impl OpWriter {
     /// readers take shared while they read.
     pub fn append_whole(&mut self, bytes: &[u8]) -> Result<()> {
         let _held = FileLock::take(&self.file, true);
-        self.append(bytes)
+        append_at_end(&self.file, &self.shown, &mut self.len, bytes)
     }
 
     pub fn truncate(&mut self, len: u64) -> Result<()> {
@@ -230,17 +222,6 @@ impl OpWriter {
             .try_clone()
             .map_err(|e| Error::io("dup", &self.shown, e))
     }
-}
-
-#[cfg(unix)]
-fn write_all_at(file: &File, bytes: &[u8], pos: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, bytes, pos)
-}
-
-#[cfg(not(unix))]
-fn write_all_at(mut file: &File, bytes: &[u8], pos: u64) -> std::io::Result<()> {
-    file.seek(SeekFrom::Start(pos))?;
-    file.write_all(bytes)
 }
 
 /// Removes the last line of an op file (`truncateLastOp`): false when the file is missing or
