@@ -10,7 +10,6 @@ import { join, dirname } from "node:path";
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { parseTriple } from "@napi-rs/cli";
 
 const require = createRequire(import.meta.url);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -18,7 +17,13 @@ const platform = require("../lib/platform.js");
 const { stage } = require("../scripts/stage.js");
 const { version, napi } = require("../package.json");
 
-test("every target's platform name is the one @napi-rs/cli gives it", () => {
+// @napi-rs/cli itself needs Node 20 or later (its prompts import util.styleText); on Node 18 the
+// comparison is left to the other majors of the matrix.
+const nodeMajor = Number(process.versions.node.split(".")[0]);
+const cli = nodeMajor >= 20 ? await import("@napi-rs/cli") : null;
+
+test("every target's platform name is the one @napi-rs/cli gives it", { skip: !cli && "@napi-rs/cli needs Node >= 20" }, () => {
+  const { parseTriple } = cli;
   const targets = [...napi.targets, "aarch64-unknown-linux-musl", "aarch64-pc-windows-msvc", "i686-pc-windows-msvc", "armv7-unknown-linux-gnueabihf"];
   for (const t of targets) assert.equal(platform.platformOfTarget(t), parseTriple(t).platformArchABI, t);
   assert.deepEqual(platform.shippedPlatforms(), napi.targets.map((t) => parseTriple(t).platformArchABI));
