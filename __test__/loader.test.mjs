@@ -10,6 +10,7 @@ import { join, dirname } from "node:path";
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+import { nodeArgv } from "./helpers.mjs";
 
 const require = createRequire(import.meta.url);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -30,23 +31,26 @@ test("every target's platform name is the one @napi-rs/cli gives it", { skip: !c
   assert.throws(() => platform.platformOfTarget("wasm32-unknown-unknown"), /no platform name for the target wasm32-unknown-unknown/);
 });
 
+// Node's own view of this machine's C library, what the loader's detection must agree with.
+const hostGlibc = Boolean(process.report.getReport().header.glibcVersionRuntime);
+
 test("this machine's platform name matches Node's own view of its C library", () => {
-  const glibc = process.report.getReport().header.glibcVersionRuntime;
-  const expected = process.platform === "linux" ? `linux-${process.arch}-${glibc ? "gnu" : "musl"}` : null;
+  const expected = process.platform === "linux" ? `linux-${process.arch}-${hostGlibc ? "gnu" : "musl"}` : null;
   if (expected) assert.equal(platform.platformTriple(), expected);
   assert.equal(platform.binaryName("linux-arm64-gnu"), "opslog-native.linux-arm64-gnu.node");
   assert.equal(platform.packageName("darwin-arm64"), "opslog-native-darwin-arm64");
 });
 
-// Runs `code` in a fresh Node with `preload` (CommonJS source) required first.
-function node(code, { preload, cwd } = {}) {
+// Runs `code` (CommonJS) in a fresh Node with `preload` (CommonJS source) required first.
+function node(code, { preload } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "opslog-loader-"));
   const args = [];
   if (preload) {
     writeFileSync(join(dir, "preload.cjs"), preload);
     args.push("-r", join(dir, "preload.cjs"));
   }
-  const r = spawnSync(process.execPath, [...args, "-e", code], { cwd: cwd ?? dir, encoding: "utf8" });
+  const [cmd, ...argv] = nodeArgv(...args, "-e", code);
+  const r = spawnSync(cmd, argv, { cwd: dir, encoding: "utf8" });
   rmSync(dir, { recursive: true, force: true });
   return r;
 }
@@ -71,17 +75,17 @@ test("without a readable /usr/bin/ldd, musl detection asks the report with its n
   const r = node(code, { preload });
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout);
-  const glibc = Boolean(process.report.getReport().header.glibcVersionRuntime);
-  assert.deepEqual(out, { musl: !glibc, seen: [true], after: false });
+  assert.deepEqual(out, { musl: !hostGlibc, seen: [true], after: false });
 });
 
 // A staged copy of the published main package (no addon beside it) in <tmp>/node_modules, so
-// the platform package resolves from a sibling directory, as after `npm install`.
-function stagedInstall() {
+// the platform package resolves from a sibling directory, as after `npm install`; removed when
+// the test ends.
+function stagedInstall(t) {
   const dir = mkdtempSync(join(tmpdir(), "opslog-staged-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const modules = join(dir, "node_modules");
-  const main = stage(join(modules, "opslog-native"));
-  return { dir, modules, main, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return { modules, main: stage(join(modules, "opslog-native")) };
 }
 
 function fakePlatformPackage(modules, triple, pkgVersion, addon) {
@@ -89,8 +93,7 @@ function fakePlatformPackage(modules, triple, pkgVersion, addon) {
   mkdirSync(pkgDir, { recursive: true });
   const file = platform.binaryName(triple);
   writeFileSync(join(pkgDir, "package.json"), JSON.stringify({ name: platform.packageName(triple), version: pkgVersion, main: file }));
-  if (addon) copyFileSync(addon, join(pkgDir, file));
-  return pkgDir;
+  copyFileSync(addon, join(pkgDir, file));
 }
 
 const here = platform.platformTriple();
@@ -102,60 +105,44 @@ const ownAddon = () => {
 };
 const requireStaged = (main) => `const m = require(${JSON.stringify(main)}); console.log(typeof m.Store, typeof m.FsBackend);`;
 
-test("the staged package loads the platform package of its own version", () => {
-  const s = stagedInstall();
-  try {
-    assert.equal(existsSync(join(s.main, platform.binaryName(here))), false, "the staged package carries no addon");
-    fakePlatformPackage(s.modules, here, version, ownAddon());
-    const r = node(requireStaged(s.main));
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout.trim(), "function function");
-  } finally {
-    s.cleanup();
-  }
+test("the staged package loads the platform package of its own version", (t) => {
+  const s = stagedInstall(t);
+  assert.equal(existsSync(join(s.main, platform.binaryName(here))), false, "the staged package carries no addon");
+  fakePlatformPackage(s.modules, here, version, ownAddon());
+  const r = node(requireStaged(s.main));
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), "function function");
 });
 
-test("a platform package of another version is refused, naming both versions and the fix", () => {
-  const s = stagedInstall();
-  try {
-    fakePlatformPackage(s.modules, here, "0.0.1-other", ownAddon());
-    const r = node(requireStaged(s.main));
-    assert.notEqual(r.status, 0);
-    const pkg = platform.packageName(here);
-    assert.match(r.stderr, new RegExp(`the platform package "${pkg}" is version 0\\.0\\.1-other, but opslog-native is ${version.replace(/\./g, "\\.")}`));
-    assert.match(r.stderr, new RegExp(`npm install opslog-native@${version.replace(/\./g, "\\.")} ${pkg}@`));
-  } finally {
-    s.cleanup();
-  }
+test("a platform package of another version is refused, naming both versions and the fix", (t) => {
+  const s = stagedInstall(t);
+  fakePlatformPackage(s.modules, here, "0.0.1-other", ownAddon());
+  const r = node(requireStaged(s.main));
+  assert.notEqual(r.status, 0);
+  const pkg = platform.packageName(here);
+  assert.match(r.stderr, new RegExp(`the platform package "${pkg}" is version 0\\.0\\.1-other, but opslog-native is ${version.replace(/\./g, "\\.")}`));
+  assert.match(r.stderr, new RegExp(`npm install opslog-native@${version.replace(/\./g, "\\.")} ${pkg}@`));
 });
 
-test("a missing platform package names the platform, the package and both fixes", () => {
-  const s = stagedInstall();
-  try {
-    const r = node(requireStaged(s.main));
-    assert.notEqual(r.status, 0);
-    assert.match(r.stderr, new RegExp(`opslog-native: no native binary for this platform \\(${here}\\)`));
-    if (platform.shippedPlatforms().includes(here)) {
-      assert.match(r.stderr, new RegExp(`The package "${platform.packageName(here)}" is missing`));
-      assert.match(r.stderr, /reinstall with `npm install`/);
-    }
-    assert.match(r.stderr, /npm rebuild opslog-native/);
-    assert.match(r.stderr, /README, "Installing"/);
-  } finally {
-    s.cleanup();
+test("a missing platform package names the platform, the package and both fixes", (t) => {
+  const s = stagedInstall(t);
+  const r = node(requireStaged(s.main));
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, new RegExp(`opslog-native: no native binary for this platform \\(${here}\\)`));
+  if (platform.shippedPlatforms().includes(here)) {
+    assert.match(r.stderr, new RegExp(`The package "${platform.packageName(here)}" is missing`));
+    assert.match(r.stderr, /reinstall with `npm install`/);
   }
+  assert.match(r.stderr, /npm rebuild opslog-native/);
+  assert.match(r.stderr, /README, "Installing"/);
 });
 
-test("a platform nothing is published for says so and lists what is", () => {
-  const s = stagedInstall();
-  try {
-    const preload = `Object.defineProperty(process, "arch", { value: "riscv64" });`;
-    const r = node(requireStaged(s.main), { preload });
-    assert.notEqual(r.status, 0);
-    const triple = process.platform === "linux" ? here.replace(process.arch, "riscv64") : null;
-    if (triple) assert.match(r.stderr, new RegExp(`no native binary for this platform \\(${triple}\\)\\. No prebuilt binary is published for ${triple}`));
-    assert.match(r.stderr, new RegExp(`published: ${platform.shippedPlatforms().join(", ")}`));
-  } finally {
-    s.cleanup();
-  }
+test("a platform nothing is published for says so and lists what is", (t) => {
+  const s = stagedInstall(t);
+  const preload = `Object.defineProperty(process, "arch", { value: "riscv64" });`;
+  const r = node(requireStaged(s.main), { preload });
+  assert.notEqual(r.status, 0);
+  const triple = process.platform === "linux" ? here.replace(process.arch, "riscv64") : null;
+  if (triple) assert.match(r.stderr, new RegExp(`no native binary for this platform \\(${triple}\\)\\. No prebuilt binary is published for ${triple}`));
+  assert.match(r.stderr, new RegExp(`published: ${platform.shippedPlatforms().join(", ")}`));
 });
