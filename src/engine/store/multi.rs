@@ -73,9 +73,25 @@ struct Merged {
     missing: bool,
 }
 
+/// The pause before the next try of a held compaction lock, after `tries` failed ones. On the
+/// filesystem a try is a system call: every 20 ms. On a remote backend a try is round trips (on
+/// S3 a conditional PUT and a GET of the lock), so the pause doubles up to `REMOTE_LOCK_PAUSE_MAX`
+/// (issue 21): a wait of a second for another agent's compaction costs 7 tries, not 50.
+fn lock_pause(remote: bool, tries: u32) -> Duration {
+    if !remote {
+        return Duration::from_millis(20);
+    }
+    let ms = 20u64.saturating_mul(1 << tries.min(8));
+    Duration::from_millis(ms).min(REMOTE_LOCK_PAUSE_MAX)
+}
+
+/// The longest pause between two tries of a held compaction lock on a remote backend.
+const REMOTE_LOCK_PAUSE_MAX: Duration = Duration::from_millis(250);
+
 /// Takes the compaction lock, waiting while another agent holds it.
 fn take_compaction_lock(backend: &dyn Backend) -> Result<()> {
     let started = Instant::now();
+    let mut tries = 0;
     while !backend.try_compaction_lock()? {
         if started.elapsed() > LOCK_WAIT {
             return Err(Error::Invalid(format!(
@@ -83,7 +99,8 @@ fn take_compaction_lock(backend: &dyn Backend) -> Result<()> {
                 LOCK_WAIT.as_secs()
             )));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(lock_pause(backend.remote(), tries));
+        tries += 1;
     }
     Ok(())
 }
@@ -748,5 +765,27 @@ impl Store {
         } else {
             Change::ReloadedOnly
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_pause_backs_off_on_remote_backends_only() {
+        assert_eq!(lock_pause(false, 0), Duration::from_millis(20));
+        assert_eq!(lock_pause(false, 30), Duration::from_millis(20));
+        let remote: Vec<u64> = (0..6).map(|t| lock_pause(true, t).as_millis() as u64).collect();
+        assert_eq!(remote, [20, 40, 80, 160, 250, 250]);
+        assert_eq!(lock_pause(true, u32::MAX), REMOTE_LOCK_PAUSE_MAX);
+        // A wait of a second: 8 tries on a remote backend (20+40+80+160+250+250+250 ms).
+        let mut waited = Duration::ZERO;
+        let mut tries = 0;
+        while waited < Duration::from_secs(1) {
+            waited += lock_pause(true, tries);
+            tries += 1;
+        }
+        assert_eq!(tries, 7);
     }
 }
