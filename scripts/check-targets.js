@@ -1,17 +1,17 @@
 #!/usr/bin/env node
-// `npm run check:targets`: type-checks the whole crate (engine and binding) for every target in
+// `npm run check:targets`: type-checks the workspace (engine crate and binding) for every target in
 // `napi.targets`, in one cargo run on the cross toolchain (std compiled for each target with
-// `-Z build-std`). Fails on any error or warning in this crate's own code, for any target.
+// `-Z build-std`). Fails on any error or warning in our own crates' code, for any target.
 "use strict";
 const { spawnSync } = require("node:child_process");
 const path = require("node:path");
 const { crossEnv, BUILD_STD, SYSROOT_CARGO } = require("./toolchain");
-const { napi, name } = require("../package.json");
+const { napi } = require("../package.json");
 
 const root = path.join(__dirname, "..");
 const started = Date.now();
 const targets = napi.targets.flatMap((t) => ["--target", t]);
-const r = spawnSync(SYSROOT_CARGO, ["check", "--lib", "--message-format=json-diagnostic-rendered-ansi", ...targets, ...BUILD_STD], {
+const r = spawnSync(SYSROOT_CARGO, ["check", "--workspace", "--lib", "--message-format=json", ...targets, ...BUILD_STD], {
   cwd: root,
   env: crossEnv(),
   encoding: "utf8",
@@ -20,8 +20,9 @@ const r = spawnSync(SYSROOT_CARGO, ["check", "--lib", "--message-format=json-dia
 });
 if (r.error) throw r.error;
 
-// This crate's package id (path+file:///...#name@version); std and dependencies are not ours.
-const ours = (msg) => msg.package_id?.startsWith(`path+file://${root}#${name}@`);
+// Our crates' package ids (path+file://<root>[/crates/...]#name@version); std and dependencies
+// are not ours.
+const ours = (msg) => msg.package_id?.startsWith(`path+file://${root}`);
 const findings = [];
 for (const line of r.stdout.split("\n")) {
   if (!line.startsWith("{")) continue;

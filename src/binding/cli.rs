@@ -10,8 +10,8 @@ use napi_derive::napi;
 
 use super::guard::{guard, lock};
 use super::job::{Job, Output};
-use crate::engine::export::{Export, Format};
-use crate::engine::inspect::{self, Progress};
+use opslog_engine::export::{Export, Format};
+use opslog_engine::inspect::{self, Progress};
 
 fn num(n: u64) -> f64 {
     n as f64
@@ -136,7 +136,7 @@ impl From<inspect::Inspection> for CliInspection {
         let s = i.snapshot;
         CliInspection {
             manifest: CliManifest {
-                path: crate::engine::fs_backend::MANIFEST_FILE.into(),
+                path: opslog_engine::fs_backend::MANIFEST_FILE.into(),
                 bytes: num(i.manifest_bytes),
                 version: num(m.version),
                 stats: CliStats {

@@ -6,9 +6,9 @@ use napi_derive::napi;
 
 use super::guard::lock;
 use super::job::Job;
-use crate::engine::backend::{Backend, BatchStream};
-use crate::engine::batch::Batch;
-use crate::engine::error::Result;
+use opslog_engine::backend::{Backend, BatchStream};
+use opslog_engine::batch::Batch;
+use opslog_engine::error::Result;
 
 type Opener = Box<dyn FnOnce() -> Result<Box<dyn BatchStream>> + Send>;
 
@@ -36,8 +36,8 @@ impl Cursor {
         Cursor::new(
             false,
             Box::new(move || {
-                let backend = crate::engine::fs_backend::FsBackend::new(&dir);
-                crate::engine::backend::Backend::stream_snapshot(&backend, &rel)
+                let backend = opslog_engine::fs_backend::FsBackend::new(&dir);
+                opslog_engine::backend::Backend::stream_snapshot(&backend, &rel)
             }),
         )
     }
@@ -48,7 +48,7 @@ impl Cursor {
         Cursor::new(
             false,
             Box::new(move || {
-                let pairs = crate::engine::snapshot::RecordPairs::open(
+                let pairs = opslog_engine::snapshot::RecordPairs::open(
                     std::path::Path::new(&dir),
                     &dir,
                     &rel,
@@ -61,7 +61,7 @@ impl Cursor {
 
     /// `getWalOps` of op lines already in memory.
     pub fn lines(lines: Vec<Arc<str>>) -> Cursor {
-        let stream = crate::engine::wal::LinesStream::new(lines);
+        let stream = opslog_engine::wal::LinesStream::new(lines);
         Cursor::new(
             false,
             Box::new(move || Ok(Box::new(stream) as Box<dyn BatchStream>)),
@@ -74,9 +74,9 @@ impl Cursor {
         Cursor::new(
             own_thread,
             Box::new(move || {
-                let merged = crate::engine::merge::MergedOps::open(&*backend)?;
+                let merged = opslog_engine::merge::MergedOps::open(&*backend)?;
                 Ok(
-                    Box::new(crate::engine::wal::OpStream::new(Box::new(merged), since))
+                    Box::new(opslog_engine::wal::OpStream::new(Box::new(merged), since))
                         as Box<dyn BatchStream>,
                 )
             }),

@@ -9,12 +9,12 @@ use napi_derive::napi;
 use super::guard::lock;
 use super::job::{spawn, spawn_bytes, Job};
 use super::payload::{items_json, pairs, records_json, strings_json};
-use crate::engine::backend::Backend;
-use crate::engine::error::{Error, Result};
-use crate::engine::fs_backend::{FsBackend, MANIFEST_FILE};
-use crate::engine::fsutil;
-use crate::engine::manifest::Manifest;
-use crate::engine::records::Records;
+use opslog_engine::backend::Backend;
+use opslog_engine::error::{Error, Result};
+use opslog_engine::fs_backend::{FsBackend, MANIFEST_FILE};
+use opslog_engine::fsutil;
+use opslog_engine::manifest::Manifest;
+use opslog_engine::records::Records;
 
 #[napi]
 pub struct NativeFsBackend {
@@ -109,7 +109,7 @@ impl NativeFsBackend {
         self.run(move |b| {
             let (records, version) = b.load_snapshot(&rel)?;
             let items = records_json(&records)?;
-            let version = crate::engine::json::format_number(version);
+            let version = opslog_engine::json::format_number(version);
             Ok(Some(format!("{{\"version\":{version},\"items\":{items}}}")))
         })
     }

@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use napi::{Error, Status};
 
-use crate::engine::error::Error as EngineError;
+use opslog_engine::error::Error as EngineError;
 
 pub fn to_js(e: EngineError) -> Error {
     let status = match e {

@@ -7,9 +7,9 @@ use napi_derive::napi;
 
 use super::cursor::Cursor;
 use super::guard::{guard, lock};
-use crate::engine::clock;
-use crate::engine::lock::{self as dirlock, LockHandle};
-use crate::engine::{archive, delta, manifest::Manifest, op::Op, snapshot};
+use opslog_engine::clock;
+use opslog_engine::lock::{self as dirlock, LockHandle};
+use opslog_engine::{archive, delta, manifest::Manifest, op::Op, snapshot};
 
 #[napi]
 pub fn delta_create(old_record: String, new_record: String) -> Option<String> {

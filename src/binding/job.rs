@@ -10,8 +10,8 @@ use napi::{sys, Env, JsValue, Task};
 
 use super::guard::guard;
 use super::text::{BatchText, Text};
-use crate::engine::batch::Batch;
-use crate::engine::error::Error as EngineError;
+use opslog_engine::batch::Batch;
+use opslog_engine::error::Error as EngineError;
 
 type Work<T> = Box<dyn FnOnce() -> Result<T, EngineError> + Send>;
 

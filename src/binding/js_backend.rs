@@ -15,11 +15,11 @@ use napi::Status;
 
 use super::guard::lock;
 use super::payload::{items_json, pairs, records_json};
-use crate::engine::backend::{Backend, BatchStream, VecStream};
-use crate::engine::error::{Error, Result};
-use crate::engine::manifest::Manifest;
-use crate::engine::records::Records;
-use crate::engine::wal::{self, ReadResult};
+use opslog_engine::backend::{Backend, BatchStream, VecStream};
+use opslog_engine::error::{Error, Result};
+use opslog_engine::manifest::Manifest;
+use opslog_engine::records::Records;
+use opslog_engine::wal::{self, ReadResult};
 
 pub type Args = FnArgs<(String, Option<String>, Option<String>)>;
 pub type Dispatch = ThreadsafeFunction<Args, Promise<Option<String>>, Args, Status, false, true>;
@@ -86,7 +86,7 @@ impl JsBackend {
     /// The backend's ops as newline-separated lines, in the op-file layout the engine tracks.
     fn op_lines(&self, rel: &str) -> Result<ReadResult> {
         let text = self.call_text("readOps", Some(rel.to_string()), None)?;
-        let elements = crate::engine::json::array_elements(&text)
+        let elements = opslog_engine::json::array_elements(&text)
             .map_err(|e| Error::Backend(e.to_string()))?;
         let mut bytes = Vec::with_capacity(text.len());
         for e in elements {
@@ -160,7 +160,7 @@ impl Backend for JsBackend {
 
     fn load_snapshot(&self, rel: &str) -> Result<(Records, f64)> {
         let text = self.call_text("loadSnapshot", Some(rel.to_string()), None)?;
-        let members = crate::engine::json::object_members(&text)
+        let members = opslog_engine::json::object_members(&text)
             .map_err(|e| Error::Backend(e.to_string()))?;
         let get = |k: &str| members.iter().find(|m| m.key == k).map(|m| m.value);
         let version = get("\"version\"")

@@ -1,8 +1,8 @@
 //! Record payloads as they cross the boundary: `[id, record, id, record, ...]` JSON text.
 
-use crate::engine::error::{Error, Result};
-use crate::engine::json;
-use crate::engine::records::Records;
+use opslog_engine::error::{Error, Result};
+use opslog_engine::json;
+use opslog_engine::records::Records;
 
 /// `[id, record, ...]` text to pairs of canonical texts.
 pub fn pairs(items: &str) -> Result<Vec<(String, String)>> {

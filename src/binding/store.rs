@@ -11,14 +11,14 @@ use super::guard::{guard, lock};
 use super::job::Job;
 use super::js_backend::{Args, JsBackend};
 use super::text::BatchText;
-use crate::engine::backend::Backend;
-use crate::engine::batch::PairsBuilder;
-use crate::engine::error::{Error, Result};
-use crate::engine::fs_backend::FsBackend;
-use crate::engine::handover::{apply_set_many, StoreCell};
-use crate::engine::oplog::OpLog;
-use crate::engine::store::{Change, Checkpoint, Effect, Options, Store, WriteMode, WriteOutcome};
-use crate::engine::wal::LoggedOp;
+use opslog_engine::backend::Backend;
+use opslog_engine::batch::PairsBuilder;
+use opslog_engine::error::{Error, Result};
+use opslog_engine::fs_backend::FsBackend;
+use opslog_engine::handover::{apply_set_many, StoreCell};
+use opslog_engine::oplog::OpLog;
+use opslog_engine::store::{Change, Checkpoint, Effect, Options, Store, WriteMode, WriteOutcome};
+use opslog_engine::wal::LoggedOp;
 
 #[napi(object)]
 pub struct NativeOptions {
@@ -177,7 +177,7 @@ impl NativeStore {
             inner.install(store);
             Ok(Some(format!(
                 "{{\"storedVersion\":{},\"needsMigration\":{}}}",
-                crate::engine::json::format_number(info.stored_version),
+                opslog_engine::json::format_number(info.stored_version),
                 info.needs_migration
             )))
         }))

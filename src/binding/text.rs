@@ -3,7 +3,7 @@
 use napi::bindgen_prelude::{ToNapiValue, TypeName, ValueType};
 use napi::{check_status, sys};
 
-use crate::engine::batch::Batch;
+use opslog_engine::batch::Batch;
 
 /// A string for JavaScript, checked for ASCII where it was made (a worker thread).
 ///

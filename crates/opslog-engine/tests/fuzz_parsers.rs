@@ -14,14 +14,8 @@
 //! two tests, so 1,000,000 inputs a target):
 //! `OPSLOG_FUZZ_CASES=500000 cargo test --release --test fuzz_parsers fuzz_ -- --nocapture`
 //!
-//! The engine is compiled into this test from its sources instead of being linked from the
-//! `opslog_native` rlib: that rlib also holds the napi binding, whose module registration needs
-//! symbols only a Node.js process provides, so a test executable that links it cannot load.
-//! (The engine has no napi dependency. Its own unit tests therefore run here a second time.)
 
-#[path = "../src/engine/mod.rs"]
-#[allow(dead_code, unused_imports)]
-mod engine;
+use opslog_engine as engine;
 
 use std::borrow::Cow;
 use std::cell::Cell;

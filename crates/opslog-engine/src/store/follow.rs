@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use super::{apply, load_snapshot, Fetched, Result, Store, TailResult};
-use crate::engine::manifest::Manifest;
-use crate::engine::op::{Op, OpKind};
-use crate::engine::records::Records;
-use crate::engine::wal::LoggedOp;
+use crate::manifest::Manifest;
+use crate::op::{Op, OpKind};
+use crate::records::Records;
+use crate::wal::LoggedOp;
 
 impl Store {
     /// Picks up ops another process appended to the active op file. When that writer has

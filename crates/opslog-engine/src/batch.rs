@@ -28,7 +28,9 @@ pub struct Batch {
     pub strings: String,
 }
 
-#[cfg(test)]
+/// Views of a batch as the JavaScript side decodes it, for the engine's tests and the fuzz
+/// targets (integration tests cannot see `cfg(test)` items).
+#[doc(hidden)]
 impl Batch {
     /// A pairs batch as the flat `[id, record, ...]` JSON text JavaScript's `parsePairs` makes
     /// of it (for tests).
@@ -103,7 +105,6 @@ impl Batch {
 }
 
 /// A shape of an ops batch's table, as `ops_text` reads it.
-#[cfg(test)]
 struct TestShape<'a> {
     count: usize,
     kinds: Vec<u8>,
@@ -111,7 +112,6 @@ struct TestShape<'a> {
 }
 
 /// The record value `items` starts with as JSON text, and how many elements it took.
-#[cfg(test)]
 fn record_text(
     items: &[&str],
     shapes: &mut [TestShape<'_>],
@@ -138,7 +138,6 @@ fn record_text(
 
 /// A string element of a batch as a JSON string token: a length takes that many UTF-16 units
 /// from `strings`.
-#[cfg(test)]
 fn take_string(element: &str, strings: &mut std::str::Chars<'_>) -> String {
     let Ok(mut units) = element.parse::<usize>() else {
         return element.to_string();

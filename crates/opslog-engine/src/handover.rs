@@ -165,7 +165,7 @@ fn not_open() -> Error {
 /// The facade's collected sets (`async` and `group` modes, batches), `id, record, ms, ...` (`ms`: when each was called; empty
 /// when it is the set's before), one per line: the id and record are `JSON.stringify` texts,
 /// which never hold a raw newline, so the lines split with a byte search instead of a JSON scan.
-pub(crate) fn apply_set_many(
+pub fn apply_set_many(
     store: &mut Store,
     items: &str,
     refuse_last: bool,
@@ -189,8 +189,8 @@ pub(crate) fn apply_set_many(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::fs_backend::FsBackend;
-    use crate::engine::store::{Options, WriteMode};
+    use crate::fs_backend::FsBackend;
+    use crate::store::{Options, WriteMode};
 
     fn open_cell(name: &str) -> (Arc<StoreCell>, String) {
         let d = std::env::temp_dir().join(format!("opslog-handover-{name}-{}", std::process::id()));

@@ -26,14 +26,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{apply, Change, Fetched, OpenInfo, Options, Store, TailResult};
-use crate::engine::backend::{AgentLockState, AgentRelease, Backend};
-use crate::engine::error::{Error, Result};
-use crate::engine::manifest::{Manifest, Stats};
-use crate::engine::merge;
-use crate::engine::op::Op;
-use crate::engine::records::Records;
-use crate::engine::time;
-use crate::engine::wal::{LoggedOp, ReadResult};
+use crate::backend::{AgentLockState, AgentRelease, Backend};
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, Stats};
+use crate::merge;
+use crate::op::Op;
+use crate::records::Records;
+use crate::time;
+use crate::wal::{LoggedOp, ReadResult};
 
 /// How long registration and archive wait for another agent's compaction.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -123,9 +123,9 @@ fn lock_own(backend: &dyn Backend, agent: &str) -> Result<()> {
         };
         return Err(Error::Invalid(format!(
             "Agent '{agent}' is already open in {holder} ({}): two writers on one agent's op file would interleave their clocks; open with another agentId or close the other one first",
-            crate::engine::error::display_join(
+            crate::error::display_join(
                 backend.display(),
-                &crate::engine::lock::agent_lock_name(agent)
+                &crate::lock::agent_lock_name(agent)
             )
         )));
     }
