@@ -276,7 +276,7 @@ impl Store {
         agent: Option<&str>,
         read: Option<Manifest>,
     ) -> Result<(Store, OpenInfo)> {
-        let manifest = match (super::given_or_read(&*backend, read)?, agent) {
+        let manifest = match (super::open::given_or_read(&*backend, read)?, agent) {
             (Some(m), _) => m,
             (None, Some(agent)) if !opts.read_only => {
                 // Agents may open a new directory together: one creates the store, under the lock.
@@ -776,7 +776,9 @@ mod tests {
     fn lock_pause_backs_off_on_remote_backends_only() {
         assert_eq!(lock_pause(false, 0), Duration::from_millis(20));
         assert_eq!(lock_pause(false, 30), Duration::from_millis(20));
-        let remote: Vec<u64> = (0..6).map(|t| lock_pause(true, t).as_millis() as u64).collect();
+        let remote: Vec<u64> = (0..6)
+            .map(|t| lock_pause(true, t).as_millis() as u64)
+            .collect();
         assert_eq!(remote, [20, 40, 80, 160, 250, 250]);
         assert_eq!(lock_pause(true, u32::MAX), REMOTE_LOCK_PAUSE_MAX);
         // A wait of a second: 8 tries on a remote backend (20+40+80+160+250+250+250 ms).
