@@ -6,8 +6,9 @@ use napi_derive::napi;
 
 use super::guard::lock;
 use super::job::Job;
-use opslog_engine::backend::{Backend, BatchStream};
+use opslog_engine::backend::Backend;
 use opslog_engine::batch::Batch;
+use opslog_engine::batch::BatchStream;
 use opslog_engine::error::Result;
 
 type Opener = Box<dyn FnOnce() -> Result<Box<dyn BatchStream>> + Send>;

@@ -15,7 +15,8 @@ use napi::Status;
 
 use super::guard::lock;
 use super::payload::{items_json, pairs, records_json};
-use opslog_engine::backend::{Backend, BatchStream, VecStream};
+use opslog_engine::backend::{Backend, VecStream};
+use opslog_engine::batch::BatchStream;
 use opslog_engine::error::{Error, Result};
 use opslog_engine::manifest::Manifest;
 use opslog_engine::records::Records;
@@ -62,9 +63,7 @@ impl JsBackend {
     fn call(&self, method: &str, a: Option<String>, b: Option<String>) -> Result<Option<String>> {
         let dispatch = lock(&self.dispatch).clone();
         let Some(dispatch) = dispatch else {
-            return Err(Error::Invalid(
-                "Store is not open. Call open() first.".into(),
-            ));
+            return Err(Error::not_open());
         };
         let args: Args = (method.to_string(), a, b).into();
         block_on(async move {

@@ -469,7 +469,7 @@ impl NativeStore {
     fn open_backend(&self) -> napi::Result<Arc<dyn Backend>> {
         lock(&self.backend)
             .clone()
-            .ok_or_else(|| napi::Error::from_reason("Store is not open. Call open() first."))
+            .ok_or_else(|| napi::Error::from_reason(opslog_engine::error::NOT_OPEN))
     }
 
     /// Streams the snapshot `rel` (the facade passes the current one).

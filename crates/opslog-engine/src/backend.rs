@@ -1,7 +1,7 @@
 //! What the store needs from storage. The filesystem implementation is `FsBackend`; other
 //! implementations (a JavaScript object implementing `StorageBackend`) plug in here too.
 
-use super::batch::{Batch, PairsBuilder};
+use super::batch::{Batch, BatchStream, PairsBuilder};
 use super::error::Result;
 use super::manifest::Manifest;
 use super::records::Records;
@@ -28,17 +28,6 @@ pub enum AgentRelease {
     Remove,
     /// Removes it if taking the lock created it: an open that failed leaves nothing behind.
     Undo,
-}
-
-/// A source of batches for streaming reads.
-pub trait BatchStream: Send {
-    /// Up to `max` items, or `None` at the end.
-    fn next_batch(&mut self, max: usize) -> Result<Option<Batch>>;
-
-    /// The data version a snapshot stream read from its header.
-    fn version(&self) -> Option<f64> {
-        None
-    }
 }
 
 pub trait Backend: Send + Sync {

@@ -17,7 +17,9 @@
 
 use std::fmt::Write;
 
+use super::error::Result;
 use super::json;
+use super::op;
 
 /// One batch for JavaScript.
 #[derive(Debug, PartialEq)]
@@ -26,6 +28,17 @@ pub struct Batch {
     pub items: String,
     /// The strings `items` gives by length, one after the other.
     pub strings: String,
+}
+
+/// A source of batches for streaming reads.
+pub trait BatchStream: Send {
+    /// Up to `max` items, or `None` at the end.
+    fn next_batch(&mut self, max: usize) -> Result<Option<Batch>>;
+
+    /// The data version a snapshot stream read from its header.
+    fn version(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Views of a batch as the JavaScript side decodes it, for the engine's tests and the fuzz
@@ -349,7 +362,7 @@ impl Builder<Ops> {
     pub fn push(&mut self, line: &str) {
         self.count_item();
         let shapes = &mut self.kind.shapes;
-        let Some(op) = usual_op_form(line, |text| shapes.record(text)) else {
+        let Some(op) = op::split_usual(line, |text| shapes.record(text)) else {
             self.push_number(OpCode::Object as usize);
             self.push_value(line);
             return;
@@ -550,46 +563,6 @@ impl Shapes {
 /// JavaScript's `length` of `text`.
 fn utf16_units(text: &str) -> usize {
     text.chars().map(char::len_utf16).sum()
-}
-
-/// The values of an op line of one of the forms the engine writes (`Op::encode`) for ops
-/// without agent, clock or encoding:
-/// `{"ts":<string>,"op":"set","id":<string>,"prev":<value>,"data":<value>}` or
-/// `{"ts":<string>,"op":"delete","id":<string>,"prev":<value>}`.
-/// `R` is what the record values (`prev`, `data`) are taken as.
-struct UsualOp<'a, R> {
-    ts: &'a str,
-    id: &'a str,
-    prev: R,
-    /// Set ops only.
-    data: Option<R>,
-}
-
-/// `line` (a valid op) split into its values when it has a usual form; `None` otherwise.
-/// `record` takes the record value a text starts with, and gives its length.
-fn usual_op_form<'a, R>(
-    line: &'a str,
-    mut record: impl FnMut(&'a str) -> Option<(R, usize)>,
-) -> Option<UsualOp<'a, R>> {
-    let rest = line.strip_prefix("{\"ts\":")?;
-    let (ts, rest) = rest.split_at(json::valid_string_len(rest)?.0);
-    let (set, rest) = if let Some(rest) = rest.strip_prefix(",\"op\":\"set\",\"id\":") {
-        (true, rest)
-    } else {
-        (false, rest.strip_prefix(",\"op\":\"delete\",\"id\":")?)
-    };
-    let (id, rest) = rest.split_at(json::valid_string_len(rest)?.0);
-    let rest = rest.strip_prefix(",\"prev\":")?;
-    let (prev, len) = record(rest)?;
-    let rest = &rest[len..];
-    let (data, rest) = if set {
-        let rest = rest.strip_prefix(",\"data\":")?;
-        let (data, len) = record(rest)?;
-        (Some(data), &rest[len..])
-    } else {
-        (None, rest)
-    };
-    (rest == "}").then_some(UsualOp { ts, id, prev, data })
 }
 
 /// The content of a JSON string token without escapes: then it is the string itself.

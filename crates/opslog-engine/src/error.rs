@@ -30,7 +30,19 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// A call on a store that is not open, or no longer (the reference's words).
+pub const NOT_OPEN: &str = "Store is not open. Call open() first.";
+
 impl Error {
+    pub fn not_open() -> Self {
+        Error::Invalid(NOT_OPEN.into())
+    }
+
+    /// The manifest vanished between an agent's reads of it.
+    pub fn manifest_gone_on_refresh() -> Self {
+        Error::Invalid("Manifest not found during refresh".into())
+    }
+
     pub fn io(syscall: &'static str, path: impl Into<String>, source: io::Error) -> Self {
         Error::Io {
             syscall,

@@ -19,6 +19,7 @@ use super::manifest::Manifest;
 use super::merge::MergedOps;
 use super::op::OpKind;
 use super::paths;
+use super::record_line;
 use super::records::FxHasher;
 use super::snapshot::RecordLines;
 use super::wal::{OpIter, OpReader};
@@ -160,9 +161,9 @@ impl Export {
             (Format::Json, _) => ",\n",
             (Format::Jsonl, _) => "",
         });
-        out.push_str("{\"id\":");
+        out.push_str(record_line::ID_MEMBER);
         out.push_str(id);
-        out.push_str(",\"data\":");
+        out.push_str(record_line::DATA_MEMBER);
         out.push_str(data);
         if let Some(seg) = segment {
             out.push_str(",\"segment\":");

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::archive;
-use super::backend::{AgentLockState, AgentRelease, Backend, BatchStream, PendingSync};
+use super::backend::{AgentLockState, AgentRelease, Backend, PendingSync};
 use super::batch::Batch;
+use super::batch::BatchStream;
 use super::error::{display_join, Error, Result};
 use super::fsutil;
 use super::lock::{self, LockHandle};

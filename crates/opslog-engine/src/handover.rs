@@ -46,7 +46,7 @@ impl StoreCell {
     /// Runs `f` on the open store, once every set handed over is applied.
     pub fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
         let mut guard = lock(&self.store);
-        let store = guard.as_mut().ok_or_else(not_open)?;
+        let store = guard.as_mut().ok_or_else(Error::not_open)?;
         self.apply_all(store)?;
         f(store)
     }
@@ -76,7 +76,7 @@ impl StoreCell {
     pub fn hand_over(self: &Arc<Self>, text: String) -> Result<()> {
         let mut handed = lock(&self.handed);
         if handed.closed {
-            return Err(not_open());
+            return Err(Error::not_open());
         }
         handed.texts.push_back(text);
         let failed = handed.failed.take();
@@ -158,18 +158,10 @@ impl StoreCell {
     }
 }
 
-fn not_open() -> Error {
-    Error::Invalid("Store is not open. Call open() first.".into())
-}
-
 /// The facade's collected sets (`async` and `group` modes, batches), `id, record, ms, ...` (`ms`: when each was called; empty
 /// when it is the set's before), one per line: the id and record are `JSON.stringify` texts,
 /// which never hold a raw newline, so the lines split with a byte search instead of a JSON scan.
-pub fn apply_set_many(
-    store: &mut Store,
-    items: &str,
-    refuse_last: bool,
-) -> Result<WriteOutcome> {
+pub fn apply_set_many(store: &mut Store, items: &str, refuse_last: bool) -> Result<WriteOutcome> {
     let malformed = || Error::Invalid("set_many: not id, record, ms triples".into());
     let mut values = items.split('\n');
     let mut sets = Vec::new();

@@ -18,6 +18,7 @@ pub mod merge;
 pub mod op;
 pub mod oplog;
 pub mod paths;
+pub mod record_line;
 pub mod records;
 pub mod snapshot;
 pub mod store;

@@ -1,9 +1,19 @@
-//! One operation of the log: its JSON line format, parsing and validation (`validateOp`).
+//! One operation of the log: its JSON line format (written, split in its usual forms, parsed in
+//! any form) and validation (`validateOp`).
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use super::json::{self, Kind};
+
+/// The fixed parts of an op line, in the reference's key order:
+/// `{"ts":<string>,"op":"set","id":<string>,"prev":<value>,"data":<value>}` for a set (a delete
+/// has no `data`), then `agent`, `clock` and `encoding` where they apply.
+const TS_MEMBER: &str = "{\"ts\":";
+const SET_ID_MEMBERS: &str = ",\"op\":\"set\",\"id\":";
+const DELETE_ID_MEMBERS: &str = ",\"op\":\"delete\",\"id\":";
+const PREV_MEMBER: &str = ",\"prev\":";
+const DATA_MEMBER: &str = ",\"data\":";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {
@@ -34,6 +44,46 @@ pub struct Op {
     pub clock: Option<u64>,
 }
 
+/// The values of an op line of one of the forms the engine writes (`Op::encode`) for ops
+/// without agent, clock or encoding:
+/// `{"ts":<string>,"op":"set","id":<string>,"prev":<value>,"data":<value>}` or
+/// `{"ts":<string>,"op":"delete","id":<string>,"prev":<value>}`.
+/// `R` is what the record values (`prev`, `data`) are taken as.
+pub struct UsualOp<'a, R> {
+    pub ts: &'a str,
+    pub id: &'a str,
+    pub prev: R,
+    /// Set ops only.
+    pub data: Option<R>,
+}
+
+/// `line` (a valid op) split into its values when it has a usual form; `None` otherwise.
+/// `record` takes the record value a text starts with, and gives its length.
+pub fn split_usual<'a, R>(
+    line: &'a str,
+    mut record: impl FnMut(&'a str) -> Option<(R, usize)>,
+) -> Option<UsualOp<'a, R>> {
+    let rest = line.strip_prefix(TS_MEMBER)?;
+    let (ts, rest) = rest.split_at(json::valid_string_len(rest)?.0);
+    let (set, rest) = if let Some(rest) = rest.strip_prefix(SET_ID_MEMBERS) {
+        (true, rest)
+    } else {
+        (false, rest.strip_prefix(DELETE_ID_MEMBERS)?)
+    };
+    let (id, rest) = rest.split_at(json::valid_string_len(rest)?.0);
+    let rest = rest.strip_prefix(PREV_MEMBER)?;
+    let (prev, len) = record(rest)?;
+    let rest = &rest[len..];
+    let (data, rest) = if set {
+        let rest = rest.strip_prefix(DATA_MEMBER)?;
+        let (data, len) = record(rest)?;
+        (Some(data), &rest[len..])
+    } else {
+        (None, rest)
+    };
+    (rest == "}").then_some(UsualOp { ts, id, prev, data })
+}
+
 impl Op {
     /// The op's line, without the trailing newline, keys in the reference's order.
     pub fn encode(&self) -> String {
@@ -48,20 +98,23 @@ impl Op {
         let data_len = self.data.as_ref().map_or(0, String::len);
         let prev_len = self.prev.as_ref().map_or(4, String::len);
         out.reserve(64 + self.id.len() + prev_len + data_len);
-        out.push_str("{\"ts\":\"");
+        // `ts` is an ISO timestamp: no character in it needs escaping.
+        out.push_str(TS_MEMBER);
+        out.push('"');
         out.push_str(&self.ts);
+        out.push('"');
         out.push_str(match self.kind {
-            OpKind::Set => "\",\"op\":\"set\",\"id\":",
-            OpKind::Delete => "\",\"op\":\"delete\",\"id\":",
+            OpKind::Set => SET_ID_MEMBERS,
+            OpKind::Delete => DELETE_ID_MEMBERS,
         });
         let id_at = out.len();
         out.push_str(&self.id);
         let id = id_at..out.len();
-        out.push_str(",\"prev\":");
+        out.push_str(PREV_MEMBER);
         out.push_str(self.prev.as_deref().unwrap_or("null"));
         let mut data_span = None;
         if let Some(data) = &self.data {
-            out.push_str(",\"data\":");
+            out.push_str(DATA_MEMBER);
             let data_at = out.len();
             out.push_str(data);
             data_span = Some(data_at..out.len());

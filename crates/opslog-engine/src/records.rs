@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::error::{Error, Result};
-use super::snapshot::split_record_line;
+use super::record_line;
 
 /// FxHash (as in rustc): ids are trusted local data, and SipHash's DoS resistance cost a third
 /// of the time of a write. A collision costs a comparison, never a wrong answer.
@@ -132,7 +132,7 @@ impl Source {
     fn split<'a>(&self, line: &'a [u8]) -> Result<(&'a str, &'a str)> {
         std::str::from_utf8(line)
             .ok()
-            .and_then(split_record_line)
+            .and_then(record_line::split)
             .ok_or_else(|| self.changed())
     }
 

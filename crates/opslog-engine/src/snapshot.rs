@@ -11,6 +11,7 @@ use super::batch::{Batch, IdsBuilder, PairsBuilder};
 use super::error::{display_join, Error, Result};
 use super::fsutil;
 use super::json::{self, Kind};
+use super::record_line;
 use super::records::{Place, Records, Source};
 use super::time;
 
@@ -21,14 +22,6 @@ pub fn header(version: f64, timestamp: &str) -> String {
         json::format_number(version),
         json::quote(timestamp)
     )
-}
-
-pub fn record_line(id: &str, data: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"id\":");
-    out.extend_from_slice(id.as_bytes());
-    out.extend_from_slice(b",\"data\":");
-    out.extend_from_slice(data.as_bytes());
-    out.extend_from_slice(b"}\n");
 }
 
 /// Writes a new snapshot file of `records`; `sync`: durable when this returns (else once
@@ -48,7 +41,7 @@ pub fn write(dir: &Path, records: &Records, version: f64, sync: bool) -> Result<
         let mut line = Vec::with_capacity(256);
         let visited = records.visit(|id, data| {
             line.clear();
-            record_line(id, data, &mut line);
+            record_line::encode(id, data, &mut line);
             // A failed write is reported by write_tmp, naming the file it writes.
             w.write_all(&line).map_err(|e| Error::io("write", "", e))?;
             match Place::new(at, line.len() - 1) {
@@ -72,31 +65,6 @@ pub fn write(dir: &Path, records: &Records, version: f64, sync: bool) -> Result<
     let rel = format!("snapshots/{name}");
     written.attach_source(Source::open(&path, path.display().to_string())?);
     Ok((rel, written))
-}
-
-/// Parses one JSONL record line into (id token, record text), both canonical.
-fn parse_record_line(line: &str) -> std::result::Result<(String, String), String> {
-    let members = json::object_members_dedup(line).map_err(|e| e.to_string())?;
-    let mut id = None;
-    let mut data = None;
-    for m in &members {
-        match &*json::canonicalize(m.key).map_err(|e| e.to_string())? {
-            "\"id\"" => id = Some(m.value),
-            "\"data\"" => data = Some(m.value),
-            _ => {}
-        }
-    }
-    let id = id
-        .filter(|v| json::kind_of(v) == Kind::String)
-        .ok_or("record line has no string id")?;
-    let data = data.ok_or("record line has no data")?;
-    let id = json::canonicalize(id)
-        .map_err(|e| e.to_string())?
-        .into_owned();
-    let data = json::canonicalize(data)
-        .map_err(|e| e.to_string())?
-        .into_owned();
-    Ok((id, data))
 }
 
 fn corrupt(path: &str, what: impl std::fmt::Display) -> Error {
@@ -261,7 +229,7 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> 
         if let Some(text) = parsed {
             let text = text.trim();
             if !text.is_empty() {
-                let (id, data) = parse_record_line(text)
+                let (id, data) = record_line::parse(text)
                     .map_err(|e| corrupt(&shown, format!("line {n}: {e}")))?;
                 records.set(&id, &data)?;
             }
@@ -277,7 +245,7 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> 
 /// The id token of a record line of the usual form whose id and record are already canonical
 /// (as `JSON.stringify` writes them): such a line can stay in the file.
 fn usual_line(line: &str) -> Option<&str> {
-    let (id, data) = split_record_line(line)?;
+    let (id, data) = record_line::split(line)?;
     let canonical = |t: &str| matches!(json::canonicalize(t), Ok(Cow::Borrowed(_)));
     (canonical(id) && canonical(data)).then_some(id)
 }
@@ -315,29 +283,18 @@ impl RecordPairs {
     }
 }
 
-/// A record line of the usual form `{"id":<string>,"data":<value>}` split into its two values,
-/// unchecked (`data` may not be one value); `None` for a line of another form.
-pub fn split_record_line(line: &str) -> Option<(&str, &str)> {
-    let rest = line.strip_prefix("{\"id\":")?;
-    let id_len = json::string_token_len(rest)?;
-    let data = rest[id_len..]
-        .strip_prefix(",\"data\":")?
-        .strip_suffix('}')?;
-    Some((&rest[..id_len], data))
-}
-
 /// A record line's id token and record text for `JSON.parse` in JavaScript. A valid line of the
 /// usual form gives its own texts: parsed, they give what their canonical forms give (and what
 /// the reference's `JSON.parse` of the line gives), so the rewrite into canonical form is
 /// skipped (it costs the stream's worker more than reading the file does). Any other line goes
-/// through `parse_record_line`, which also says what is wrong with it.
+/// through `record_line::parse`, which also says what is wrong with it.
 fn record_texts(line: &str) -> std::result::Result<(Cow<'_, str>, Cow<'_, str>), String> {
-    if let Some((id, data)) = split_record_line(line) {
+    if let Some((id, data)) = record_line::split(line) {
         if json::validate(data).is_ok() {
             return Ok((Cow::Borrowed(id), Cow::Borrowed(data)));
         }
     }
-    let (id, data) = parse_record_line(line)?;
+    let (id, data) = record_line::parse(line)?;
     Ok((Cow::Owned(id), Cow::Owned(data)))
 }
 
@@ -383,7 +340,7 @@ impl RecordPairs {
             if line.is_empty() {
                 continue;
             }
-            let (id, data) = split_record_line(line)
+            let (id, data) = record_line::split(line)
                 .ok_or_else(|| Error::Corrupt(format!("{}: a line of another form", self.shown)))?;
             out.take(id, data);
         }
@@ -391,7 +348,7 @@ impl RecordPairs {
     }
 }
 
-impl super::backend::BatchStream for RecordPairs {
+impl super::batch::BatchStream for RecordPairs {
     fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
         if self.ids_only {
             let mut out = IdsBuilder::new(max);
@@ -529,16 +486,6 @@ pub struct RecordLines {
     pub bytes_read: u64,
 }
 
-/// A record line as (canonical id token, canonical record text).
-fn canonical_record_line(line: &str) -> std::result::Result<(String, String), String> {
-    if let Some((id, data)) = split_record_line(line) {
-        if let (Ok(id), Ok(data)) = (json::canonicalize(id), json::canonicalize(data)) {
-            return Ok((id.into_owned(), data.into_owned()));
-        }
-    }
-    parse_record_line(line)
-}
-
 impl RecordLines {
     pub fn open(path: &Path, shown: &str) -> Result<Self> {
         let mut reader = BufReader::with_capacity(1 << 16, reopen(path, shown)?);
@@ -597,7 +544,7 @@ impl RecordLines {
                     let text = String::from_utf8_lossy(&buf);
                     let line = text.trim();
                     if !line.is_empty() {
-                        return Ok(Some((self.line_no, canonical_record_line(line))));
+                        return Ok(Some((self.line_no, record_line::parse_canonical(line))));
                     }
                 }
             }

@@ -33,6 +33,7 @@ use engine::batch::OpsBuilder;
 use engine::json;
 use engine::manifest::{Manifest, Stats};
 use engine::op::{Op, OpKind};
+use engine::record_line;
 use engine::records::Records;
 use engine::snapshot::{self, SnapshotStream};
 use engine::wal::{self, OpReader};
@@ -1127,7 +1128,7 @@ impl ValidSnapshot {
                 let mut out = snapshot::header(self.version, &self.timestamp).into_bytes();
                 out.push(b'\n');
                 for (id, data) in &self.records {
-                    snapshot::record_line(id, data, &mut out);
+                    record_line::encode(id, data, &mut out);
                 }
                 out
             }
