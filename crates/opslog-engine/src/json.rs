@@ -44,6 +44,49 @@ pub enum Kind {
     Null,
 }
 
+/// A string escape: the letter of a short one (`\\n`, `\\"`, ...) or the code unit of a `\\uXXXX`.
+#[derive(Clone, Copy)]
+enum Escape {
+    Short(u8),
+    Unit(u16),
+}
+
+impl Escape {
+    /// The UTF-16 code unit it stands for.
+    fn unit(self) -> u16 {
+        match self {
+            Escape::Short(b'b') => 0x08,
+            Escape::Short(b'f') => 0x0c,
+            Escape::Short(b'n') => 0x0a,
+            Escape::Short(b'r') => 0x0d,
+            Escape::Short(b't') => 0x09,
+            Escape::Short(c) => u16::from(c),
+            Escape::Unit(u) => u,
+        }
+    }
+}
+
+/// The escape `b` starts with (at its backslash) and its length in bytes: JSON's escape grammar,
+/// for every reader that validates, decodes or checks strings (`valid_string_len` skips escapes
+/// of text already checked without it).
+fn escape_at(b: &[u8]) -> Result<(Escape, usize), &'static str> {
+    match b.get(1) {
+        Some(&c @ (b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')) => {
+            Ok((Escape::Short(c), 2))
+        }
+        Some(b'u') => {
+            let hex = b.get(2..6).ok_or("bad unicode escape")?;
+            let mut unit = 0u16;
+            for &h in hex {
+                let digit = char::from(h).to_digit(16).ok_or("bad unicode escape")?;
+                unit = unit << 4 | digit as u16;
+            }
+            Ok((Escape::Unit(unit), 6))
+        }
+        _ => Err("bad escape"),
+    }
+}
+
 /// The length of the JSON string token `text` starts with (quotes included), if it starts with one.
 pub fn string_token_len(text: &str) -> Option<usize> {
     let mut sc = Scanner::new(text);
@@ -68,10 +111,7 @@ pub fn valid_string_len(text: &str) -> Option<(usize, bool)> {
     let mut at = 1;
     let mut escapes = false;
     loop {
-        at += bytes
-            .get(at..)?
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\')?;
+        at += memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
         if bytes[at] == b'"' {
             return Some((at + 1, escapes));
         }
@@ -169,16 +209,9 @@ impl<'a> Scanner<'a> {
                     self.pos += 1;
                     return Ok(());
                 }
-                Some(b'\\') => match self.s.get(self.pos + 1) {
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
-                    Some(b'u') => {
-                        let hex = self.s.get(self.pos + 2..self.pos + 6);
-                        if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                            return err("bad unicode escape", self.pos);
-                        }
-                        self.pos += 6;
-                    }
-                    _ => return err("bad escape", self.pos),
+                Some(b'\\') => match escape_at(&self.s[self.pos..]) {
+                    Ok((_, len)) => self.pos += len,
+                    Err(msg) => return err(msg, self.pos),
                 },
                 Some(c) if c < 0x20 => return err("control character in string", self.pos),
                 Some(_) => self.pos += 1,
@@ -423,23 +456,12 @@ fn string_units(raw: &str) -> Result<Vec<u16>, JsonError> {
             units.extend_from_slice(c.encode_utf16(&mut buf));
             continue;
         }
-        let (_, e) = chars.next().expect("validated escape");
-        let unit = match e {
-            'b' => 0x08,
-            'f' => 0x0c,
-            'n' => 0x0a,
-            'r' => 0x0d,
-            't' => 0x09,
-            'u' => {
-                let hex = &inner[i + 2..i + 6];
-                for _ in 0..4 {
-                    chars.next();
-                }
-                u16::from_str_radix(hex, 16).expect("validated hex")
-            }
-            other => other as u16,
-        };
-        units.push(unit);
+        let (escape, len) = escape_at(&inner.as_bytes()[i..]).expect("validated escape");
+        // The escape's characters are ASCII: one char a byte.
+        for _ in 1..len {
+            chars.next();
+        }
+        units.push(escape.unit());
     }
     Ok(units)
 }
@@ -707,46 +729,38 @@ fn is_canonical(text: &str) -> bool {
                 i += 1;
                 while i < b.len() && b[i] != b'"' {
                     match b[i] {
-                        b'\\' => {
-                            match b.get(i + 1) {
-                                Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
-                                Some(b'u') => {
-                                    // Canonical only for lowercase escapes of control chars and
-                                    // lone surrogates; anything else was written literally.
-                                    let Some(hex) = text.get(i + 2..i + 6) else {
-                                        return false;
-                                    };
-                                    let Ok(u) = u16::from_str_radix(hex, 16) else {
-                                        return false;
-                                    };
-                                    if hex.bytes().any(|c| c.is_ascii_uppercase()) {
-                                        return false;
-                                    }
-                                    let surrogate = (0xD800..0xE000).contains(&u);
-                                    let escaped_control =
-                                        u < 0x20 && !matches!(u, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d);
-                                    if !escaped_control && !surrogate {
-                                        return false;
-                                    }
-                                    // A well-formed pair would have been written literally.
-                                    // Checked at its high half, which comes first (a high half
-                                    // cannot be written literally): looking back from a low
-                                    // half could mistake an escaped backslash for an escape.
-                                    if (0xD800..0xDC00).contains(&u) {
-                                        let next = text.get(i + 6..i + 12);
-                                        if let Some(n) = next.and_then(|n| n.strip_prefix("\\u")) {
-                                            if u16::from_str_radix(n, 16)
-                                                .is_ok_and(|l| (0xDC00..0xE000).contains(&l))
-                                            {
-                                                return false;
-                                            }
+                        b'\\' => match escape_at(&b[i..]) {
+                            // `JSON.stringify` writes a slash as it is.
+                            Err(_) | Ok((Escape::Short(b'/'), _)) => return false,
+                            Ok((Escape::Short(_), len)) => i += len,
+                            Ok((Escape::Unit(u), len)) => {
+                                // Canonical only for lowercase escapes of control chars and
+                                // lone surrogates; anything else was written literally.
+                                if b[i + 2..i + 6].iter().any(u8::is_ascii_uppercase) {
+                                    return false;
+                                }
+                                let surrogate = (0xD800..0xE000).contains(&u);
+                                let escaped_control =
+                                    u < 0x20 && !matches!(u, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d);
+                                if !escaped_control && !surrogate {
+                                    return false;
+                                }
+                                // A well-formed pair would have been written literally.
+                                // Checked at its high half, which comes first (a high half
+                                // cannot be written literally): looking back from a low half
+                                // could mistake an escaped backslash for an escape.
+                                if (0xD800..0xDC00).contains(&u) {
+                                    let next =
+                                        b.get(i + len..).filter(|n| n.first() == Some(&b'\\'));
+                                    if let Some(Ok((Escape::Unit(low), _))) = next.map(escape_at) {
+                                        if (0xDC00..0xE000).contains(&low) {
+                                            return false;
                                         }
                                     }
-                                    i += 6;
                                 }
-                                _ => return false,
+                                i += len;
                             }
-                        }
+                        },
                         c if c < 0x20 => return false,
                         _ => i += 1,
                     }

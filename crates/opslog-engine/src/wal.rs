@@ -43,7 +43,7 @@ pub fn parse_lines(bytes: &[u8], base: u64) -> ReadResult {
     };
     let mut start = 0usize;
     while start < bytes.len() {
-        let (end, complete) = match bytes[start..].iter().position(|&b| b == b'\n') {
+        let (end, complete) = match memchr::memchr(b'\n', &bytes[start..]) {
             Some(i) => (start + i, true),
             None => (bytes.len(), false),
         };
@@ -246,7 +246,7 @@ pub fn truncate_last_line(path: &Path) -> Result<bool> {
         let start = end.saturating_sub(buf.len() as u64);
         let chunk = &mut buf[..(end - start) as usize];
         read_exact_at(&file, chunk, start).map_err(|e| Error::io("read", &shown, e))?;
-        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
             file.set_len(start + i as u64 + 1)
                 .map_err(|e| Error::io("ftruncate", &shown, e))?;
             return Ok(true);
