@@ -12,6 +12,7 @@ use super::guard::{guard, lock};
 use super::job::{Job, Output};
 use opslog_engine::export::{Export, Format};
 use opslog_engine::inspect::{self, Progress};
+use opslog_engine::verify;
 
 fn num(n: u64) -> f64 {
     n as f64
@@ -253,7 +254,7 @@ impl Output for CliVerification {
     }
 }
 
-fn problems(list: Vec<inspect::Problem>) -> Vec<CliProblem> {
+fn problems(list: Vec<verify::Problem>) -> Vec<CliProblem> {
     list.into_iter()
         .map(|p| CliProblem {
             file: p.file,
@@ -292,7 +293,7 @@ impl CliVerify {
     pub fn run(&self) -> Job<CliVerification> {
         let (dir, progress) = (self.dir.clone(), self.progress.clone());
         Job::new(false, move || {
-            let v = inspect::verify(Path::new(&dir), &progress);
+            let v = verify::verify(Path::new(&dir), &progress);
             let status = if v.unreadable {
                 "unreadable"
             } else if v.problems.is_empty() {

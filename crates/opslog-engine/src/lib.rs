@@ -23,4 +23,5 @@ pub mod records;
 pub mod snapshot;
 pub mod store;
 pub mod time;
+pub mod verify;
 pub mod wal;
