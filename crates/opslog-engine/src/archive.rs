@@ -203,6 +203,7 @@ pub fn list(dir: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::test_dir;
 
     fn pp(text: &str) -> String {
         let mut s = String::new();
@@ -229,8 +230,8 @@ mod tests {
 
     #[test]
     fn merges_into_existing_period() {
-        let dir = std::env::temp_dir().join(format!("opslog-arch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = test_dir("archive");
+        let dir = tmp.path();
         std::fs::create_dir_all(dir.join("archive")).unwrap();
         let rel = write(
             &dir,

@@ -257,6 +257,7 @@ impl Export {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::test_dir;
 
     fn export_all(dir: &Path, format: Format, archive: bool) -> String {
         let mut e = Export::open(
@@ -275,8 +276,8 @@ mod tests {
 
     #[test]
     fn replays_ops_in_the_stores_order() {
-        let d = std::env::temp_dir().join(format!("opslog-export-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let tmp = test_dir("export");
+        let d = tmp.path();
         std::fs::create_dir_all(d.join("snapshots")).unwrap();
         std::fs::create_dir_all(d.join("ops")).unwrap();
         let m = Manifest::fresh("snapshots/s.jsonl".into(), "ops/o.jsonl".into(), "T".into());

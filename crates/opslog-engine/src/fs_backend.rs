@@ -564,17 +564,19 @@ impl Backend for FsBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{test_dir, TestDir};
 
-    fn backend(name: &str, durable: bool) -> FsBackend {
-        let d = std::env::temp_dir().join(format!("opslog-fsb-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(d.join("ops")).unwrap();
-        FsBackend::new(&d.display().to_string()).durable(durable)
+    /// A backend on a fresh directory, and the directory (removed when dropped).
+    fn backend(name: &str, durable: bool) -> (TestDir, FsBackend) {
+        let d = test_dir(&format!("fsb-{name}"));
+        fs::create_dir_all(d.path().join("ops")).unwrap();
+        let b = FsBackend::new(&d).durable(durable);
+        (d, b)
     }
 
     #[test]
     fn a_durable_sync_covers_op_files_left_since_the_last_one() {
-        let b = backend("durable", true);
+        let (_dir, b) = backend("durable", true);
         let first = b.create_ops_file().unwrap();
         b.append_ops(&first, b"{}\n").unwrap();
         let second = b.create_ops_file().unwrap();
@@ -594,7 +596,7 @@ mod tests {
 
     #[test]
     fn without_durable_no_handles_are_kept() {
-        let b = backend("plain", false);
+        let (_dir, b) = backend("plain", false);
         b.create_ops_file().unwrap();
         b.create_ops_file().unwrap();
         assert_eq!(b.begin_sync().unwrap().files.len(), 1);

@@ -183,11 +183,10 @@ mod tests {
     use super::*;
     use crate::fs_backend::FsBackend;
     use crate::store::{Options, WriteMode};
+    use crate::testing::{test_dir, TestDir};
 
-    fn open_cell(name: &str) -> (Arc<StoreCell>, String) {
-        let d = std::env::temp_dir().join(format!("opslog-handover-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let d = d.display().to_string();
+    fn open_cell(name: &str) -> (Arc<StoreCell>, TestDir) {
+        let d = test_dir(&format!("handover-{name}"));
         let opts = Options {
             write_mode: WriteMode::Async,
             group_size: 7,

@@ -25,3 +25,6 @@ pub mod store;
 pub mod time;
 pub mod verify;
 pub mod wal;
+
+#[cfg(test)]
+mod testing;

@@ -336,6 +336,7 @@ pub fn release(handle: LockHandle) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::test_dir;
 
     #[test]
     fn parses_like_parse_int() {
@@ -347,9 +348,8 @@ mod tests {
 
     #[test]
     fn an_agent_lock_is_held_while_its_handle_lives_and_its_file_stays() {
-        let dir = std::env::temp_dir().join(format!("opslog-agent-lock-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = test_dir("agent-lock");
+        let dir = tmp.path();
         let name = &agent_lock_name("a");
         assert_eq!(agent_of_lock_name(name), Some("a"));
         assert!(matches!(
@@ -389,9 +389,8 @@ mod tests {
 
     #[test]
     fn excludes_live_owner_and_takes_stale_lock() {
-        let dir = std::env::temp_dir().join(format!("opslog-lock-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let _ = std::fs::remove_file(dir.join(LOCK_FILE));
+        let tmp = test_dir("lock");
+        let dir = tmp.path();
         let h = acquire(&dir, "d").unwrap();
         let e = acquire(&dir, "d").unwrap_err().to_string();
         assert_eq!(

@@ -555,17 +555,18 @@ impl RecordLines {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{test_dir, TestDir};
 
-    fn tmpdir(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("opslog-snap-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(d.join("snapshots")).unwrap();
+    fn tmpdir(name: &str) -> TestDir {
+        let d = test_dir(&format!("snap-{name}"));
+        std::fs::create_dir_all(d.path().join("snapshots")).unwrap();
         d
     }
 
     #[test]
     fn round_trips_jsonl() {
-        let dir = tmpdir("rt");
+        let tmp = tmpdir("rt");
+        let dir = tmp.path();
         let mut r = Records::default();
         r.set("\"a\"", "{\"x\":1e+21,\"s\":\"\u{2028}\"}").unwrap();
         r.set("\"b\\ud800\"", "{}").unwrap();
@@ -603,7 +604,8 @@ mod tests {
 
     #[test]
     fn streams_a_valid_lines_own_texts_and_checks_the_others() {
-        let dir = tmpdir("own-texts");
+        let tmp = tmpdir("own-texts");
+        let dir = tmp.path();
         let text = concat!(
             "{\"version\":1,\"timestamp\":\"t\"}\n",
             "{\"id\":\"a\",\"data\":{\"x\":1.0,\"y\":-0,\"s\":\"\\u0041\"}}\n",
@@ -625,7 +627,8 @@ mod tests {
 
     #[test]
     fn reads_legacy_forms() {
-        let dir = tmpdir("legacy");
+        let tmp = tmpdir("legacy");
+        let dir = tmp.path();
         let one = r#"{"version":2,"timestamp":"t","records":{"a":{"n":1},"b":{"m":[1, 2]}}}"#;
         let pretty = "{\n  \"version\": 2,\n  \"timestamp\": \"t\",\n  \"records\": {\n    \"a\": {\n      \"n\": 1\n    },\n    \"b\": {\"m\": [1, 2]}\n  }\n}";
         for (name, text) in [
@@ -664,7 +667,8 @@ mod tests {
     fn legacy_records_come_in_javascript_property_order() {
         // Found by tests/fuzz_parsers.rs: a legacy snapshot not written by JSON.stringify (ids
         // in text order) loaded in text order; the reference loads `Object.entries` order.
-        let dir = tmpdir("legacy-order");
+        let tmp = tmpdir("legacy-order");
+        let dir = tmp.path();
         let text = r#"{"version":1,"timestamp":"t","records":{"x":{},"10":{},"b":{},"2":{}}}"#;
         std::fs::write(dir.join("snapshots/s.json"), text).unwrap();
         let (r, _) = load(&dir, "d", "snapshots/s.json").unwrap();
@@ -679,7 +683,8 @@ mod tests {
 
     #[test]
     fn corrupt_line_names_the_file() {
-        let dir = tmpdir("corrupt");
+        let tmp = tmpdir("corrupt");
+        let dir = tmp.path();
         std::fs::write(
             dir.join("snapshots/s.jsonl"),
             "{\"version\":1,\"timestamp\":\"t\"}\n{\"id\":\"a\",\"data\":{}}\n{garbage\n",

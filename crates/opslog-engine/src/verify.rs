@@ -349,12 +349,12 @@ pub fn verify(dir: &Path, progress: &Progress) -> Verification {
 mod tests {
     use super::*;
     use crate::inspect::inspect;
+    use crate::testing::{test_dir, TestDir};
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("opslog-inspect-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(d.join("snapshots")).unwrap();
-        fs::create_dir_all(d.join("ops")).unwrap();
+    fn tmp(name: &str) -> TestDir {
+        let d = test_dir(&format!("verify-{name}"));
+        fs::create_dir_all(d.path().join("snapshots")).unwrap();
+        fs::create_dir_all(d.path().join("ops")).unwrap();
         d
     }
 
@@ -373,7 +373,8 @@ mod tests {
 
     #[test]
     fn a_clean_store_has_no_problems() {
-        let d = tmp("clean");
+        let dir = tmp("clean");
+        let d = dir.path();
         store(
             &d,
             &format!("{HEAD}{{\"id\":\"a\",\"data\":{{}}}}\n"),
@@ -391,7 +392,8 @@ mod tests {
 
     #[test]
     fn damage_is_reported_with_file_and_line() {
-        let d = tmp("damaged");
+        let dir = tmp("damaged");
+        let d = dir.path();
         store(
             &d,
             &format!("{HEAD}{{\"id\":\"a\",\"data\":{{}}}}\nnot json\n{{\"id\":\"\\u0061\",\"data\":1}}\n"),
@@ -424,7 +426,8 @@ mod tests {
 
     #[test]
     fn missing_and_outside_files_and_no_store() {
-        let d = tmp("missing");
+        let dir = tmp("missing");
+        let d = dir.path();
         store(&d, HEAD, "");
         fs::remove_file(d.join("snapshots/snap-1.jsonl")).unwrap();
         let text = fs::read_to_string(d.join(MANIFEST_FILE)).unwrap();

@@ -376,6 +376,7 @@ impl OpStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::test_dir;
 
     const A: &str = r#"{"ts":"t1","op":"set","id":"a","prev":null,"data":{}}"#;
     const B: &str = r#"{"ts":"t2","op":"delete","id":"a","prev":{}}"#;
@@ -394,8 +395,8 @@ mod tests {
 
     #[test]
     fn torn_last_line_is_cut_and_next_append_is_clean() {
-        let dir = std::env::temp_dir().join(format!("opslog-wal-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = test_dir("wal-torn");
+        let dir = tmp.path();
         let path = dir.join("ops.jsonl");
         std::fs::write(&path, format!("{A}\n{{\"ts\":\"t2\",\"op\":\"se")).unwrap();
         let r = read(&path).unwrap();
@@ -414,7 +415,8 @@ mod tests {
 
     #[test]
     fn complete_line_without_newline_gets_one() {
-        let dir = std::env::temp_dir().join(format!("opslog-wal2-{}", std::process::id()));
+        let tmp = test_dir("wal2");
+        let dir = tmp.path();
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ops.jsonl");
         std::fs::write(&path, A).unwrap();
@@ -430,7 +432,8 @@ mod tests {
 
     #[test]
     fn truncate_last_line_cuts_bytes_not_characters() {
-        let dir = std::env::temp_dir().join(format!("opslog-wal4-{}", std::process::id()));
+        let tmp = test_dir("wal4");
+        let dir = tmp.path();
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ops.jsonl");
         std::fs::write(&path, "{\"s\":\"ééé😀\"}\n{\"b\":1}\n").unwrap();
@@ -448,7 +451,8 @@ mod tests {
     #[test]
     fn stream_filters_by_ts() {
         let text = format!("{A}\n{B}\n");
-        let dir = std::env::temp_dir().join(format!("opslog-wal3-{}", std::process::id()));
+        let tmp = test_dir("wal3");
+        let dir = tmp.path();
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ops.jsonl");
         std::fs::write(&path, text).unwrap();

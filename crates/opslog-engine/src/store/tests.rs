@@ -3,11 +3,10 @@
 
 use super::*;
 use crate::fs_backend::FsBackend;
+use crate::testing::{test_dir, TestDir};
 
-fn dir(name: &str) -> String {
-    let d = std::env::temp_dir().join(format!("opslog-store-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d.display().to_string()
+fn dir(name: &str) -> TestDir {
+    test_dir(&format!("store-{name}"))
 }
 
 fn open(d: &str, opts: Options) -> Store {
