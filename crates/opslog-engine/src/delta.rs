@@ -107,16 +107,8 @@ pub fn apply_delta(record: &str, patch: &str) -> Option<String> {
         }
     }
     json::js_property_order(&mut props);
-    let mut out = String::from("{");
-    for (i, (k, v)) in props.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(k);
-        out.push(':');
-        out.push_str(v);
-    }
-    out.push('}');
+    let mut out = String::new();
+    json::push_object(&props, &mut out);
     Some(out)
 }
 

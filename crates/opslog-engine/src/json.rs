@@ -548,6 +548,21 @@ pub fn js_string(raw: &str) -> String {
     }
 }
 
+/// Appends the object of `members` (key tokens and value texts, in their order) as
+/// `JSON.stringify` writes it: no white space.
+pub fn push_object(members: &[(impl AsRef<str>, impl AsRef<str>)], out: &mut String) {
+    out.push('{');
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k.as_ref());
+        out.push(':');
+        out.push_str(v.as_ref());
+    }
+    out.push('}');
+}
+
 /// Length of a JSON text in UTF-16 code units (JavaScript's `.length`).
 pub fn utf16_len(text: &str) -> usize {
     text.chars().map(char::len_utf16).sum()
@@ -650,16 +665,7 @@ fn write_canonical(sc: &mut Scanner<'_>, out: &mut String, depth: usize) -> Resu
                 }
             }
             js_property_order(&mut members);
-            out.push('{');
-            for (i, (k, v)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(k);
-                out.push(':');
-                out.push_str(v);
-            }
-            out.push('}');
+            push_object(&members, out);
         }
         Some(b'[') => {
             sc.pos += 1;
