@@ -12,6 +12,7 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const { nodeBinary } = require("./node-dist");
+const { testFiles } = require("./test-files");
 
 const root = path.join(__dirname, "..");
 // The Node majors the README promises; engines.node in package.json says ">= 18".
@@ -29,11 +30,6 @@ function parseArgs(argv) {
   if (opts.majors.some((m) => !Number.isInteger(m) || m < 18)) throw new Error("node-matrix: --majors takes majors >= 18, e.g. 18,22");
   if (!Number.isInteger(opts.repeat) || opts.repeat < 1) throw new Error("node-matrix: --repeat takes a positive integer");
   return opts;
-}
-
-function testFiles() {
-  const dir = path.join(root, "__test__");
-  return fs.readdirSync(dir).filter((f) => f.endsWith(".test.mjs")).sort().map((f) => path.join("__test__", f));
 }
 
 // Runs `node --test` with the given binary first on PATH (children that spawn "node" get it too).

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run test:arm64`: the linux-arm64-gnu addon (artifacts/, from `npm run build:cross`; built
 // first when missing) in the official arm64 Node of the npm registry, under qemu user-mode
-// emulation: the demo, then every Store test file (__test__/store-*.test.mjs). The kernel here
+// emulation: the demo, then every Store test file (__test__/store/*.test.mjs). The kernel here
 // cannot start an arm64 program by itself (no binfmt registration in a container), so each file
 // runs as `qemu-aarch64-static <arm64 node> <file>` instead of through `node --test`'s runner,
 // and the tests start their child processes through the same prefix (OPSLOG_TEST_NODE_PREFIX).
@@ -14,6 +14,7 @@ const { nodeBinary } = require("./node-dist");
 const { qemuArm64Prefix } = require("./toolchain");
 const { ARTIFACTS } = require("./build-cross");
 const { binaryName } = require("../lib/platform");
+const { testFiles } = require("./test-files");
 
 const root = path.join(__dirname, "..");
 const PLATFORM = "linux-arm64-gnu";
@@ -58,8 +59,8 @@ try {
   const arch = spawnSync(prefix[0], [...prefix.slice(1), node, "-p", "`${process.version} ${process.arch}`"], { encoding: "utf8" }).stdout.trim();
   console.log(`arm64 Node under qemu: ${arch}`);
   if (!runArm64(["demo.mjs"], "demo.mjs")) failed++;
-  const files = demoOnly ? [] : fs.readdirSync(path.join(root, "__test__")).filter((f) => /^store-.*\.test\.mjs$/.test(f)).sort();
-  for (const f of files) if (!runArm64([path.join("__test__", f)], f)) failed++;
+  const files = demoOnly ? [] : testFiles("store");
+  for (const f of files) if (!runArm64([f], f)) failed++;
   console.log(`test:arm64: ${files.length + 1 - failed} of ${files.length + 1} passed`);
 } finally {
   fs.rmSync(local, { force: true });

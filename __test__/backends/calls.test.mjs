@@ -1,0 +1,178 @@
+// Round trips to a StorageBackend (issue 21): the same workload through ours and through the
+// reference, each on its own in-memory backend that records every call, and per method ours must
+// make no more calls than the reference. A remote backend (S3) pays a request or more per call.
+// Counts are deterministic: no timing is asserted.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as ours from "../../index.mjs";
+import * as reference from "@backloghq/opslog";
+import { MemoryBackend } from "./memory-backend.mjs";
+
+/** Calls per method over every backend a workload used. */
+function countCalls(backends) {
+  const counts = {};
+  for (const b of backends) for (const { method } of b.calls) counts[method] = (counts[method] ?? 0) + 1;
+  return counts;
+}
+
+/** Runs `workload(impl, files)` for both implementations; returns their call counts. */
+async function both(workload) {
+  const run = async (impl) => countCalls(await workload(impl, new Map()));
+  return { ours: await run(ours), ref: await run(reference) };
+}
+
+function assertNoMore({ ours: o, ref: r }) {
+  for (const method of new Set([...Object.keys(o), ...Object.keys(r)])) {
+    assert.ok((o[method] ?? 0) <= (r[method] ?? 0), `${method}: ours ${o[method] ?? 0}, reference ${r[method] ?? 0} (ours ${JSON.stringify(o)}, reference ${JSON.stringify(r)})`);
+  }
+}
+
+async function opened(impl, files, opts) {
+  const backend = new MemoryBackend(files);
+  const store = new impl.Store();
+  await store.open("/opslog-calls", { backend, ...opts });
+  return { store, backend };
+}
+
+test("single writer: sets, deletes, a batch, undo, compact, close, reopen", async () => {
+  const counts = await both(async (impl, files) => {
+    const { store, backend } = await opened(impl, files, {});
+    for (let i = 0; i < 250; i++) await store.set(`k${i % 40}`, { i });
+    await store.delete("k1");
+    await store.batch(() => {
+      store.set("b1", { a: 1 });
+      store.set("b2", { a: 2 });
+    });
+    await store.undo();
+    await store.compact();
+    await store.close();
+    const again = await opened(impl, files, {});
+    assert.equal(again.store.get("k2").i, 242);
+    await again.store.close();
+    return [backend, again.backend];
+  });
+  assert.equal(counts.ours.appendOps, 252);
+  assertNoMore(counts);
+});
+
+for (const writeMode of ["group", "async"]) {
+  test(`${writeMode} mode: one appendOps per flush`, async () => {
+    const counts = await both(async (impl, files) => {
+      // Flushes by size only: with the 100 ms default a loaded machine flushes by time as well.
+      const { store, backend } = await opened(impl, files, { writeMode, checkpointThreshold: 1000, groupCommitMs: 600_000 });
+      for (let i = 0; i < 230; i++) await store.set(`k${i % 40}`, { i });
+      await store.flush();
+      await store.close();
+      return [backend];
+    });
+    // 230 sets in groups of 50 (the default groupCommitSize): four full groups and the rest.
+    assert.equal(counts.ours.appendOps, 5);
+    assertNoMore(counts);
+  });
+}
+
+test("batches and the checkpoint they trigger", async () => {
+  const counts = await both(async (impl, files) => {
+    const { store, backend } = await opened(impl, files, { checkpointThreshold: 30 });
+    for (let b = 0; b < 10; b++) {
+      await store.batch(() => {
+        for (let i = 0; i < 7; i++) store.set(`b${b}-${i}`, { b, i });
+      });
+    }
+    await store.close();
+    return [backend];
+  });
+  assert.equal(counts.ours.appendOps, 10);
+  assertNoMore(counts);
+});
+
+// Multi-writer: a refresh asks the backend for the manifest's version and reads the manifest and
+// the snapshot only when they changed (keeping the snapshot it loaded), never its own op file;
+// a compaction reads no snapshot it holds; close compacts only when this agent's own ops are in no
+// snapshot yet. The compaction lock is the exception: the reference takes it only to compact and
+// edits the manifest without it to create a store or register an agent (it can lose a
+// registration that way); ours takes it for every manifest edit, and fewer compactions do not make
+// up for the three edits here.
+const LOCK = ["acquireCompactionLock", "releaseCompactionLock"];
+const multi = async (impl, files) => {
+  const agents = [];
+  for (let a = 0; a < 3; a++) agents.push(await opened(impl, files, { agentId: `agent-${a}`, checkpointThreshold: 100000 }));
+  for (let i = 0; i < 90; i++) {
+    for (const [a, { store }] of agents.entries()) {
+      await store.set(`k${i % 10}`, { i });
+      // Deletes and sets again move ids to the end of the iteration order.
+      if (i % 4 === a && store.has(`k${(i + 3) % 10}`)) await store.delete(`k${(i + 3) % 10}`);
+    }
+    if (i % 15 === 14) {
+      for (const { store } of agents) await store.refresh();
+      if (impl === ours) {
+        // Each agent's view, built from what it kept, is what a whole load of the store gives.
+        const reader = new ours.Store();
+        await reader.open("/opslog-calls", { backend: new MemoryBackend(files), readOnly: true });
+        for (const { store } of agents) assert.deepEqual(store.entries(), reader.entries(), `after the refresh at ${i}`);
+        await reader.close();
+      }
+    }
+    if (i === 60) await agents[0].store.compact();
+  }
+  for (const { store } of agents) await store.close();
+  return agents.map((a) => a.backend);
+};
+test("multi-writer: refresh and compaction", async (t) => {
+  const counts = await both(multi);
+  const { ours: o, ref: r } = counts;
+  t.diagnostic(`calls: ${JSON.stringify(counts)}`);
+  const drop = (c) => Object.fromEntries(Object.entries(c).filter(([m]) => !LOCK.includes(m)));
+  assertNoMore({ ours: drop(o), ref: drop(r) });
+  for (const method of ["readManifest", "loadSnapshot", "readOps", "writeManifest"]) {
+    assert.ok(o[method] < r[method], `${method}: ours ${o[method]}, reference ${r[method]}`);
+  }
+  // The lock is taken for the creation, the two registrations and each compaction (a snapshot
+  // written but the creation's), and for nothing else (not by a close with nothing to fold).
+  assert.equal(o.acquireCompactionLock, 3 + (o.writeSnapshot - 1));
+  assert.equal(o.releaseCompactionLock, o.acquireCompactionLock);
+  assert.ok(o.writeSnapshot - 1 < r.acquireCompactionLock, "fewer compactions than the reference");
+});
+
+test("follower tail()", async (t) => {
+  const counts = await both(async (impl, files) => {
+    const writer = await opened(impl, files, { checkpointThreshold: 100000 });
+    await writer.store.set("a", { v: 0 });
+    const follower = await opened(impl, files, { readOnly: true });
+    for (let i = 0; i < 50; i++) {
+      await writer.store.set(`k${i}`, { i });
+      if (i % 5 === 4) await follower.store.tail();
+    }
+    assert.equal(follower.store.get("k49").i, 49);
+    await follower.store.close();
+    await writer.store.close();
+    return [follower.backend];
+  });
+  t.diagnostic(`calls: ${JSON.stringify(counts)}`);
+  assertNoMore(counts);
+  // Each tail() found new ops in the file it follows: no manifest read, no version asked.
+  assert.equal(counts.ours.readManifest, 1);
+  assert.equal(counts.ours.getManifestVersion ?? 0, 0);
+});
+
+test("follower tail() across the writer's checkpoints, through a backend with manifest versions", async () => {
+  const files = new Map();
+  const writer = await opened(ours, files, { checkpointThreshold: 7 });
+  await writer.store.set("a", { v: 0 });
+  const follower = await opened(ours, files, { readOnly: true });
+  const seen = [];
+  for (let i = 0; i < 40; i++) {
+    await writer.store.set(`k${i % 9}`, { i });
+    if (i % 3 === 2) seen.push(...(await follower.store.tail()).map((op) => op.id));
+  }
+  seen.push(...(await follower.store.tail()).map((op) => op.id));
+  assert.deepEqual(follower.store.entries(), writer.store.entries());
+  assert.ok(seen.includes("k3"));
+  // Nothing new: the version is asked, the manifest is not read again.
+  const reads = follower.backend.callsOf("readManifest").length;
+  assert.deepEqual(await follower.store.tail(), []);
+  assert.deepEqual(await follower.store.tail(), []);
+  assert.equal(follower.backend.callsOf("readManifest").length, reads);
+  await follower.store.close();
+  await writer.store.close();
+});
