@@ -10,7 +10,7 @@ const { checkId, recordText, checkOptions, checkPeriod } = require("./validate")
 const { FsBackend } = require("./fs-backend");
 const { makeDispatcher } = require("./js-backend");
 const { withCode } = require("./errors");
-const { recordEntries, opsOf } = require("./stream");
+const { recordEntries, opsOf, parsePairs } = require("./stream");
 const { RecordView, earlyView, exportedChunks } = require("./view");
 const { Writer } = require("./writer");
 
@@ -97,7 +97,7 @@ class Store {
       }, dispatch));
     let info;
     try {
-      info = JSON.parse(await opening);
+      info = await opening;
     } catch (err) {
       early?.abandon();
       throw err;
@@ -277,8 +277,8 @@ class Store {
       const ids = [];
       for (const [id, value] of this.#view.decoded()) if (predicate(value, id)) ids.push(id);
       if (ids.length === 0) return 0;
-      const { moved, reset } = JSON.parse(
-        await writer.call(writer.engine.archive(ids.map((id) => JSON.stringify(id)), segment ?? defaultPeriod())),
+      const { moved, reset } = await writer.call(
+        writer.engine.archive(ids.map((id) => JSON.stringify(id)), segment ?? defaultPeriod()),
       );
       if (reset) await this.#view.load();
       else for (const id of ids) this.#view.delete(id);
@@ -295,7 +295,8 @@ class Store {
   async loadArchive(segment) {
     this.#ensureOpen();
     const writer = this.#writer;
-    const items = JSON.parse(await writer.call((async () => writer.engine.loadArchive(String(segment)))()));
+    const batch = await writer.call((async () => writer.engine.loadArchive(String(segment)))());
+    const items = batch === null ? [] : parsePairs(batch);
     const out = new Map();
     for (let i = 0; i < items.length; i += 2) out.set(items[i], items[i + 1]);
     return out;
@@ -321,7 +322,8 @@ class Store {
     this.#ensureOpen();
     const writer = this.#writer;
     return writer.enqueue(async () => {
-      const { reset, ops } = JSON.parse(await writer.call(writer.engine.tail()));
+      const { reset, ops: opsText } = await writer.call(writer.engine.tail());
+      const ops = JSON.parse(opsText);
       if (reset) await this.#view.load();
       else this.#view.applyOps(ops);
       // The writer may have checkpointed (a new generation) even when no op came of it.

@@ -6,6 +6,7 @@
 const { withCode, passThrough } = require("./errors");
 const { CallQueue, RESOLVED, noop } = require("./queue");
 const { Syncer } = require("./durability");
+const { Written } = require("./native");
 
 /** A checkpoint a write started failed. Nothing is lost: the ops stay in the current op file (or
  * buffered), and the next write retries it. */
@@ -86,7 +87,7 @@ class Writer {
   }
 
   refreshManifest() {
-    this.manifest = JSON.parse(this.#native.manifest());
+    this.manifest = this.#native.manifest();
   }
 
   /** Awaits an engine job; a JavaScript backend's failure rejects with the backend's own error. */
@@ -143,7 +144,7 @@ class Writer {
   }
 
   #deleted(id, code) {
-    if (code === 2) throw new Error(`Record '${id}' not found`);
+    if (code === Written.NotFound) throw new Error(`Record '${id}' not found`);
     this.#view.delete(id);
     return code;
   }
@@ -191,7 +192,7 @@ class Writer {
     const step = () => {
       const due = run();
       if (typeof due === "number") return this.#afterWrite(apply(due));
-      return due.then((d) => this.#afterWrite(apply(Number(d))));
+      return due.then((d) => this.#afterWrite(apply(d)));
     };
     return this.#acknowledged(this.#adapter ? this.#queue.enqueue(step) : this.#queue.run(step, exclusive));
   }
@@ -200,9 +201,8 @@ class Writer {
   undo() {
     const apply = (change) => {
       if (change === null) return false;
-      if (change === '"reset"') return this.#view.load().then(() => true);
-      if (change === '"reloaded"') return this.#view.load().then(() => false);
-      this.#view.applyEffects(JSON.parse(change));
+      if (change.effects == null) return this.#view.load().then(() => change.undone);
+      this.#view.applyEffects(JSON.parse(change.effects));
       return true;
     };
     // A multi-writer undo waits for the compaction lock and re-reads every agent's file: on a worker.
@@ -215,7 +215,7 @@ class Writer {
   /** A whole checkpoint, now (the caller's turn in the queue). */
   async checkpoint() {
     this.#clearGroupTimer();
-    const { reset, manifest } = JSON.parse(await this.call(this.engine.checkpoint()));
+    const { reset, manifest } = await this.call(this.engine.checkpoint());
     if (reset) await this.#view.load();
     this.manifest = manifest;
   }
@@ -244,8 +244,9 @@ class Writer {
   }
 
   /**
-   * Hands the deferred sets over; in `group` mode, returns what `setManyNow` does
-   * (`refuseLast`: the last one is the calling set's, taken back out if the write fails).
+   * Hands the deferred sets over; in `group` mode, returns what `setManyNow` does: the room for
+   * the next ones, null when a checkpoint is due (`refuseLast`: the last one is the calling
+   * set's, taken back out if the write fails).
    */
   #handOver(refuseLast = false) {
     const items = this.#deferred;
@@ -254,7 +255,7 @@ class Writer {
     try {
       if (this.#groupDefer) return this.#native.setManyNow(items.join("\n"), refuseLast);
       this.#native.setMany(items.join("\n"));
-      return 1;
+      return undefined;
     } catch (err) {
       throw withCode(err);
     }
@@ -293,14 +294,14 @@ class Writer {
     if (this.#groupDefer) {
       if (this.#deferred.length >= 3 * this.#room) {
         try {
-          this.#room = this.#handOver(true);
+          this.#room = this.#handOver(true) ?? 0;
         } catch (err) {
           // Refused: not in the engine, so not in the view either.
           return Promise.reject(withCode(err));
         }
       }
       this.#view.set(id, value);
-      this.#afterWrite(this.#room === 0 ? 1 : 0);
+      this.#afterWrite(this.#room === 0 ? Written.CheckpointDue : Written.Done);
       return RESOLVED;
     }
     this.#view.set(id, value);
@@ -311,7 +312,7 @@ class Writer {
         return Promise.reject(err);
       }
     }
-    this.#afterWrite(0);
+    this.#afterWrite(Written.Done);
     return RESOLVED;
   }
 
@@ -333,7 +334,7 @@ class Writer {
         this.#queue.enqueue(() => this.#flushNow(), false).catch(noop);
       }, this.#groupMs);
     }
-    if (due !== 1) return undefined;
+    if (due !== Written.CheckpointDue) return undefined;
     // Runs inside the write's own turn in the queue (or is adopted into it by CallQueue#run).
     // The write is logged: a checkpoint that fails (a full disk) does not undo it, and stays due.
     if (this.#adapter || this.#multiWriter) return this.checkpoint().catch((err) => checkpointFailed(withCode(err)));
@@ -390,8 +391,8 @@ class Writer {
         // Their ids are in #unsure.
       }
     }
-    const { effects, reordered } = JSON.parse(this.engine.batchRollback(this.#refused));
-    this.#view.applyEffects(effects);
+    const { effects, reordered } = this.engine.batchRollback(this.#refused);
+    this.#view.applyEffects(JSON.parse(effects));
     // Sets whose handing over failed may not have reached the engine: take its word for them.
     for (const idText of this.#unsure) this.#view.reread(idText);
     this.#unsure = [];
