@@ -4,7 +4,7 @@ const path = require("node:path");
 const { open } = require("node:fs/promises");
 const native = require("./native");
 const { call, withCode } = require("./errors");
-const { ReadAhead, STREAM_BATCH, parsePairs } = require("./stream");
+const { recordEntries } = require("./stream");
 
 /** JSON text of a value for the engine's validators; values JSON cannot hold count as null. */
 function jsonOf(value) {
@@ -45,13 +45,11 @@ function isDeltaSmaller(patch, fullRecord) {
 }
 
 /** Streams `[id, record]` from a snapshot file; returns `{version}`. */
-async function* streamSnapshotFile(dir, relativePath) {
-  const cursor = native.snapshotFileCursor(path.join(String(dir)), String(relativePath));
-  const batches = new ReadAhead(() => call(cursor.next(STREAM_BATCH)), parsePairs);
-  for (let items; (items = await batches.next()) !== null; ) {
-    for (let i = 0; i < items.length; i += 2) yield [items[i], items[i + 1]];
-  }
-  return { version: cursor.version() };
+function streamSnapshotFile(dir, relativePath) {
+  return recordEntries(() => {
+    const cursor = native.snapshotFileCursor(path.join(String(dir)), String(relativePath));
+    return { read: (max) => call(cursor.next(max)), end: () => ({ version: cursor.version() }) };
+  });
 }
 
 /** The engine's lock behind each handle `acquireLock` gave out. */

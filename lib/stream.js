@@ -174,4 +174,27 @@ class ReadAhead {
   }
 }
 
-module.exports = { ReadAhead, STREAM_BATCH, parseIds, parseOps, parsePairs };
+/**
+ * Streams a cursor's batches item by item. `start()` (awaited at the first `next()`, so its
+ * errors reject that) returns `read(max)`, a worker read of the cursor's next batch, and
+ * optionally `end()`, the generator's return value. (One generator, no generator inside it.)
+ */
+async function* recordEntries(start) {
+  const { read, end } = await start();
+  const batches = new ReadAhead(() => read(STREAM_BATCH), parsePairs);
+  for (let items; (items = await batches.next()) !== null; ) {
+    for (let i = 0; i < items.length; i += 2) yield [items[i], items[i + 1]];
+  }
+  return end?.();
+}
+
+/** The ops of an ops cursor, as `recordEntries` streams records. */
+async function* opsOf(start) {
+  const { read } = await start();
+  const batches = new ReadAhead(() => read(STREAM_BATCH), parseOps);
+  for (let ops; (ops = await batches.next()) !== null; ) {
+    for (let i = 0; i < ops.length; i++) yield ops[i];
+  }
+}
+
+module.exports = { ReadAhead, STREAM_BATCH, parseIds, parseOps, parsePairs, recordEntries, opsOf };

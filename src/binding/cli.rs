@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use napi_derive::napi;
 
 use super::guard::{guard, lock};
-use super::job::{Job, Output};
+use super::job::Job;
 use opslog_engine::export::{Export, Format};
 use opslog_engine::inspect::{self, Progress};
 use opslog_engine::verify;
@@ -187,12 +187,7 @@ impl From<inspect::Inspection> for CliInspection {
     }
 }
 
-impl Output for CliInspection {
-    type Js = CliInspection;
-    fn into_js(self) -> Self::Js {
-        self
-    }
-}
+super::job::as_is_output!(CliInspection, CliVerification);
 
 /// What the store in `dir` is made of; rejects when there is no readable, valid manifest.
 #[napi(ts_return_type = "Promise<CliInspection>")]
@@ -245,13 +240,6 @@ pub struct CliVerification {
     pub files: f64,
     pub records: f64,
     pub ops: f64,
-}
-
-impl Output for CliVerification {
-    type Js = CliVerification;
-    fn into_js(self) -> Self::Js {
-        self
-    }
 }
 
 fn problems(list: Vec<verify::Problem>) -> Vec<CliProblem> {

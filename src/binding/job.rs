@@ -119,3 +119,16 @@ impl<T: Output> ToNapiValue for Job<T> {
         }
     }
 }
+
+/// `Output` for values that go to JavaScript as they are (`#[napi(object)]` structs, enums).
+macro_rules! as_is_output {
+    ($($t:ty),* $(,)?) => {
+        $(impl $crate::binding::job::Output for $t {
+            type Js = $t;
+            fn into_js(self) -> Self::Js {
+                self
+            }
+        })*
+    };
+}
+pub(crate) use as_is_output;

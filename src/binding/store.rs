@@ -8,14 +8,15 @@ use napi_derive::napi;
 
 use super::cursor::Cursor;
 use super::guard::{guard, lock};
-use super::job::Job;
+use super::job::{Job, Output};
 use super::js_backend::{Args, JsBackend};
 use super::text::BatchText;
 use opslog_engine::backend::Backend;
-use opslog_engine::batch::PairsBuilder;
+use opslog_engine::batch::{Batch, PairsBuilder};
 use opslog_engine::error::{Error, Result};
 use opslog_engine::fs_backend::FsBackend;
 use opslog_engine::handover::{apply_set_many, StoreCell};
+use opslog_engine::manifest::Manifest;
 use opslog_engine::oplog::OpLog;
 use opslog_engine::store::{Change, Checkpoint, Effect, Options, Store, WriteMode, WriteOutcome};
 use opslog_engine::wal::LoggedOp;
@@ -50,12 +51,130 @@ fn with_store<T>(inner: &Shared, f: impl FnOnce(&mut Store) -> Result<T>) -> Res
     inner.with_store(f)
 }
 
-fn outcome_code(o: WriteOutcome) -> u32 {
-    match o {
-        WriteOutcome::Done => 0,
-        WriteOutcome::CheckpointDue => 1,
+/// What a write tells the facade: a numeric enum (the addon exports its values as `Written`,
+/// which lib/ reads), because every immediate `set` returns one and a number is the cheapest
+/// value to hand over.
+#[napi]
+pub enum Written {
+    Done = 0,
+    /// A checkpoint must follow.
+    CheckpointDue = 1,
+    /// A delete of a record that does not exist (nothing was written).
+    NotFound = 2,
+}
+
+impl From<WriteOutcome> for Written {
+    fn from(o: WriteOutcome) -> Self {
+        match o {
+            WriteOutcome::Done => Written::Done,
+            WriteOutcome::CheckpointDue => Written::CheckpointDue,
+        }
     }
 }
+
+/// A delete's outcome: a record that does not exist is an answer, not a failure.
+fn deleted(result: Result<WriteOutcome>) -> Result<Written> {
+    match result {
+        Ok(o) => Ok(o.into()),
+        Err(Error::NotFound(_)) => Ok(Written::NotFound),
+        Err(e) => Err(e),
+    }
+}
+
+/// What `open` resolves to.
+#[napi(object)]
+pub struct OpenInfo {
+    pub stored_version: f64,
+    /// The stored version is older than the store's: the facade passes the records through `migrate`.
+    pub needs_migration: bool,
+}
+
+/// The manifest's fields the facade shows (`getManifest`) and uses (the current files).
+#[napi(object)]
+pub struct ManifestInfo {
+    pub current_snapshot: String,
+    pub active_ops: String,
+    pub archive_segments: Vec<String>,
+    pub stats: ManifestStats,
+}
+
+#[napi(object)]
+pub struct ManifestStats {
+    pub active_records: f64,
+    pub archived_records: f64,
+    pub ops_count: f64,
+    pub created: String,
+    pub last_checkpoint: String,
+}
+
+impl From<&Manifest> for ManifestInfo {
+    fn from(m: &Manifest) -> Self {
+        let s = &m.stats;
+        ManifestInfo {
+            current_snapshot: m.current_snapshot.clone(),
+            active_ops: m.active_ops.clone(),
+            archive_segments: m.archive_segments.clone(),
+            stats: ManifestStats {
+                active_records: s.active_records as f64,
+                archived_records: s.archived_records as f64,
+                ops_count: s.ops_count as f64,
+                created: s.created.clone(),
+                last_checkpoint: s.last_checkpoint.clone(),
+            },
+        }
+    }
+}
+
+/// What a checkpoint resolves to.
+#[napi(object)]
+pub struct CheckpointDone {
+    /// The records were reloaded (multi-writer): the view must be rebuilt.
+    pub reset: bool,
+    pub manifest: ManifestInfo,
+}
+
+/// The view change of an undo (none at all is null).
+#[napi(object)]
+pub struct Undone {
+    /// An op was undone (false: only other writers' ops were reloaded).
+    pub undone: bool,
+    /// `[[id, record|null], ...]` as JSON text; null when the view must be rebuilt.
+    pub effects: Option<String>,
+}
+
+/// The view change of a batch rollback.
+#[napi(object)]
+pub struct RolledBack {
+    /// `[[id, record|null], ...]` as JSON text.
+    pub effects: String,
+    /// The view must take the order of `recordIds` afterwards.
+    pub reordered: bool,
+}
+
+#[napi(object)]
+pub struct Archived {
+    pub moved: u32,
+    /// The records were reloaded (multi-writer): the view must be rebuilt.
+    pub reset: bool,
+}
+
+/// Ops another writer appended.
+#[napi(object)]
+pub struct Tailed {
+    /// The other writer checkpointed: the view must be rebuilt.
+    pub reset: bool,
+    /// The ops as a JSON array text.
+    pub ops: String,
+}
+
+super::job::as_is_output!(
+    Written,
+    OpenInfo,
+    CheckpointDone,
+    Option<Undone>,
+    Archived,
+    Tailed
+);
 
 /// `[[id, record|null], ...]`
 fn effects_json(effects: &[Effect]) -> String {
@@ -66,12 +185,20 @@ fn effects_json(effects: &[Effect]) -> String {
     format!("[{}]", items.join(","))
 }
 
-/// The view change of an undo: `[[id, record|null], ...]`, or `"reset"` (rebuild the view).
-fn change_json(change: &Change) -> String {
+fn undone(change: Change) -> Undone {
     match change {
-        Change::Effects(effects) => effects_json(effects),
-        Change::Reset => "\"reset\"".to_string(),
-        Change::ReloadedOnly => "\"reloaded\"".to_string(),
+        Change::Effects(effects) => Undone {
+            undone: true,
+            effects: Some(effects_json(&effects)),
+        },
+        Change::Reset => Undone {
+            undone: true,
+            effects: None,
+        },
+        Change::ReloadedOnly => Undone {
+            undone: false,
+            effects: None,
+        },
     }
 }
 
@@ -105,16 +232,16 @@ fn checkpoint(inner: &Shared) -> Result<bool> {
     Ok(false)
 }
 
-/// What a checkpoint job resolves to: whether the view must be rebuilt, and the manifest info.
-fn checkpoint_result(inner: &Shared, reset: bool) -> Result<Option<String>> {
-    let manifest = manifest_json(inner)?.unwrap_or_default();
-    Ok(Some(format!(
-        "{{\"reset\":{reset},\"manifest\":{manifest}}}"
-    )))
+/// What a checkpoint job resolves to.
+fn checkpoint_result(inner: &Shared, reset: bool) -> Result<CheckpointDone> {
+    Ok(CheckpointDone {
+        reset,
+        manifest: manifest_info(inner)?,
+    })
 }
 
-fn manifest_json(inner: &Shared) -> Result<Option<String>> {
-    with_store(inner, |s| Ok(Some(s.manifest().info_json())))
+fn manifest_info(inner: &Shared) -> Result<ManifestInfo> {
+    with_store(inner, |s| Ok(s.manifest().into()))
 }
 
 #[napi]
@@ -129,15 +256,15 @@ impl NativeStore {
         }
     }
 
-    /// Opens the store on a worker; resolves to `{"storedVersion":n,"needsMigration":bool}`.
-    /// With `dispatch`, all I/O goes through a JavaScript `StorageBackend` (lib/js-backend.js).
-    #[napi(ts_return_type = "Promise<string | null>")]
+    /// Opens the store on a worker. With `dispatch`, all I/O goes through a JavaScript
+    /// `StorageBackend` (lib/js-backend.js).
+    #[napi(ts_return_type = "Promise<OpenInfo>")]
     pub fn open(
         &self,
         dir: String,
         options: NativeOptions,
         dispatch: Option<Function<'_, Args, Promise<Option<String>>>>,
-    ) -> napi::Result<Job> {
+    ) -> napi::Result<Job<OpenInfo>> {
         let write_mode = match options.write_mode.as_str() {
             "immediate" => WriteMode::Immediate,
             "group" => WriteMode::Group,
@@ -175,11 +302,10 @@ impl NativeStore {
             let (store, info) = Store::open(backend, opts)?;
             *lock(&ops) = store.op_log();
             inner.install(store);
-            Ok(Some(format!(
-                "{{\"storedVersion\":{},\"needsMigration\":{}}}",
-                opslog_engine::json::format_number(info.stored_version),
-                info.needs_migration
-            )))
+            Ok(OpenInfo {
+                stored_version: info.stored_version,
+                needs_migration: info.needs_migration,
+            })
         }))
     }
 
@@ -225,10 +351,9 @@ impl NativeStore {
         })
     }
 
-    /// 0 when done, 1 when a checkpoint must follow.
     #[napi]
-    pub fn set(&self, id: String, data: String) -> napi::Result<u32> {
-        guard(|| with_store(&self.inner, |s| s.set(&id, data).map(outcome_code)))
+    pub fn set(&self, id: String, data: String) -> napi::Result<Written> {
+        guard(|| with_store(&self.inner, |s| s.set(&id, data).map(Written::from)))
     }
 
     /// `async` mode: queues sets the facade collected (see `handover`); they apply in order on
@@ -239,31 +364,24 @@ impl NativeStore {
     }
 
     /// `group` mode's collected sets, and those of the open batch, in one call (see
-    /// `Store::set_many`): applied now, on this thread. Returns 0 when a checkpoint must follow,
-    /// else how many sets `group` mode may collect before the next call (`Store::group_room`).
+    /// `Store::set_many`): applied now, on this thread. Returns how many sets `group` mode may
+    /// collect before the next call (`Store::group_room`), or null when a checkpoint must follow.
     /// `refuse_last`: the last set is the caller's, refused when the buffer write fails.
     #[napi]
-    pub fn set_many_now(&self, items: String, refuse_last: bool) -> napi::Result<u32> {
+    pub fn set_many_now(&self, items: String, refuse_last: bool) -> napi::Result<Option<u32>> {
         guard(|| {
             with_store(&self.inner, |s| {
                 Ok(match apply_set_many(s, &items, refuse_last)? {
-                    WriteOutcome::CheckpointDue => 0,
-                    WriteOutcome::Done => s.group_room().min(u32::MAX as usize) as u32,
+                    WriteOutcome::CheckpointDue => None,
+                    WriteOutcome::Done => Some(s.group_room().min(u32::MAX as usize) as u32),
                 })
             })
         })
     }
 
-    /// 0 or 1 as for `set`; 2 when the record does not exist.
     #[napi]
-    pub fn delete(&self, id: String) -> napi::Result<u32> {
-        guard(|| {
-            with_store(&self.inner, |s| match s.delete(&id) {
-                Ok(o) => Ok(outcome_code(o)),
-                Err(Error::NotFound(_)) => Ok(2),
-                Err(e) => Err(e),
-            })
-        })
+    pub fn delete(&self, id: String) -> napi::Result<Written> {
+        guard(|| with_store(&self.inner, |s| deleted(s.delete(&id))))
     }
 
     #[napi]
@@ -272,22 +390,20 @@ impl NativeStore {
     }
 
     #[napi]
-    pub fn batch_commit(&self) -> napi::Result<u32> {
-        guard(|| with_store(&self.inner, |s| s.batch_commit().map(outcome_code)))
+    pub fn batch_commit(&self) -> napi::Result<Written> {
+        guard(|| with_store(&self.inner, |s| s.batch_commit().map(Written::from)))
     }
 
-    /// Reverses the open batch (`keep_order`: records it deleted go back in their place);
-    /// returns `{"effects":[[id, record|null], ...],"reordered":bool}` (`reordered`: the view
-    /// must take the order of `recordIds` afterwards).
+    /// Reverses the open batch (`keep_order`: records it deleted go back in their place).
     #[napi]
-    pub fn batch_rollback(&self, keep_order: bool) -> napi::Result<String> {
+    pub fn batch_rollback(&self, keep_order: bool) -> napi::Result<RolledBack> {
         guard(|| {
             with_store(&self.inner, |s| {
                 let (effects, reordered) = s.batch_rollback(keep_order)?;
-                Ok(format!(
-                    "{{\"effects\":{},\"reordered\":{reordered}}}",
-                    effects_json(&effects)
-                ))
+                Ok(RolledBack {
+                    effects: effects_json(&effects),
+                    reordered,
+                })
             })
         })
     }
@@ -324,8 +440,8 @@ impl NativeStore {
 
     /// Undoes the last op; the view changes, or null when there was nothing to undo.
     #[napi]
-    pub fn undo(&self) -> napi::Result<Option<String>> {
-        guard(|| with_store(&self.inner, |s| Ok(s.undo()?.map(|c| change_json(&c)))))
+    pub fn undo(&self) -> napi::Result<Option<Undone>> {
+        guard(|| with_store(&self.inner, |s| Ok(s.undo()?.map(undone))))
     }
 
     #[napi]
@@ -350,10 +466,10 @@ impl NativeStore {
         Ok(lines_json(ops.iter().filter(|l| l.op.id == id)))
     }
 
-    /// `{"opsCount":n,"version":v}` plus the manifest info, for the facade's caches.
+    /// The manifest info, for the facade's cache.
     #[napi]
-    pub fn manifest(&self) -> napi::Result<Option<String>> {
-        guard(|| manifest_json(&self.inner))
+    pub fn manifest(&self) -> napi::Result<ManifestInfo> {
+        guard(|| manifest_info(&self.inner))
     }
 
     #[napi]
@@ -380,8 +496,8 @@ impl NativeStore {
     }
 
     /// Checkpoints on a worker; resolves to the new manifest info.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn checkpoint(&self) -> Job {
+    #[napi(ts_return_type = "Promise<CheckpointDone>")]
+    pub fn checkpoint(&self) -> Job<CheckpointDone> {
         let inner = self.inner.clone();
         self.job(move || {
             let reset = checkpoint(&inner)?;
@@ -393,8 +509,8 @@ impl NativeStore {
     /// returns the job that writes the checkpoint on a worker while sets and deletes go on
     /// (resolving as `checkpoint` does), or null when the checkpoint in progress writes it
     /// next (see `Store::checkpoint_due`).
-    #[napi(ts_return_type = "Promise<string | null> | null")]
-    pub fn checkpoint_due(&self) -> napi::Result<Option<Job>> {
+    #[napi(ts_return_type = "Promise<CheckpointDone> | null")]
+    pub fn checkpoint_due(&self) -> napi::Result<Option<Job<CheckpointDone>>> {
         let Some(begun) = guard(|| with_store(&self.inner, |s| s.checkpoint_due()))? else {
             return Ok(None);
         };
@@ -405,21 +521,25 @@ impl NativeStore {
         })))
     }
 
-    /// Archives the records with these ids into `period`, then checkpoints; resolves to the count.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn archive(&self, ids: Vec<String>, period: String) -> Job {
+    /// Archives the records with these ids into `period`, then checkpoints.
+    #[napi(ts_return_type = "Promise<Archived>")]
+    pub fn archive(&self, ids: Vec<String>, period: String) -> Job<Archived> {
         let inner = self.inner.clone();
         self.job(move || {
             with_store(&inner, |s| {
                 let (moved, reset) = s.archive(&ids, &period)?;
-                Ok(Some(format!("{{\"moved\":{moved},\"reset\":{reset}}}")))
+                Ok(Archived {
+                    moved: moved as u32,
+                    reset,
+                })
             })
         })
     }
 
-    /// Resolves to the named segment's records as `[id, record, ...]`.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn load_archive(&self, name: String) -> napi::Result<Job> {
+    /// Resolves to the named segment's records as one pairs batch (see `engine::batch`), or
+    /// null when it has none.
+    #[napi(ts_return_type = "Promise<[string, string] | null>")]
+    pub fn load_archive(&self, name: String) -> napi::Result<Job<Option<Batch>>> {
         let (backend, rel) = guard(|| {
             with_store(&self.inner, |s| {
                 Ok((s.backend().clone(), s.find_archive_segment(&name)?))
@@ -427,33 +547,32 @@ impl NativeStore {
         })?;
         Ok(self.job(move || {
             let records = backend.load_archive_segment(&rel)?;
-            let items: Vec<String> = records
-                .iter()
-                .map(|(id, text)| format!("{id},{text}"))
-                .collect();
-            Ok(Some(format!("[{}]", items.join(","))))
+            let mut out = PairsBuilder::new(records.len());
+            for (id, text) in &records {
+                out.push(id, text);
+            }
+            Ok(out.finish())
         }))
     }
 
-    /// Reads ops appended by another writer; resolves to `{"reset":bool,"ops":[...]}`.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn tail(&self) -> Job {
+    /// Reads ops appended by another writer.
+    #[napi(ts_return_type = "Promise<Tailed>")]
+    pub fn tail(&self) -> Job<Tailed> {
         let inner = self.inner.clone();
         self.job(move || {
             with_store(&inner, |s| {
                 let t = s.tail()?;
                 let lines: Vec<&str> = t.lines.iter().map(|l| &**l).collect();
-                Ok(Some(format!(
-                    "{{\"reset\":{},\"ops\":[{}]}}",
-                    t.reset,
-                    lines.join(",")
-                )))
+                Ok(Tailed {
+                    reset: t.reset,
+                    ops: format!("[{}]", lines.join(",")),
+                })
             })
         })
     }
 
     /// Engine work off the JavaScript thread, on a thread of its own for a JavaScript backend.
-    fn job(&self, work: impl FnOnce() -> Result<Option<String>> + Send + 'static) -> Job {
+    fn job<T: Output>(&self, work: impl FnOnce() -> Result<T> + Send + 'static) -> Job<T> {
         let js_backend = lock(&self.backend)
             .as_ref()
             .is_some_and(|b| !b.callable_from_any_thread());
@@ -505,42 +624,28 @@ impl NativeStore {
     // Twins of the writes for JavaScript backends: the same engine calls, on a worker, because
     // their I/O waits for promises on the JavaScript thread.
 
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn set_async(&self, id: String, data: String) -> Job {
+    #[napi(ts_return_type = "Promise<Written>")]
+    pub fn set_async(&self, id: String, data: String) -> Job<Written> {
         let inner = self.inner.clone();
-        self.job(move || {
-            with_store(&inner, |s| {
-                s.set(&id, data).map(|o| Some(outcome_code(o).to_string()))
-            })
-        })
+        self.job(move || with_store(&inner, |s| s.set(&id, data).map(Written::from)))
     }
 
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn delete_async(&self, id: String) -> Job {
+    #[napi(ts_return_type = "Promise<Written>")]
+    pub fn delete_async(&self, id: String) -> Job<Written> {
         let inner = self.inner.clone();
-        self.job(move || {
-            with_store(&inner, |s| match s.delete(&id) {
-                Ok(o) => Ok(Some(outcome_code(o).to_string())),
-                Err(Error::NotFound(_)) => Ok(Some("2".into())),
-                Err(e) => Err(e),
-            })
-        })
+        self.job(move || with_store(&inner, |s| deleted(s.delete(&id))))
     }
 
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn batch_commit_async(&self) -> Job {
+    #[napi(ts_return_type = "Promise<Written>")]
+    pub fn batch_commit_async(&self) -> Job<Written> {
         let inner = self.inner.clone();
-        self.job(move || {
-            with_store(&inner, |s| {
-                s.batch_commit().map(|o| Some(outcome_code(o).to_string()))
-            })
-        })
+        self.job(move || with_store(&inner, |s| s.batch_commit().map(Written::from)))
     }
 
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn undo_async(&self) -> Job {
+    #[napi(ts_return_type = "Promise<Undone | null>")]
+    pub fn undo_async(&self) -> Job<Option<Undone>> {
         let inner = self.inner.clone();
-        self.job(move || with_store(&inner, |s| Ok(s.undo()?.map(|c| change_json(&c)))))
+        self.job(move || with_store(&inner, |s| Ok(s.undo()?.map(undone))))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]

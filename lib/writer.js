@@ -1,0 +1,403 @@
+"use strict";
+// The write side of the facade: every mutation reaches the engine here, in call order, and the
+// view follows it. One path for a set: staged in the open batch, collected in `async` and `group`
+// mode (handed to the engine in one call), or written now (in turn when others are queued).
+// After a write: the group timer, and the checkpoint the engine says is due.
+const { withCode, passThrough } = require("./errors");
+const { CallQueue, RESOLVED, noop } = require("./queue");
+const { Syncer } = require("./durability");
+const { Written } = require("./native");
+
+/** A checkpoint a write started failed. Nothing is lost: the ops stay in the current op file (or
+ * buffered), and the next write retries it. */
+function checkpointFailed(err) {
+  console.error(`opslog: checkpoint failed (retried after the next write): ${err.message}`);
+}
+
+class Writer {
+  #native;
+  #view;
+  /** A JavaScript StorageBackend's adapter state ({lock, error}), or null for the native filesystem. */
+  #adapter;
+  #multiWriter;
+  /** `group` or `async` mode: writes are acknowledged by flush(). */
+  #buffered;
+  #groupMs;
+  #groupSize;
+  #groupTimer = null;
+  #closed = false;
+  /** `durable`: writes resolve once fsynced; concurrent writes share one fsync. */
+  #durable;
+  #syncer = new Syncer(() => this.call(this.engine.syncOps()));
+  #queue = new CallQueue();
+  /**
+   * `async` and `group` modes: sets not yet handed to the engine, as `[idText, recordText, ms,
+   * ...]` (`ms` is "" when it is the previous set's: many sets come to the millisecond); the
+   * engine gets them in one call before anything else reaches it (see `engine`), or once there
+   * are enough of them: `groupCommitSize` in `async` mode, `#room` in `group` mode. Null in
+   * `immediate` mode and with a JavaScript backend.
+   */
+  #deferred;
+  /** `group` mode: the engine applies the sets handed over at once, on this thread. */
+  #groupDefer;
+  /**
+   * `group` mode: how many sets may be collected before they are handed over, so that the
+   * buffer is written, and a checkpoint comes due, after the same set as if each set were
+   * handed over on its own (0: unknown, the next set goes at once and learns it).
+   */
+  #room = 0;
+  /** The sets of the open batch not yet handed to the engine, as #deferred holds them. */
+  #staged = [];
+  /** Ids (JSON text) of staged sets whose handing over failed: rollback reads them back. */
+  #unsure = [];
+  /** The `ms` of the last set collected in #deferred or #staged (NaN after a hand-over). */
+  #lastMs = NaN;
+  #batching = false;
+  /** A call of the open batch was refused as invalid (SPEC 7.6): its rollback changes nothing. */
+  #refused = false;
+  /** The engine's manifest info (`getManifest`, the current files), as of the last change. */
+  manifest = null;
+
+  /** `o`: the checked options, and `adapter` (or null), `durable` as the store opens with. */
+  constructor(native, view, o) {
+    this.#native = native;
+    this.#view = view;
+    this.#adapter = o.adapter;
+    this.#multiWriter = o.agentId !== undefined;
+    this.#buffered = o.writeMode !== "immediate";
+    this.#groupMs = o.groupCommitMs;
+    this.#groupSize = o.groupCommitSize;
+    this.#deferred = o.writeMode !== "immediate" && !o.adapter && !o.readOnly ? [] : null;
+    this.#groupDefer = o.writeMode === "group";
+    this.#durable = o.durable;
+  }
+
+  /** The engine, once the sets collected (deferred, staged) have reached it, in call order. */
+  get engine() {
+    if (this.#deferred !== null && this.#deferred.length > 0) this.#handOver();
+    if (this.#staged.length > 0) this.#stageNow();
+    // Whatever the caller does next may change the buffer and the op count.
+    this.#room = 0;
+    return this.#native;
+  }
+
+  /** A checkpoint a write started, or null: settles, never rejects. */
+  get background() {
+    return this.#queue.background;
+  }
+
+  refreshManifest() {
+    this.manifest = this.#native.manifest();
+  }
+
+  /** Awaits an engine job; a JavaScript backend's failure rejects with the backend's own error. */
+  async call(promise) {
+    try {
+      return await promise;
+    } catch (err) {
+      const original = this.#adapter?.error;
+      if (original) {
+        this.#adapter.error = null;
+        throw passThrough(original);
+      }
+      throw withCode(err);
+    }
+  }
+
+  /** Runs `fn` after the mutations called before it (and a checkpoint in progress, if `exclusive`). */
+  enqueue(fn, exclusive = true) {
+    return this.#queue.enqueue(fn, exclusive);
+  }
+
+  /** A call of the open batch was refused before it changed anything. */
+  refused() {
+    this.#refused ||= this.#batching;
+  }
+
+  /** The one set path (`idText`, `data`: the id and the record as JSON text). */
+  set(id, value, idText, data) {
+    if (this.#batching) {
+      // Handed over with the commit (or before any other call that needs the engine).
+      this.#collect(this.#staged, idText, data);
+      this.#view.set(id, value);
+      return undefined;
+    }
+    if (this.#deferred !== null && this.#queue.queued === 0) return this.#defer(id, value, idText, data);
+    return this.#write(
+      () => (this.#adapter ? this.call(this.engine.setAsync(idText, data)) : this.engine.set(idText, data)),
+      (due) => {
+        this.#view.set(id, value);
+        return due;
+      },
+    );
+  }
+
+  delete(id, idText) {
+    if (this.#batching) {
+      this.#deleted(id, this.engine.delete(idText));
+      return undefined;
+    }
+    return this.#write(
+      () => (this.#adapter ? this.call(this.engine.deleteAsync(idText)) : this.engine.delete(idText)),
+      (code) => this.#deleted(id, code),
+    );
+  }
+
+  #deleted(id, code) {
+    if (code === Written.NotFound) throw new Error(`Record '${id}' not found`);
+    this.#view.delete(id);
+    return code;
+  }
+
+  /** Runs `fn` as one batch: its sets and deletes are committed together, or none is. */
+  batch(fn) {
+    const rollback = (err) => {
+      this.#rollBack();
+      throw err;
+    };
+    return this.#write(
+      () => {
+        this.engine.batchBegin();
+        this.#staged = [];
+        this.#unsure = [];
+        this.#batching = true;
+        this.#refused = false;
+        try {
+          fn();
+        } catch (err) {
+          this.#batching = false;
+          rollback(err);
+        }
+        this.#batching = false;
+        let commit;
+        try {
+          commit = this.#adapter ? this.engine.batchCommitAsync() : this.engine.batchCommit();
+        } catch (err) {
+          rollback(err);
+        }
+        return this.#adapter ? this.call(commit).catch(rollback) : commit;
+      },
+      (due) => due,
+      true,
+    );
+  }
+
+  /**
+   * Runs an engine write in call order: `run()` returns what the engine says of it (a job that
+   * resolves to that with a JavaScript backend), `apply` brings the view along and passes it on
+   * to #afterWrite. With a JavaScript backend every write waits its turn in the queue.
+   * `exclusive`: waits for a checkpoint in progress (sets and deletes need not).
+   */
+  #write(run, apply, exclusive = false) {
+    const step = () => {
+      const due = run();
+      if (typeof due === "number") return this.#afterWrite(apply(due));
+      return due.then((d) => this.#afterWrite(apply(d)));
+    };
+    return this.#acknowledged(this.#adapter ? this.#queue.enqueue(step) : this.#queue.run(step, exclusive));
+  }
+
+  /** Undoes the last op; resolves to whether there was one. */
+  undo() {
+    const apply = (change) => {
+      if (change === null) return false;
+      if (change.effects == null) return this.#view.load().then(() => change.undone);
+      this.#view.applyEffects(JSON.parse(change.effects));
+      return true;
+    };
+    // A multi-writer undo waits for the compaction lock and re-reads every agent's file: on a worker.
+    if (this.#adapter || this.#multiWriter) {
+      return this.#queue.enqueue(async () => apply(await this.call(this.engine.undoAsync())));
+    }
+    return this.#acknowledged(this.#queue.run(() => apply(this.engine.undo())));
+  }
+
+  /** A whole checkpoint, now (the caller's turn in the queue). */
+  async checkpoint() {
+    this.#clearGroupTimer();
+    const { reset, manifest } = await this.call(this.engine.checkpoint());
+    if (reset) await this.#view.load();
+    this.manifest = manifest;
+  }
+
+  /** Writes what is buffered, and waits for a checkpoint in progress: then the files are settled. */
+  async flush() {
+    if (!this.#buffered) return this.#queue.background ?? undefined;
+    await this.#queue.enqueue(async () => {
+      this.#clearGroupTimer();
+      await this.#flushNow();
+    });
+    if (this.#durable) await this.#syncer.synced();
+  }
+
+  /** After everything queued: writes what is buffered, and closes the engine. */
+  close() {
+    this.#closed = true;
+    this.#clearGroupTimer();
+    return this.#queue.enqueue(async () => {
+      if (this.#durable) {
+        await this.#flushNow();
+        await this.#syncer.synced();
+      }
+      return this.call(this.engine.close());
+    });
+  }
+
+  /**
+   * Hands the deferred sets over; in `group` mode, returns what `setManyNow` does: the room for
+   * the next ones, null when a checkpoint is due (`refuseLast`: the last one is the calling
+   * set's, taken back out if the write fails).
+   */
+  #handOver(refuseLast = false) {
+    const items = this.#deferred;
+    this.#deferred = [];
+    this.#lastMs = NaN;
+    try {
+      if (this.#groupDefer) return this.#native.setManyNow(items.join("\n"), refuseLast);
+      this.#native.setMany(items.join("\n"));
+      return undefined;
+    } catch (err) {
+      throw withCode(err);
+    }
+  }
+
+  /** Stages the open batch's collected sets in the engine's batch. */
+  #stageNow() {
+    const items = this.#staged;
+    this.#staged = [];
+    this.#lastMs = NaN;
+    try {
+      this.#native.setManyNow(items.join("\n"), false);
+    } catch (err) {
+      // Some may be staged, some not: the rollback that follows reads these back.
+      for (let i = 0; i < items.length; i += 3) this.#unsure.push(items[i]);
+      throw err;
+    }
+  }
+
+  /** Adds a set to `list` as `idText, data, ms` (`ms`: when it was called, "" if unchanged). */
+  #collect(list, idText, data) {
+    const ms = Date.now();
+    list.push(idText, data, ms === this.#lastMs ? "" : ms);
+    this.#lastMs = ms;
+  }
+
+  /**
+   * An `async`- or `group`-mode set: resolves at once, as the reference's does (in `group` mode
+   * the set that fills the buffer resolves once it is written); the engine gets it later. A
+   * write that fails rejects the set that handed the group over: in `group` mode that set is
+   * taken back out of the engine and the view; the sets before it were acknowledged, so they
+   * stay applied and buffered, and a later flush retries them.
+   */
+  #defer(id, value, idText, data) {
+    this.#collect(this.#deferred, idText, data);
+    if (this.#groupDefer) {
+      if (this.#deferred.length >= 3 * this.#room) {
+        try {
+          this.#room = this.#handOver(true) ?? 0;
+        } catch (err) {
+          // Refused: not in the engine, so not in the view either.
+          return Promise.reject(withCode(err));
+        }
+      }
+      this.#view.set(id, value);
+      this.#afterWrite(this.#room === 0 ? Written.CheckpointDue : Written.Done);
+      return RESOLVED;
+    }
+    this.#view.set(id, value);
+    if (this.#deferred.length >= 3 * this.#groupSize) {
+      try {
+        this.#handOver();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    this.#afterWrite(Written.Done);
+    return RESOLVED;
+  }
+
+  /**
+   * In durable mode, a write's promise resolves once what it appended is fsynced. In group and
+   * async modes writes are acknowledged by flush() (as in the reference), which syncs instead.
+   */
+  #acknowledged(written) {
+    if (!this.#durable || this.#buffered) return written;
+    return written.then((result) => this.#syncer.synced().then(() => result));
+  }
+
+  /** After a logged write: arm the group timer, or checkpoint when the engine says it is due. */
+  #afterWrite(due) {
+    if (this.#buffered && !this.#groupTimer) {
+      this.#groupTimer = setTimeout(() => {
+        this.#groupTimer = null;
+        if (this.#closed) return;
+        this.#queue.enqueue(() => this.#flushNow(), false).catch(noop);
+      }, this.#groupMs);
+    }
+    if (due !== Written.CheckpointDue) return undefined;
+    // Runs inside the write's own turn in the queue (or is adopted into it by CallQueue#run).
+    // The write is logged: a checkpoint that fails (a full disk) does not undo it, and stays due.
+    if (this.#adapter || this.#multiWriter) return this.checkpoint().catch((err) => checkpointFailed(withCode(err)));
+    // The write is logged and resolves now. The log is cut here (getOps() and stats() show the
+    // checkpoint at once) and the checkpoint is written in the background: by a job begun now,
+    // or, while one runs, by that job next.
+    this.#clearGroupTimer();
+    let job;
+    try {
+      job = this.engine.checkpointDue();
+    } catch (err) {
+      // Its first step (writing what group/async mode buffered) failed: the write itself is
+      // logged or buffered, as acknowledged, and the checkpoint stays due.
+      checkpointFailed(withCode(err));
+      return undefined;
+    }
+    if (job !== null) this.#inBackground(job);
+    return undefined;
+  }
+
+  #inBackground(job) {
+    const queue = this.#queue;
+    const before = queue.background ?? RESOLVED;
+    const done = this.call(job).then(noop, checkpointFailed);
+    // A job begun while the last one was ending (see checkpointDue) runs beside it.
+    const background = Promise.all([before, done]).then(() => {
+      this.refreshManifest();
+      if (queue.background === background) queue.background = null;
+    });
+    queue.background = background;
+  }
+
+  #clearGroupTimer() {
+    if (this.#groupTimer) {
+      clearTimeout(this.#groupTimer);
+      this.#groupTimer = null;
+    }
+  }
+
+  #flushNow() {
+    return this.#adapter ? this.call(this.engine.flushAsync()) : this.engine.flush();
+  }
+
+  /**
+   * Reverses the staged batch in the view too. After a refused call nothing may change, so the
+   * records it deleted go back in their place; after any other error they come back at the end
+   * of the order, as in the reference (where a rollback is a fresh insertion).
+   */
+  #rollBack() {
+    if (this.#staged.length > 0) {
+      try {
+        this.#stageNow();
+      } catch {
+        // Their ids are in #unsure.
+      }
+    }
+    const { effects, reordered } = this.engine.batchRollback(this.#refused);
+    this.#view.applyEffects(JSON.parse(effects));
+    // Sets whose handing over failed may not have reached the engine: take its word for them.
+    for (const idText of this.#unsure) this.#view.reread(idText);
+    this.#unsure = [];
+    if (reordered) this.#view.reorder(JSON.parse(this.engine.recordIds()));
+  }
+}
+
+module.exports = { Writer };
