@@ -54,4 +54,10 @@ async function call(promise) {
   }
 }
 
-module.exports = { withCode, call, passThrough };
+// The facade's own error texts (the reference's words), each spelled here only.
+const NOT_OPEN = "Store is not open. Call open() first.";
+const READ_ONLY = "Store is read-only. Cannot perform mutations.";
+const SKIP_LOAD_COMPACT = "Cannot compact in skipLoad mode — in-memory Map is incomplete";
+const notFound = (id) => `Record '${id}' not found`;
+
+module.exports = { withCode, call, passThrough, NOT_OPEN, READ_ONLY, SKIP_LOAD_COMPACT, notFound };

@@ -3,7 +3,9 @@
 // package ships (derived from `napi.targets` in package.json, the one list of them), and the
 // names derived from a platform: the addon file of a build and the npm package that carries it.
 const fs = require("node:fs");
-const { name: PACKAGE_NAME, napi } = require("../package.json");
+const { name: PACKAGE_NAME, napi, bin } = require("../package.json");
+/** The operator CLI's command name (package.json `bin`). */
+const CLI_NAME = Object.keys(bin)[0];
 
 // glibc or musl, in napi-rs's order of evidence: the text of /usr/bin/ldd (a script on glibc, a
 // link to the musl loader on musl), then the process report without its network scan (which
@@ -52,11 +54,11 @@ function platformOfTarget(target) {
   if (system === "darwin") return `darwin-${arch}`;
   if (system === "windows") return `win32-${arch}-${abi}`;
   if (system === "linux") return `linux-${arch}-${abi}`;
-  throw new Error(`opslog-native: no platform name for the target ${target}`);
+  throw new Error(`${PACKAGE_NAME}: no platform name for the target ${target}`);
 }
 
 const shippedPlatforms = () => napi.targets.map(platformOfTarget);
 const binaryName = (triple = platformTriple()) => `${napi.binaryName}.${triple}.node`;
 const packageName = (triple = platformTriple()) => `${PACKAGE_NAME}-${triple}`;
 
-module.exports = { PACKAGE_NAME, isMusl, platformTriple, platformOfTarget, shippedPlatforms, binaryName, packageName };
+module.exports = { PACKAGE_NAME, CLI_NAME, isMusl, platformTriple, platformOfTarget, shippedPlatforms, binaryName, packageName };

@@ -9,13 +9,11 @@ const { NativeStore } = require("./native");
 const { checkId, recordText, checkOptions, checkPeriod } = require("./validate");
 const { FsBackend } = require("./fs-backend");
 const { makeDispatcher } = require("./js-backend");
-const { withCode } = require("./errors");
+const { withCode, NOT_OPEN, READ_ONLY, SKIP_LOAD_COMPACT } = require("./errors");
 const { recordEntries, opsOf, parsePairs } = require("./stream");
 const { RecordView, earlyView, exportedChunks } = require("./view");
 const { Writer } = require("./writer");
 
-const NOT_OPEN = "Store is not open. Call open() first.";
-const READ_ONLY = "Store is read-only. Cannot perform mutations.";
 
 function defaultPeriod() {
   const now = new Date();
@@ -265,7 +263,7 @@ class Store {
 
   async compact() {
     this.#ensureWritable();
-    if (this.#skipLoad) throw new Error("Cannot compact in skipLoad mode — in-memory Map is incomplete");
+    if (this.#skipLoad) throw new Error(SKIP_LOAD_COMPACT);
     return this.#writer.enqueue(() => this.#writer.checkpoint());
   }
 

@@ -3,7 +3,7 @@
 // view follows it. One path for a set: staged in the open batch, collected in `async` and `group`
 // mode (handed to the engine in one call), or written now (in turn when others are queued).
 // After a write: the group timer, and the checkpoint the engine says is due.
-const { withCode, passThrough } = require("./errors");
+const { withCode, passThrough, notFound } = require("./errors");
 const { CallQueue, RESOLVED, noop } = require("./queue");
 const { Syncer } = require("./durability");
 const { Written } = require("./native");
@@ -144,7 +144,7 @@ class Writer {
   }
 
   #deleted(id, code) {
-    if (code === Written.NotFound) throw new Error(`Record '${id}' not found`);
+    if (code === Written.NotFound) throw new Error(notFound(id));
     this.#view.delete(id);
     return code;
   }

@@ -12,8 +12,7 @@
 const { execFileSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
-const { napi } = require("../package.json");
-const { binaryName, platformOfTarget, platformTriple } = require("../lib/platform");
+const { PACKAGE_NAME, binaryName, shippedPlatforms, platformTriple } = require("../lib/platform");
 const { ARTIFACTS } = require("./build-cross");
 
 const root = path.join(__dirname, "..");
@@ -21,7 +20,7 @@ const napiCli = (args) => execFileSync(path.join(root, "node_modules", ".bin", "
 
 napiCli(["version"]);
 const built = [];
-for (const platform of napi.targets.map(platformOfTarget)) {
+for (const platform of shippedPlatforms()) {
   const name = binaryName(platform);
   const own = platform === platformTriple() ? path.join(root, name) : null;
   // The newer of the cross build and this machine's own build (a stale one never wins).
@@ -30,12 +29,12 @@ for (const platform of napi.targets.map(platformOfTarget)) {
     .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
   if (!source) continue;
   fs.copyFileSync(source, path.join(root, "npm", platform, name));
-  console.log(`opslog-native: npm/${platform}/${name} ready (from ${path.relative(root, source)})`);
+  console.log(`${PACKAGE_NAME}: npm/${platform}/${name} ready (from ${path.relative(root, source)})`);
   built.push(platform);
 }
 if (!built.length) {
-  console.error("opslog-native: no addon is built; run `npm run build` (this machine) or `npm run build:cross` first");
+  console.error(`${PACKAGE_NAME}: no addon is built; run \`npm run build\` (this machine) or \`npm run build:cross\` first`);
   process.exit(1);
 }
-const missing = napi.targets.map(platformOfTarget).filter((p) => !built.includes(p));
-if (missing.length) console.log(`opslog-native: not built here, their packages hold no addon: ${missing.join(", ")}`);
+const missing = shippedPlatforms().filter((p) => !built.includes(p));
+if (missing.length) console.log(`${PACKAGE_NAME}: not built here, their packages hold no addon: ${missing.join(", ")}`);

@@ -9,7 +9,7 @@ const { execFileSync, spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const { platformTriple } = require("../lib/platform");
+const { PACKAGE_NAME, CLI_NAME, platformTriple, packageName } = require("../lib/platform");
 
 const root = path.join(__dirname, "..");
 const fixtures = path.join(root, "__test__", "consumer");
@@ -68,10 +68,10 @@ function project(name, deps) {
 }
 
 const tarball = (info) => `file:${path.join(work, info.filename)}`;
-const platformDep = { [`opslog-native-${triple}`]: tarball(platform) };
+const platformDep = { [packageName(triple)]: tarball(platform) };
 
 let ours;
-for (const [name, spec] of [["opslog-native", tarball(main)], ["@backloghq/opslog", tarball(main)]]) {
+for (const [name, spec] of [[PACKAGE_NAME, tarball(main)], ["@backloghq/opslog", tarball(main)]]) {
   const dir = project(`consumer-${name.replace(/\W/g, "-")}`, { [name]: spec, ...platformDep });
   for (const file of ["esm.mjs", "cjs.cjs"]) {
     fs.writeFileSync(path.join(dir, file), fs.readFileSync(path.join(fixtures, file), "utf8").replaceAll("PACKAGE", name));
@@ -81,9 +81,9 @@ for (const [name, spec] of [["opslog-native", tarball(main)], ["@backloghq/opslo
   const store = path.join(dir, "cli-store");
   const write = `import { Store } from ${JSON.stringify(name)}; const s = new Store(); await s.open(${JSON.stringify(store)}); await s.set("a", {}); await s.close();`;
   run(process.execPath, ["--input-type=module", "-e", write], dir);
-  const verified = run("npm", ["exec", "--no", "--", "opslog-native", "verify", store], dir).trim();
-  console.log(`${name}: npx opslog-native verify: ${verified}`);
-  if (name === "@backloghq/opslog") ours = typecheckAndRun(dir, "opslog-native under the alias");
+  const verified = run("npm", ["exec", "--no", "--", CLI_NAME, "verify", store], dir).trim();
+  console.log(`${name}: npx ${CLI_NAME} verify: ${verified}`);
+  if (name === "@backloghq/opslog") ours = typecheckAndRun(dir, `${PACKAGE_NAME} under the alias`);
 }
 
 // The same TypeScript program against the reference itself: it compiles and prints the same.

@@ -6,7 +6,7 @@
 const fs = require("node:fs");
 const path = require("node:path");
 const { spawnSync } = require("node:child_process");
-const { binaryName, packageName } = require("../lib/platform");
+const { PACKAGE_NAME, binaryName, packageName } = require("../lib/platform");
 
 const root = path.join(__dirname, "..");
 function prebuilt() {
@@ -23,8 +23,8 @@ if (prebuilt() && !process.env.OPSLOG_NATIVE_REBUILD) process.exit(0);
 const hasCargo = spawnSync("cargo", ["--version"], { stdio: "ignore" }).status === 0;
 if (!hasCargo || !fs.existsSync(path.join(root, "Cargo.toml"))) {
   console.warn(
-    `opslog-native: no prebuilt binary for this platform (${packageName()}) and no Rust toolchain to build one; ` +
-      "install Rust from https://rustup.rs and run `npm rebuild opslog-native`.",
+    `${PACKAGE_NAME}: no prebuilt binary for this platform (${packageName()}) and no Rust toolchain to build one; ` +
+      `install Rust from https://rustup.rs and run \`npm rebuild ${PACKAGE_NAME}\`.`,
   );
   process.exit(0);
 }

@@ -5,8 +5,9 @@ const { execFileSync } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
+const { PACKAGE_NAME } = require("../lib/platform");
 
-const cacheRoot = () => process.env.OPSLOG_NATIVE_CACHE || path.join(os.homedir(), ".cache", "opslog-native");
+const cacheRoot = () => process.env.OPSLOG_NATIVE_CACHE || path.join(os.homedir(), ".cache", PACKAGE_NAME);
 
 // The node binary of `major` for `arch`: this process's own when it fits, else the newest
 // published release of that major, fetched once.

@@ -8,7 +8,7 @@
 const fs = require("node:fs");
 const path = require("node:path");
 
-const { shippedPlatforms, packageName } = require("../lib/platform");
+const { PACKAGE_NAME, shippedPlatforms, packageName } = require("../lib/platform");
 
 const root = path.join(__dirname, "..");
 
@@ -30,7 +30,7 @@ if (require.main === module) {
     console.error("usage: node scripts/stage.js <dir>");
     process.exit(2);
   }
-  console.log(`opslog-native: staged ${stage(path.resolve(dest))}`);
+  console.log(`${PACKAGE_NAME}: staged ${stage(path.resolve(dest))}`);
 }
 
 module.exports = { stage };

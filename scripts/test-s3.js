@@ -11,8 +11,9 @@ const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 const fs = require("node:fs");
+const { PACKAGE_NAME } = require("../lib/platform");
 
-const VENV = path.join(os.homedir(), ".cache", "opslog-native", "moto-venv");
+const VENV = path.join(os.homedir(), ".cache", PACKAGE_NAME, "moto-venv");
 const MOTO = path.join(VENV, "bin", "moto_server");
 const BUCKET = "opslog-s3-test";
 Object.assign(process.env, {

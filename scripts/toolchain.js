@@ -8,6 +8,7 @@
 // through `cargo-zigbuild`) is the linker: it carries glibc stubs of any version and musl, so
 // the arm64 addon links against glibc 2.17 symbols and the musl one against zig's musl.
 const { execFileSync, spawnSync } = require("node:child_process");
+const { PACKAGE_NAME } = require("../lib/platform");
 const fs = require("node:fs");
 const path = require("node:path");
 const { cacheRoot } = require("./node-dist");
@@ -31,7 +32,7 @@ function aptInstall(packages) {
   const missing = packages.filter((p) => !installed(p));
   if (!missing.length) return;
   if (process.getuid?.() !== 0) {
-    throw new Error(`opslog-native: the cross toolchain needs the Debian packages ${missing.join(" ")}; install them (as root: apt-get install ${missing.join(" ")})`);
+    throw new Error(`${PACKAGE_NAME}: the cross toolchain needs the Debian packages ${missing.join(" ")}; install them (as root: apt-get install ${missing.join(" ")})`);
   }
   console.error(`installing ${missing.join(" ")} (apt)`);
   if (!aptUpdated) {

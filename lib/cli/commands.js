@@ -1,4 +1,5 @@
 "use strict";
+const { CLI_NAME, PACKAGE_NAME } = require("../platform");
 // The CLI's commands, by name, and the overall usage text.
 const COMMANDS = {
   inspect: require("./inspect"),
@@ -8,16 +9,16 @@ const COMMANDS = {
   tail: require("./tail"),
 };
 
-const USAGE = `Usage: opslog-native <command> <dir> [options]
+const USAGE = `Usage: ${CLI_NAME} <command> <dir> [options]
 
-Looks at and maintains an opslog data directory (written by opslog-native or @backloghq/opslog).
+Looks at and maintains an opslog data directory (written by ${PACKAGE_NAME} or @backloghq/opslog).
 
 Commands:
 ${Object.entries(COMMANDS)
   .map(([name, c]) => `  ${name.padEnd(9)}${c.summary}`)
   .join("\n")}
 
-Run 'opslog-native <command> --help' for a command's options and exit codes.
+Run '${CLI_NAME} <command> --help' for a command's options and exit codes.
 inspect, verify, export and tail never take the writer lock and never change a byte of <dir>.
 
 Options:

@@ -1,4 +1,5 @@
 "use strict";
+const { CLI_NAME } = require("../platform");
 const fs = require("node:fs");
 const path = require("node:path");
 const { Store } = require("../store");
@@ -7,7 +8,7 @@ const { EXIT, fail, storeOrFail } = require("./usage");
 
 const AGENT = "opslog-cli";
 
-const help = `Usage: opslog-native compact <dir>
+const help = `Usage: ${CLI_NAME} compact <dir>
 
 Checkpoints the store in <dir> offline: writes a new snapshot holding the ops since the last
 checkpoint and starts a new empty op file, through the store's normal open, compact and close

@@ -1,10 +1,11 @@
 "use strict";
+const { CLI_NAME } = require("../platform");
 const fs = require("node:fs");
 const native = require("../native");
 const { startProgress } = require("./progress");
 const { EXIT, UsageError, fail, storeOrFail } = require("./usage");
 
-const help = `Usage: opslog-native export <dir> [--format jsonl|json] [--out FILE] [--archive]
+const help = `Usage: ${CLI_NAME} export <dir> [--format jsonl|json] [--out FILE] [--archive]
 
 Writes the current state of the store in <dir> (the snapshot with the ops since the last
 checkpoint replayed, in the store's record order) to stdout or FILE. Streams: memory stays

@@ -1,9 +1,10 @@
 "use strict";
+const { CLI_NAME } = require("../platform");
 const native = require("../native");
 const { formatBytes } = require("./progress");
 const { EXIT, fail } = require("./usage");
 
-const help = `Usage: opslog-native inspect <dir> [--json]
+const help = `Usage: ${CLI_NAME} inspect <dir> [--json]
 
 Shows what the store in <dir> is made of: the manifest, the current snapshot and op file with
 their sizes and record/op counts, the archive segments, the agents of a multi-writer store (each

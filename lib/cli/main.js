@@ -1,4 +1,5 @@
 "use strict";
+const { CLI_NAME } = require("../platform");
 // The operator CLI's entry: parses the command line, runs one command, sets the exit code.
 // Exit codes: 0 done (verify: clean); 1 the command found problems or failed; 2 a usage error,
 // or the directory could not be read as a store.
@@ -10,8 +11,8 @@ const EXIT_OK = EXIT.OK;
 const EXIT_USAGE = EXIT.USAGE;
 
 function usageError(message, command) {
-  const help = command ? `opslog-native ${command} --help` : "opslog-native --help";
-  process.stderr.write(`opslog-native: ${message}\nRun '${help}' for usage.\n`);
+  const help = command ? `${CLI_NAME} ${command} --help` : `${CLI_NAME} --help`;
+  process.stderr.write(`${CLI_NAME}: ${message}\nRun '${help}' for usage.\n`);
   return EXIT_USAGE;
 }
 
@@ -75,7 +76,7 @@ function run(argv) {
       process.exitCode = code;
     },
     (err) => {
-      process.stderr.write(`opslog-native: ${err?.message ?? err}\n`);
+      process.stderr.write(`${CLI_NAME}: ${err?.message ?? err}\n`);
       process.exitCode = 1;
     },
   );

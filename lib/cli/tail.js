@@ -1,10 +1,11 @@
 "use strict";
+const { CLI_NAME } = require("../platform");
 const { Store } = require("../store");
 const { EXIT, UsageError, fail, storeOrFail } = require("./usage");
 
 const AGENT = "opslog-cli-tail";
 
-const help = `Usage: opslog-native tail <dir> [--interval MS] [--from-start]
+const help = `Usage: ${CLI_NAME} tail <dir> [--interval MS] [--from-start]
 
 Follows the store in <dir> as a read-only follower and prints each op a writer appends, one JSON
 object per line ({"ts","op","id","prev","data"}, plus "agent" and "clock" in a multi-writer

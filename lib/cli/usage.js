@@ -1,4 +1,5 @@
 "use strict";
+const { CLI_NAME } = require("../platform");
 // What the commands share: exit codes, the usage error, the store check before a command runs.
 const native = require("../native");
 
@@ -7,9 +8,9 @@ const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREADABLE: 2 };
 /** A wrong command line: reported with a pointer to `--help`, exit code 2. */
 class UsageError extends Error {}
 
-/** Writes `opslog-native <command>: <message>` on stderr. */
+/** Writes `<CLI_NAME> <command>: <message>` on stderr. */
 function fail(command, message) {
-  process.stderr.write(`opslog-native ${command}: ${message}\n`);
+  process.stderr.write(`${CLI_NAME} ${command}: ${message}\n`);
 }
 
 /**

@@ -1,9 +1,10 @@
 "use strict";
+const { CLI_NAME } = require("../platform");
 const native = require("../native");
 const { startProgress } = require("./progress");
 const { EXIT } = require("./usage");
 
-const help = `Usage: opslog-native verify <dir> [--json]
+const help = `Usage: ${CLI_NAME} verify <dir> [--json]
 
 Reads every file the manifest of <dir> names and checks it in full: every snapshot line parses,
 record ids are unique, every op line parses and validates (a torn last line is reported), the
