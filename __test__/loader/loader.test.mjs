@@ -144,3 +144,24 @@ test("a platform nothing is published for says so and lists what is", (t) => {
   if (triple) assert.match(r.stderr, new RegExp(`no native binary for this platform \\(${triple}\\)\\. No prebuilt binary is published for ${triple}`));
   assert.match(r.stderr, new RegExp(`published: ${platform.shippedPlatforms().join(", ")}`));
 });
+
+// npm/<platform>/ holds one package per platform napi.targets ships (the napi-rs layout): the
+// folders are data, so this keeps them in step with the one list and with the names the loader
+// looks for.
+test("npm/ holds exactly the shipped platforms' packages, named as the loader looks for them", async () => {
+  const { readdirSync, readFileSync } = await import("node:fs");
+  const folders = readdirSync(join(ROOT, "npm"), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+  assert.deepEqual(folders.sort(), [...platform.shippedPlatforms()].sort());
+  const os = { darwin: "darwin", win32: "win32", linux: "linux" };
+  for (const p of platform.shippedPlatforms()) {
+    const pkg = JSON.parse(readFileSync(join(ROOT, "npm", p, "package.json"), "utf8"));
+    const [system, arch, abi] = p.split("-");
+    assert.equal(pkg.name, platform.packageName(p), p);
+    assert.equal(pkg.version, version, `${p}: version`);
+    assert.equal(pkg.main, platform.binaryName(p), `${p}: main`);
+    assert.deepEqual(pkg.files, [platform.binaryName(p)], `${p}: files`);
+    assert.deepEqual(pkg.os, [os[system]], `${p}: os`);
+    assert.deepEqual(pkg.cpu, [arch], `${p}: cpu`);
+    if (system === "linux") assert.deepEqual(pkg.libc, [abi === "musl" ? "musl" : "glibc"], `${p}: libc`);
+  }
+});
