@@ -46,7 +46,7 @@ function platformTriple() {
 }
 
 // A Rust target triple's platform name, as @napi-rs/cli names it (checked against its
-// parseTriple in __test__/loader.test.mjs).
+// parseTriple in __test__/loader/loader.test.mjs).
 const ARCH = { x86_64: "x64", aarch64: "arm64", i686: "ia32", armv7: "arm", riscv64gc: "riscv64" };
 function platformOfTarget(target) {
   const [cpu, , system, abi] = target.split("-");

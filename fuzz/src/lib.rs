@@ -1,4 +1,4 @@
-//! The checks the cargo-fuzz targets run: the properties of `tests/fuzz_parsers.rs` (nothing
+//! The checks the cargo-fuzz targets run: the properties of `crates/opslog-engine/tests/fuzz_parsers.rs` (nothing
 //! panics, errors carry a message, what parses is canonical and re-encodes to the same, the
 //! streaming and whole-file readers agree), on libFuzzer's coverage-guided inputs.
 //! They link the engine crate itself (`crates/opslog-engine`); `tests/seeds.rs` runs every check
