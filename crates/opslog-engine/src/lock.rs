@@ -90,6 +90,47 @@ pub fn acquire(dir: &Path, dir_display: &str) -> Result<LockHandle> {
     }
 }
 
+/// Runs `attempt` on the lock file `name` of `dir` (its path and the name shown in messages)
+/// until it settles: `None` means the file changed under it (removed, replaced, just created by
+/// another process), which is worth another try, but only so many: a file that never settles is
+/// an error (`churn` says how it kept changing), not a spin.
+fn settle<T>(
+    dir: &Path,
+    dir_display: &str,
+    name: &str,
+    churn: &str,
+    mut attempt: impl FnMut(&Path, &str) -> Result<Option<T>>,
+) -> Result<T> {
+    let path = dir.join(name);
+    let shown = display_join(dir_display, name);
+    for _ in 0..200 {
+        if let Some(v) = attempt(&path, &shown)? {
+            return Ok(v);
+        }
+    }
+    Err(Error::Invalid(format!("Could not acquire {shown}: {churn}")))
+}
+
+/// Opens the lock file to read and write, creating it when `create`; with whether this call
+/// created it (which decides whether an empty file is ours or another's about to write its pid).
+fn open_lock_file(path: &Path, create: bool) -> std::io::Result<(File, bool)> {
+    let rw = || OpenOptions::new().read(true).write(true).clone();
+    if create {
+        match rw().create_new(true).open(path) {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(e),
+            Err(_) => {}
+        }
+    }
+    rw().open(path).map(|f| (f, false))
+}
+
+/// Writes our pid into a lock file we hold, at its start.
+fn write_pid(file: &mut File, shown: &str) -> Result<()> {
+    file.write_all(std::process::id().to_string().as_bytes())
+        .map_err(|e| Error::io("write", shown, e))
+}
+
 /// Takes the lock file `name` of `dir` (created exclusively, holding our pid), taking over one
 /// whose pid is dead. `Ok(Err(pid))` when the live process `pid` holds it.
 pub fn try_acquire(
@@ -97,37 +138,33 @@ pub fn try_acquire(
     dir_display: &str,
     name: &str,
 ) -> Result<std::result::Result<LockHandle, i64>> {
-    let path = dir.join(name);
-    let shown = display_join(dir_display, name);
-    for _ in 0..200 {
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
+    settle(dir, dir_display, name, "it keeps reappearing", |path, shown| {
+        match OpenOptions::new().write(true).create_new(true).open(path) {
             Ok(mut file) => {
-                file.write_all(std::process::id().to_string().as_bytes())
-                    .map_err(|e| Error::io("write", &shown, e))?;
-                return Ok(Ok(LockHandle { _file: file, path }));
+                write_pid(&mut file, shown)?;
+                let path = path.to_path_buf();
+                return Ok(Some(Ok(LockHandle { _file: file, path })));
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io("open", &shown, e)),
+            Err(e) => return Err(Error::io("open", shown, e)),
         }
-        let content = match read_text(&path) {
+        let content = match read_text(path) {
             Ok(c) => c,
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("open", &shown, e)),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", shown, e)),
         };
         match parse_pid(&content) {
-            Some(pid) if is_alive(pid) => return Ok(Err(pid)),
-            None if content.trim().is_empty() && is_fresh(&path) => {
+            Some(pid) if is_alive(pid) => return Ok(Some(Err(pid))),
+            None if content.trim().is_empty() && is_fresh(path) => {
                 // Its owner has just created it and is about to write its pid.
                 std::thread::sleep(std::time::Duration::from_millis(5));
-                continue;
+                return Ok(None);
             }
             _ => {}
         }
-        let _ = fs::remove_file(&path);
-    }
-    Err(Error::Invalid(format!(
-        "Could not acquire {shown}: it keeps reappearing"
-    )))
+        let _ = fs::remove_file(path);
+        Ok(None)
+    })
 }
 
 /// Takes a lock file that is also held with `flock` for as long as its holder lives: a crashed
@@ -139,62 +176,44 @@ pub fn try_acquire_flocked(
     dir_display: &str,
     name: &str,
 ) -> Result<std::result::Result<LockHandle, i64>> {
-    let path = dir.join(name);
-    let shown = display_join(dir_display, name);
-    for _ in 0..200 {
-        // Whether we create the file decides whether an empty one is ours or a reference
-        // process's that has not written its pid yet.
-        let (mut file, created) = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(f) => (f, true),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                match OpenOptions::new().read(true).write(true).open(&path) {
-                    Ok(f) => (f, false),
-                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io("open", &shown, e)),
-                }
-            }
-            Err(e) => return Err(Error::io("open", &shown, e)),
+    settle(dir, dir_display, name, "it keeps being replaced", |path, shown| {
+        let (mut file, created) = match open_lock_file(path, true) {
+            Ok(v) => v,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", shown, e)),
         };
         if file.try_lock().is_err() {
-            let holder = read_text(&path)
+            let holder = read_text(path)
                 .ok()
                 .and_then(|c| parse_pid(&c))
                 .unwrap_or(0);
-            return Ok(Err(holder));
+            return Ok(Some(Err(holder)));
         }
         // The file may have been unlinked (released) between our open and our lock.
-        if !still_linked(&file, &path) {
-            continue;
+        if !still_linked(&file, path) {
+            return Ok(None);
         }
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut file, &mut bytes)
-            .map_err(|e| Error::io("read", &shown, e))?;
+            .map_err(|e| Error::io("read", shown, e))?;
         let (content, _) = super::fsutil::lossy_text(bytes);
         // A live pid with no flock behind it: a process of the reference (which only creates the
         // file) holds it. A dead pid is a holder that crashed. An empty file just created is a
         // reference process between creating it and writing its pid.
         match parse_pid(&content) {
-            Some(pid) if is_alive(pid) => return Ok(Err(pid)),
-            None if !created && content.trim().is_empty() && is_fresh(&path) => {
-                return Ok(Err(0));
+            Some(pid) if is_alive(pid) => return Ok(Some(Err(pid))),
+            None if !created && content.trim().is_empty() && is_fresh(path) => {
+                return Ok(Some(Err(0)));
             }
             _ => {}
         }
         file.set_len(0)
-            .map_err(|e| Error::io("ftruncate", &shown, e))?;
-        std::io::Seek::rewind(&mut file).map_err(|e| Error::io("lseek", &shown, e))?;
-        file.write_all(std::process::id().to_string().as_bytes())
-            .map_err(|e| Error::io("write", &shown, e))?;
-        return Ok(Ok(LockHandle { _file: file, path }));
-    }
-    Err(Error::Invalid(format!(
-        "Could not acquire {shown}: it keeps being replaced"
-    )))
+            .map_err(|e| Error::io("ftruncate", shown, e))?;
+        std::io::Seek::rewind(&mut file).map_err(|e| Error::io("lseek", shown, e))?;
+        write_pid(&mut file, shown)?;
+        let path = path.to_path_buf();
+        Ok(Some(Ok(LockHandle { _file: file, path })))
+    })
 }
 
 /// The lock file of a multi-writer agent, in the store directory (beside `.lock` and
@@ -231,55 +250,36 @@ pub fn try_acquire_agent(
     name: &str,
     create: bool,
 ) -> Result<AgentLock> {
-    let path = dir.join(name);
-    let shown = display_join(dir_display, name);
-    for _ in 0..200 {
-        let existing = || OpenOptions::new().read(true).write(true).open(&path);
-        let created = || {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-        };
-        let opened = match create.then(created) {
-            Some(Ok(f)) => Ok((f, true)),
-            Some(Err(e)) if e.kind() != ErrorKind::AlreadyExists => Err(e),
-            _ => existing().map(|f| (f, false)),
-        };
-        let (mut file, created) = match opened {
+    settle(dir, dir_display, name, "it keeps being replaced", |path, shown| {
+        let (mut file, created) = match open_lock_file(path, create) {
             Ok(v) => v,
-            Err(e) if e.kind() == ErrorKind::NotFound && create => continue,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(AgentLock::Absent),
-            Err(e) => return Err(Error::io("open", &shown, e)),
+            Err(e) if e.kind() == ErrorKind::NotFound && create => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(AgentLock::Absent)),
+            Err(e) => return Err(Error::io("open", shown, e)),
         };
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let pid = read_text(&path).ok().and_then(|c| parse_pid(&c));
-                return Ok(AgentLock::Held(pid.unwrap_or(0)));
+                let pid = read_text(path).ok().and_then(|c| parse_pid(&c));
+                return Ok(Some(AgentLock::Held(pid.unwrap_or(0))));
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("flock", &shown, e)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("flock", shown, e)),
         }
         // A compaction retiring the agent removes the file while holding it: ours is then gone.
-        if !still_linked(&file, &path) {
-            if create {
-                continue;
-            }
-            return Ok(AgentLock::Absent);
+        if !still_linked(&file, path) {
+            return Ok((!create).then_some(AgentLock::Absent));
         }
         if create {
             file.set_len(0)
-                .map_err(|e| Error::io("ftruncate", &shown, e))?;
-            file.write_all(std::process::id().to_string().as_bytes())
-                .map_err(|e| Error::io("write", &shown, e))?;
+                .map_err(|e| Error::io("ftruncate", shown, e))?;
+            write_pid(&mut file, shown)?;
         }
-        let handle = LockHandle { _file: file, path };
-        return Ok(AgentLock::Taken { handle, created });
-    }
-    Err(Error::Invalid(format!(
-        "Could not acquire {shown}: it keeps being replaced"
-    )))
+        let handle = LockHandle {
+            _file: file,
+            path: path.to_path_buf(),
+        };
+        Ok(Some(AgentLock::Taken { handle, created }))
+    })
 }
 
 /// Whether the open `file` is still the one at `path`.
