@@ -54,6 +54,17 @@ function opsIn(files, rel) {
 
 const manifestOf = (files) => JSON.parse(files.get("manifest.json"));
 
+/**
+ * For `assert.rejects`: the rejection is the backend's own error object, not a copy with its type
+ * and message (a Store must hand a backend's failure through untouched).
+ */
+function sameError(expected) {
+  return (err) => {
+    assert.strictEqual(err, expected);
+    return true;
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // the backend itself
 // ---------------------------------------------------------------------------------------------
@@ -396,13 +407,7 @@ test("a failing appendOps makes set reject with that same error object; the stor
   await s.set("a", { v: 1 });
   const boom = new Error("disk on fire");
   backend.failNext("appendOps", boom);
-  let caught;
-  try {
-    await s.set("b", { v: 2 });
-  } catch (err) {
-    caught = err;
-  }
-  assert.strictEqual(caught, boom);
+  await assert.rejects(s.set("b", { v: 2 }), sameError(boom));
   // the next write goes through
   await s.set("c", { v: 3 });
   assert.deepEqual(s.get("c"), { v: 3 });
@@ -448,17 +453,14 @@ test("a failing appendOps in a batch rejects with that error and rolls the whole
   await s.set("b", { v: 2 });
   const boom = new Error("disk on fire");
   backend.failNext("appendOps", boom);
-  let caught;
-  try {
-    await s.batch(() => {
+  await assert.rejects(
+    s.batch(() => {
       s.set("a", { v: 10 });
       s.delete("b");
       s.set("c", { v: 3 });
-    });
-  } catch (err) {
-    caught = err;
-  }
-  assert.strictEqual(caught, boom);
+    }),
+    sameError(boom),
+  );
   assert.deepEqual(s.entries(), [["a", { v: 1 }], ["b", { v: 2 }]]);
   assert.equal(s.getOps().length, 2);
   // usable afterwards
@@ -482,13 +484,7 @@ test("a failing writeSnapshot makes compact reject with that error; state and ma
   const manifestBefore = c.files.get("manifest.json");
   const boom = new Error("snapshot failed");
   backend.failNext("writeSnapshot", boom);
-  let caught;
-  try {
-    await s.compact();
-  } catch (err) {
-    caught = err;
-  }
-  assert.strictEqual(caught, boom);
+  await assert.rejects(s.compact(), sameError(boom));
   assert.equal(c.files.get("manifest.json"), manifestBefore);
   assert.deepEqual(s.entries(), [["a", { v: 1 }]]);
   await s.set("b", { v: 2 });
@@ -506,13 +502,7 @@ test("a failing writeArchiveSegment makes archive reject with that error; nothin
   await s.set("b", { v: 2 });
   const boom = new Error("archive failed");
   backend.failNext("writeArchiveSegment", boom);
-  let caught;
-  try {
-    await s.archive(() => true, "p");
-  } catch (err) {
-    caught = err;
-  }
-  assert.strictEqual(caught, boom);
+  await assert.rejects(s.archive(() => true, "p"), sameError(boom));
   assert.deepEqual(s.entries(), [["a", { v: 1 }], ["b", { v: 2 }]]);
   assert.deepEqual(s.listArchiveSegments(), []);
   assert.equal(await s.archive((_r, id) => id === "a", "p"), 1);
@@ -532,13 +522,7 @@ test("a failing loadSnapshot makes open reject with that same error object", asy
   const boom = new Error("cannot load");
   b.failNext("loadSnapshot", boom);
   const r = c.track(new Store());
-  let caught;
-  try {
-    await r.open(c.dir, { backend: b });
-  } catch (err) {
-    caught = err;
-  }
-  assert.strictEqual(caught, boom);
+  await assert.rejects(r.open(c.dir, { backend: b }), sameError(boom));
   assert.throws(() => r.get("a"), { message: "Store is not open. Call open() first." });
 });
 
@@ -548,13 +532,7 @@ test("a failing readManifest makes open reject with that same error object", asy
   const boom = new TypeError("manifest unreadable");
   b.failNext("readManifest", boom);
   const r = c.track(new Store());
-  let caught;
-  try {
-    await r.open(c.dir, { backend: b });
-  } catch (err) {
-    caught = err;
-  }
-  assert.strictEqual(caught, boom);
+  await assert.rejects(r.open(c.dir, { backend: b }), sameError(boom));
   assert.equal(c.files.has("manifest.json"), false, "nothing created");
 });
 
@@ -564,13 +542,7 @@ test("a failing acquireLock makes open reject with that same error object", asyn
   const boom = new Error("lock service down");
   b.failNext("acquireLock", boom);
   const r = c.track(new Store());
-  let caught;
-  try {
-    await r.open(c.dir, { backend: b });
-  } catch (err) {
-    caught = err;
-  }
-  assert.strictEqual(caught, boom);
+  await assert.rejects(r.open(c.dir, { backend: b }), sameError(boom));
   assert.equal(c.files.has("manifest.json"), false);
   // a lock held by this process in the backend keeps a second writer out with the usual message
   const { s } = await c.open();
