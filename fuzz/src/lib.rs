@@ -1,7 +1,8 @@
 //! The checks the cargo-fuzz targets run: the properties of `crates/opslog-engine/tests/fuzz_parsers.rs` (nothing
 //! panics, errors carry a message, what parses is canonical and re-encodes to the same, the
 //! streaming and whole-file readers agree), on libFuzzer's coverage-guided inputs.
-//! They link the engine crate itself (`crates/opslog-engine`); `tests/seeds.rs` runs every check
+//! The op-file and snapshot properties are the engine's own `checks` (its `testing` feature), which
+//! the proptest fuzzers run too: one definition for both. They link the engine crate itself (`crates/opslog-engine`); `tests/seeds.rs` runs every check
 //! over the seed corpus on stable Rust, so the targets are built and exercised by `cargo test`.
 
 use opslog_engine as engine;
@@ -13,21 +14,11 @@ use std::sync::OnceLock;
 use engine::json::{self, Kind};
 use engine::manifest::Manifest;
 use engine::op::{Op, OpKind};
-use engine::records::Records;
-use engine::{archive, snapshot, wal};
+use engine::{archive, checks};
+use checks::canon;
 
 fn text(data: &[u8]) -> String {
     String::from_utf8_lossy(data).into_owned()
-}
-
-fn message(msg: &str) {
-    assert!(!msg.trim().is_empty(), "empty error message");
-}
-
-fn canon(text: &str) -> String {
-    json::canonicalize(text)
-        .unwrap_or_else(|e| panic!("canonical text {text:?} rejected: {e}"))
-        .into_owned()
 }
 
 pub fn check_json(data: &[u8]) {
@@ -40,7 +31,7 @@ pub fn check_json(data: &[u8]) {
     let _ = json::decode_string(&text);
     match json::canonicalize(&text) {
         Err(e) => {
-            message(&e.0);
+            checks::message("fuzz", data, &e.0);
             assert!(valid.is_err() || e.0.contains("nesting too deep"), "{e}");
         }
         Ok(c) => {
@@ -62,7 +53,7 @@ pub fn check_json(data: &[u8]) {
 pub fn check_op_line(data: &[u8]) {
     let text = text(data);
     match Op::parse(&text) {
-        Err(e) => message(&e),
+        Err(e) => checks::message("fuzz", data, &e),
         Ok(op) => {
             assert_eq!(json::kind_of(&op.id), Kind::String);
             assert_eq!(canon(&op.id), op.id);
@@ -82,30 +73,9 @@ pub fn check_op_line(data: &[u8]) {
     }
 }
 
+/// See `checks::op_file`; at a base other than 0, as an op file read from past its start.
 pub fn check_op_file(data: &[u8]) {
-    let r = wal::parse_lines(data, 7);
-    let after_newline = data
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i as u64 + 1);
-    if r.missing_newline {
-        assert_eq!(r.complete_len, 7 + data.len() as u64);
-    } else {
-        assert_eq!(r.complete_len, 7 + after_newline);
-    }
-    for logged in &r.ops {
-        let start = (logged.pos - 7) as usize;
-        assert!(start == 0 || data[start - 1] == b'\n');
-        assert_eq!(Op::parse(&logged.line).as_ref(), Ok(&logged.op));
-    }
-    let path = scratch().join("ops.jsonl");
-    std::fs::write(&path, data).unwrap();
-    let streamed: Vec<(u64, String)> = wal::OpReader::open(&path)
-        .unwrap()
-        .map(|l| l.map(|l| (l.pos + 7, l.line.to_string())).unwrap())
-        .collect();
-    let whole: Vec<(u64, String)> = r.ops.iter().map(|l| (l.pos, l.line.to_string())).collect();
-    assert_eq!(streamed, whole, "OpReader and parse_lines disagree");
+    checks::op_file(data, 7, Some(&scratch().join("ops.jsonl")));
 }
 
 fn scratch() -> PathBuf {
@@ -123,48 +93,14 @@ fn scratch() -> PathBuf {
     .clone()
 }
 
-type Loaded = Result<(Vec<(String, String)>, u64), String>;
-
+/// See `checks::snapshot`; the batch size varies with the input.
 pub fn check_snapshot(data: &[u8]) {
-    let dir = scratch();
-    let rel = "snapshots/snap-1.jsonl";
-    std::fs::write(dir.join(rel), data).unwrap();
-    if let Err(e) = snapshot::validate(&text(data)) {
-        message(&e);
-    }
-    let whole: Loaded = snapshot::load(&dir, "d", rel)
-        .and_then(|(r, v)| Ok((r.pairs()?, v.to_bits())))
-        .map_err(|e| e.to_string());
-    let batch = 1 + data.len() % 3;
-    let streamed = (|| -> Loaded {
-        let mut s = snapshot::SnapshotStream::open(&dir, "d", rel).map_err(|e| e.to_string())?;
-        let mut records = Records::default();
-        while let Some(read) = s.next_batch(batch).map_err(|e| e.to_string())? {
-            let text = read.pairs_text();
-            let items = json::array_elements(&text).expect("a batch is an array");
-            // The stream hands over a line's own texts when they are valid JSON: the same values,
-            // not always in canonical form.
-            for pair in items.chunks(2) {
-                records.set(&canon(pair[0]), &canon(pair[1])).unwrap();
-            }
-        }
-        Ok((records.pairs().map_err(|e| e.to_string())?, s.version.to_bits()))
-    })();
-    assert_eq!(whole, streamed, "load and stream disagree");
-    match whole {
-        Ok((records, _)) => {
-            for (id, data) in records {
-                assert_eq!(canon(&id), id);
-                assert_eq!(canon(&data), data);
-            }
-        }
-        Err(e) => message(&e),
-    }
+    let _ = checks::snapshot(&scratch(), data, 1 + data.len() % 3);
 }
 
 pub fn check_manifest(data: &[u8]) {
     match Manifest::parse(&text(data)) {
-        Err(e) => message(&e),
+        Err(e) => checks::message("fuzz", data, &e),
         Ok(m) => {
             let encoded = m.encode();
             assert_eq!(Manifest::parse(&encoded).as_ref(), Ok(&m), "{encoded:?}");
@@ -180,7 +116,7 @@ pub fn check_archive(data: &[u8]) {
     match archive::parse(&text) {
         Err(e) => {
             let e = e.to_string();
-            message(&e);
+            checks::message("fuzz", data, &e);
             assert!(valid.is_err() || e.contains("nesting too deep"), "{e}");
         }
         Ok(records) => {

@@ -41,9 +41,9 @@ pub trait BatchStream: Send {
     }
 }
 
-/// Views of a batch as the JavaScript side decodes it, for the engine's tests and the fuzz
-/// targets (integration tests cannot see `cfg(test)` items).
-#[doc(hidden)]
+/// Views of a batch as the JavaScript side decodes it, for the engine's tests and the fuzzers
+/// (which see the crate from outside, hence the `testing` feature besides `cfg(test)`).
+#[cfg(any(test, feature = "testing"))]
 impl Batch {
     /// A pairs batch as the flat `[id, record, ...]` JSON text JavaScript's `parsePairs` makes
     /// of it (for tests).
@@ -118,6 +118,7 @@ impl Batch {
 }
 
 /// A shape of an ops batch's table, as `ops_text` reads it.
+#[cfg(any(test, feature = "testing"))]
 struct TestShape<'a> {
     count: usize,
     kinds: Vec<u8>,
@@ -125,6 +126,7 @@ struct TestShape<'a> {
 }
 
 /// The record value `items` starts with as JSON text, and how many elements it took.
+#[cfg(any(test, feature = "testing"))]
 fn record_text(
     items: &[&str],
     shapes: &mut [TestShape<'_>],
@@ -151,6 +153,7 @@ fn record_text(
 
 /// A string element of a batch as a JSON string token: a length takes that many UTF-16 units
 /// from `strings`.
+#[cfg(any(test, feature = "testing"))]
 fn take_string(element: &str, strings: &mut std::str::Chars<'_>) -> String {
     let Ok(mut units) = element.parse::<usize>() else {
         return element.to_string();

@@ -3,6 +3,8 @@
 pub mod archive;
 pub mod backend;
 pub mod batch;
+#[cfg(feature = "testing")]
+pub mod checks;
 pub mod clock;
 pub mod delta;
 pub mod error;

@@ -30,13 +30,13 @@ use serde_json::Value;
 
 use engine::archive;
 use engine::batch::OpsBuilder;
+use engine::checks;
 use engine::json;
 use engine::manifest::{Manifest, Stats};
 use engine::op::{Op, OpKind};
 use engine::record_line;
-use engine::records::Records;
-use engine::snapshot::{self, SnapshotStream};
-use engine::wal::{self, OpReader};
+use engine::snapshot;
+use engine::wal;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -112,13 +112,6 @@ fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn check_message(what: &str, input: &[u8], msg: &str) {
-    assert!(
-        !msg.trim().is_empty(),
-        "{what}: empty error message for {:?}",
-        lossy(input)
-    );
-}
 
 // ---------------------------------------------------------------------------------------------
 // Generators: arbitrary inputs
@@ -360,11 +353,7 @@ fn canon_unless_deep(text: &str) -> Option<String> {
     }
 }
 
-fn canon(text: &str) -> String {
-    json::canonicalize(text)
-        .unwrap_or_else(|e| panic!("valid JSON {text:?} rejected: {e}"))
-        .into_owned()
-}
+use checks::canon;
 
 /// Hostile nesting, on both sides of the canonicaliser's depth limit, sometimes with whitespace
 /// (which forces the recursive rewrite), sometimes unclosed.
@@ -514,7 +503,7 @@ fn check_json(input: &[u8]) {
     let valid = json::validate(text);
     let canonical = json::canonicalize(text);
     if let Err(e) = &valid {
-        check_message("validate", input, &e.0);
+        checks::message("validate", input, &e.0);
         assert!(canonical.is_err(), "canonicalize accepts invalid {text:?}");
     }
     let _ = json::kind_of(text);
@@ -542,7 +531,7 @@ fn check_json(input: &[u8]) {
     }
     match canonical {
         Err(e) => {
-            check_message("canonicalize", input, &e.0);
+            checks::message("canonicalize", input, &e.0);
             if valid.is_ok() {
                 assert!(
                     e.0.contains("nesting too deep"),
@@ -758,7 +747,7 @@ fn plain_ts(ts: &str) -> bool {
 fn check_op_line(input: &[u8]) {
     let text = lossy(input);
     match Op::parse(&text) {
-        Err(e) => check_message("Op::parse", input, &e),
+        Err(e) => checks::message("Op::parse", input, &e),
         Ok(op) => {
             assert!(!op.ts.is_empty());
             assert_eq!(json::kind_of(&op.id), json::Kind::String);
@@ -855,82 +844,6 @@ fn fuzz_op_line_structured() {
         }
         Ok(())
     });
-}
-
-/// Invariants of `parse_lines` that hold for any bytes; with `file`, also checks that the
-/// streaming `OpReader` and `wal::read` find the same ops in the file.
-fn check_op_file(bytes: &[u8], base: u64, file: Option<&Path>) -> wal::ReadResult {
-    let r = wal::parse_lines(bytes, base);
-    let len = bytes.len() as u64;
-    let newlines = bytes.iter().filter(|&&b| b == b'\n').count();
-    let after_last_newline = bytes
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i as u64 + 1);
-    if r.missing_newline {
-        assert_eq!(r.complete_len, base + len);
-        assert!(!bytes.ends_with(b"\n") && !r.torn);
-    } else {
-        assert_eq!(r.complete_len, base + after_last_newline);
-    }
-    let tail = lossy(&bytes[after_last_newline as usize..]);
-    if r.torn {
-        assert!(!tail.trim().is_empty() && Op::parse(tail.trim()).is_err());
-    }
-    let complete_lines = bytes
-        .split(|&b| b == b'\n')
-        .take(newlines)
-        .filter(|line| !lossy(line).trim().is_empty())
-        .count();
-    let mut complete_ops = 0;
-    let mut last_pos = None;
-    for logged in &r.ops {
-        assert!(logged.pos >= base && logged.pos - base <= len);
-        assert!(
-            last_pos.is_none_or(|p| p < logged.pos),
-            "positions not increasing"
-        );
-        last_pos = Some(logged.pos);
-        let start = (logged.pos - base) as usize;
-        assert!(
-            start == 0 || bytes[start - 1] == b'\n',
-            "op not at a line start"
-        );
-        let end = bytes[start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(bytes.len(), |i| start + i);
-        if end < bytes.len() {
-            complete_ops += 1;
-        }
-        assert_eq!(&*logged.line, lossy(&bytes[start..end]).trim());
-        assert_eq!(Op::parse(&logged.line).as_ref(), Ok(&logged.op));
-    }
-    assert_eq!(
-        complete_lines,
-        complete_ops + r.skipped,
-        "lines unaccounted for"
-    );
-    if let Some(path) = file {
-        std::fs::write(path, bytes).unwrap();
-        let streamed: Vec<(u64, String)> = OpReader::open(path)
-            .unwrap()
-            .map(|l| {
-                let l = l.unwrap();
-                (l.pos, l.line.to_string())
-            })
-            .collect();
-        let whole: Vec<(u64, String)> = r
-            .ops
-            .iter()
-            .map(|l| (l.pos - base, l.line.to_string()))
-            .collect();
-        assert_eq!(streamed, whole, "OpReader and parse_lines disagree");
-        let read = wal::read(path).unwrap();
-        assert_eq!(read.ops.len(), r.ops.len());
-        assert_eq!(read.complete_len + base, r.complete_len);
-    }
-    r
 }
 
 #[derive(Debug, Clone)]
@@ -1031,7 +944,7 @@ fn fuzz_op_file_structured() {
                     Line::Blank(_) => {}
                 }
             }
-            let r = check_op_file(bytes, base, None);
+            let r = checks::op_file(bytes, base, None);
             let got: Vec<(u64, Op)> = r.ops.iter().map(|l| (l.pos, l.op.clone())).collect();
             assert_eq!(got, ops, "ops of {:?}", lossy(bytes));
             assert_eq!(r.skipped, skipped, "skipped in {:?}", lossy(bytes));
@@ -1039,7 +952,7 @@ fn fuzz_op_file_structured() {
             assert_eq!(r.missing_newline, missing_newline);
             assert_eq!(r.complete_len, base + complete_len as u64);
             // The same file read back from disk, line by line.
-            check_op_file(bytes, 0, Some(&path));
+            checks::op_file(bytes, 0, Some(&path));
             Ok(())
         },
     );
@@ -1064,8 +977,8 @@ fn fuzz_op_file_arbitrary() {
         0u64..1 << 40,
     );
     fuzz("op-file/arbitrary", input, |(bytes, base)| {
-        let at_base = check_op_file(&bytes, base, None);
-        let at_zero = check_op_file(&bytes, 0, Some(&path));
+        let at_base = checks::op_file(&bytes, base, None);
+        let at_zero = checks::op_file(&bytes, 0, Some(&path));
         assert_eq!(at_base.ops.len(), at_zero.ops.len());
         assert_eq!(at_base.skipped, at_zero.skipped);
         assert_eq!(at_base.torn, at_zero.torn);
@@ -1200,64 +1113,10 @@ struct SnapshotFiles {
     dir: PathBuf,
 }
 
-type Loaded = Result<(Vec<(String, String)>, f64), String>;
-
 impl SnapshotFiles {
-    const REL: &'static str = "snapshots/snap-1.jsonl";
-
-    /// Loads `bytes` as a snapshot both ways (whole, and streamed in batches of `batch`) and
-    /// checks they agree; returns the loaded records and version, or the error message.
-    fn check(&self, bytes: &[u8], batch: usize) -> Loaded {
-        std::fs::write(self.dir.join(Self::REL), bytes).unwrap();
-        let text = lossy(bytes);
-        if let Err(e) = snapshot::validate(&text) {
-            check_message("snapshot::validate", bytes, &e);
-        }
-        let whole = snapshot::load(&self.dir, "d", Self::REL)
-            .and_then(|(records, version)| Ok((records.pairs()?, version)))
-            .map_err(|e| e.to_string());
-        let streamed = (|| -> Loaded {
-            let mut s =
-                SnapshotStream::open(&self.dir, "d", Self::REL).map_err(|e| e.to_string())?;
-            let mut records = Records::default();
-            while let Some(batch_read) = s.next_batch(batch).map_err(|e| e.to_string())? {
-                let text = batch_read.pairs_text();
-                let items = json::array_elements(&text)
-                    .unwrap_or_else(|e| panic!("batch {text:?} is not an array: {e}"));
-                assert!(
-                    !items.is_empty() && items.len().is_multiple_of(2) && items.len() <= 2 * batch
-                );
-                // The stream hands over a line's own texts when they are valid JSON: the same
-                // values, not always in canonical form.
-                let canon = |t: &str| json::canonicalize(t).unwrap().into_owned();
-                for pair in items.chunks(2) {
-                    records.set(&canon(pair[0]), &canon(pair[1])).unwrap();
-                }
-            }
-            let list = records.pairs().map_err(|e| e.to_string())?;
-            Ok((list, s.version))
-        })();
-        match (&whole, &streamed) {
-            (Ok((records, version)), Ok((streamed_records, streamed_version))) => {
-                assert_eq!(
-                    records, streamed_records,
-                    "stream and load differ on {text:?}"
-                );
-                assert_eq!(version.to_bits(), streamed_version.to_bits());
-                assert!(version.is_finite());
-                for (id, data) in records {
-                    assert_eq!(json::kind_of(id), json::Kind::String);
-                    assert_eq!(&canon(id), id, "id not canonical");
-                    assert_eq!(&canon(data), data, "record not canonical");
-                }
-            }
-            (Err(a), Err(b)) => {
-                check_message("snapshot::load", bytes, a);
-                assert_eq!(a, b, "stream and load fail differently on {text:?}");
-            }
-            _ => panic!("stream and load disagree on {text:?}: {whole:?} vs {streamed:?}"),
-        }
-        whole
+    /// See `checks::snapshot`.
+    fn check(&self, bytes: &[u8], batch: usize) -> checks::Loaded {
+        checks::snapshot(&self.dir, bytes, batch)
     }
 }
 
@@ -1327,7 +1186,7 @@ fn fuzz_snapshot_structured() {
 fn check_manifest(input: &[u8]) {
     let text = lossy(input);
     match Manifest::parse(&text) {
-        Err(e) => check_message("Manifest::parse", input, &e),
+        Err(e) => checks::message("Manifest::parse", input, &e),
         Ok(m) => {
             let encoded = m.encode();
             let again = Manifest::parse(&encoded)
@@ -1475,12 +1334,12 @@ fn check_archive(input: &[u8]) -> Option<Vec<(String, String)>> {
     let text = lossy(input);
     let valid = archive::validate(&text);
     if let Err(e) = &valid {
-        check_message("archive::validate", input, e);
+        checks::message("archive::validate", input, e);
     }
     match archive::parse(&text) {
         Err(e) => {
             let e = e.to_string();
-            check_message("archive::parse", input, &e);
+            checks::message("archive::parse", input, &e);
             if valid.is_ok() {
                 assert!(e.contains("nesting too deep"), "{e}");
             }
