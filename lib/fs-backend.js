@@ -50,8 +50,8 @@ class FsBackend {
   }
 
   async loadSnapshot(relativePath) {
-    const { version, items } = JSON.parse(await call(this.#native.loadSnapshot(String(relativePath))));
-    return { records: itemsMap(items), version };
+    const { version, items } = await call(this.#native.loadSnapshot(String(relativePath)));
+    return { records: itemsMap(JSON.parse(items)), version };
   }
 
   async appendOps(relativePath, ops) {
@@ -64,7 +64,7 @@ class FsBackend {
   }
 
   async truncateLastOp(relativePath) {
-    return (await call(this.#native.truncateLastOp(String(relativePath)))) === "true";
+    return call(this.#native.truncateLastOp(String(relativePath)));
   }
 
   async createOpsFile() {
@@ -80,7 +80,7 @@ class FsBackend {
   }
 
   async listArchiveSegments() {
-    return JSON.parse(await call(this.#native.listArchiveSegments()));
+    return call(this.#native.listArchiveSegments());
   }
 
   async acquireLock() {
@@ -97,7 +97,7 @@ class FsBackend {
   }
 
   async listOpsFiles() {
-    return JSON.parse(await call(this.#native.listOpsFiles()));
+    return call(this.#native.listOpsFiles());
   }
 
   async acquireCompactionLock() {
@@ -128,7 +128,7 @@ class FsBackend {
   }
 
   async listBlobs(prefix) {
-    return JSON.parse(await call(this.#native.listBlobs(String(prefix))));
+    return call(this.#native.listBlobs(String(prefix)));
   }
 
   async deleteBlob(relativePath) {

@@ -1,8 +1,9 @@
 "use strict";
 // The JavaScript half of the adapter that lets the Rust engine use any object implementing
-// StorageBackend: the engine asks for `method(a, b)` with text payloads; this calls the backend
-// with the shapes the reference passes (Maps of records, arrays of Operation objects) and turns
-// its answer back into text. No store logic lives here.
+// StorageBackend: the engine asks for `method(a, b)`, records and ops as JSON text, flags and
+// numbers as themselves; this calls the backend with the shapes the reference passes (Maps of
+// records, arrays of Operation objects) and hands its answer back the same way. No store logic
+// lives here.
 const { itemsText, itemsMap } = require("./fs-backend");
 
 /**
@@ -11,7 +12,7 @@ const { itemsText, itemsMap } = require("./fs-backend");
  */
 function makeDispatcher(backend, state) {
   const methods = {
-    initialize: (dir, readOnly) => backend.initialize(dir, { readOnly: readOnly === "1" }).then(() => null),
+    initialize: (dir, readOnly) => backend.initialize(dir, { readOnly }).then(() => null),
     shutdown: () => backend.shutdown().then(() => null),
     acquireLock: async () => {
       state.lock = await backend.acquireLock();
@@ -22,13 +23,13 @@ function makeDispatcher(backend, state) {
       state.lock = null;
       return null;
     },
-    // A held lock shows as a rejection; that is an answer ("0"), not a failure of the store.
+    // A held lock shows as a rejection; that is an answer (false), not a failure of the store.
     acquireCompactionLock: async () => {
       try {
         state.compactionLock = await backend.acquireCompactionLock();
-        return "1";
+        return true;
       } catch {
-        return "0";
+        return false;
       }
     },
     releaseCompactionLock: async () => {
@@ -41,22 +42,25 @@ function makeDispatcher(backend, state) {
       const manifest = await backend.readManifest();
       return manifest == null ? null : JSON.stringify(manifest);
     },
-    // null when the backend cannot tell (no such method, no manifest, or no version for it):
-    // the engine reads the manifest then.
+    // A string or a number, as the backend gave it (5 and "5" differ); null when it cannot tell
+    // (no such method, no manifest, or a version of another type): the engine reads the
+    // manifest then.
     getManifestVersion: async () => {
       if (typeof backend.getManifestVersion !== "function") return null;
       const version = await backend.getManifestVersion();
-      return version == null ? null : `${typeof version}:${version}`;
+      return typeof version === "string" || typeof version === "number" ? version : null;
     },
     writeManifest: (text) => backend.writeManifest(JSON.parse(text)).then(() => null),
-    writeSnapshot: async (items, version) => String(await backend.writeSnapshot(itemsMap(JSON.parse(items)), Number(version))),
+    writeSnapshot: async (items, version) => String(await backend.writeSnapshot(itemsMap(JSON.parse(items)), version)),
+    // A version that is not a finite number counts as 1, as a missing one does.
     loadSnapshot: async (rel) => {
       const { records, version } = await backend.loadSnapshot(rel);
-      return `{"version":${JSON.stringify(version ?? 1)},"items":${itemsText(records)}}`;
+      return { version: Number.isFinite(version) ? version : 1, items: itemsText(records) };
     },
     readOps: async (rel) => `[${(await backend.readOps(rel)).map((op) => JSON.stringify(op)).join(",")}]`,
     appendOps: (rel, ops) => backend.appendOps(rel, JSON.parse(ops)).then(() => null),
-    truncateLastOp: async (rel) => String(await backend.truncateLastOp(rel)),
+    // The engine cuts its own view of the file: whether a line went is not its question.
+    truncateLastOp: (rel) => backend.truncateLastOp(rel).then(() => null),
     createOpsFile: async () => String(await backend.createOpsFile()),
     writeArchiveSegment: async (period, items) => String(await backend.writeArchiveSegment(period, itemsMap(JSON.parse(items)))),
     loadArchiveSegment: async (rel) => itemsText(await backend.loadArchiveSegment(rel)),

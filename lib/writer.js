@@ -396,7 +396,7 @@ class Writer {
     // Sets whose handing over failed may not have reached the engine: take its word for them.
     for (const idText of this.#unsure) this.#view.reread(idText);
     this.#unsure = [];
-    if (reordered) this.#view.reorder(JSON.parse(this.engine.recordIds()));
+    if (reordered) this.#view.reorder(this.engine.recordIds());
   }
 }
 

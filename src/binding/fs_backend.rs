@@ -1,5 +1,6 @@
 //! `NativeFsBackend`: the filesystem backend's methods for direct use from JavaScript (the
-//! exported `FsBackend`). Every method runs on a worker; records and ops cross as JSON text.
+//! exported `FsBackend`). Every method runs on a worker; records and ops cross as JSON text,
+//! everything else as typed values.
 
 use std::sync::{Arc, Mutex};
 
@@ -7,8 +8,9 @@ use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
 use super::guard::lock;
-use super::job::{spawn, spawn_bytes, Job};
-use super::payload::{items_json, pairs, records_json, strings_json};
+use super::job::{as_is_output, spawn, spawn_bytes, Job, Output};
+use super::js_backend::LoadedSnapshot;
+use super::payload::{items_json, pairs, records_json};
 use opslog_engine::backend::Backend;
 use opslog_engine::error::{Error, Result};
 use opslog_engine::fs_backend::{FsBackend, MANIFEST_FILE};
@@ -30,9 +32,9 @@ impl NativeFsBackend {
     }
 
     /// Runs `f` with the backend on a worker.
-    fn run(&self, f: impl FnOnce(&FsBackend) -> Result<Option<String>> + Send + 'static) -> Job {
+    fn run<T: Output>(&self, f: impl FnOnce(&FsBackend) -> Result<T> + Send + 'static) -> Job<T> {
         let backend = self.backend();
-        spawn(move || f(&*backend?))
+        Job::new(false, move || f(&*backend?))
     }
 }
 
@@ -103,14 +105,12 @@ impl NativeFsBackend {
         })
     }
 
-    /// Resolves to `{"version":v,"items":[id,record,...]}`.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn load_snapshot(&self, rel: String) -> Job {
+    #[napi(ts_return_type = "Promise<LoadedSnapshot>")]
+    pub fn load_snapshot(&self, rel: String) -> Job<LoadedSnapshot> {
         self.run(move |b| {
             let (records, version) = b.load_snapshot(&rel)?;
             let items = records_json(&records)?;
-            let version = opslog_engine::json::format_number(version);
-            Ok(Some(format!("{{\"version\":{version},\"items\":{items}}}")))
+            Ok(LoadedSnapshot { version, items })
         })
     }
 
@@ -130,9 +130,10 @@ impl NativeFsBackend {
         })
     }
 
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn truncate_last_op(&self, rel: String) -> Job {
-        self.run(move |b| b.truncate_last_op(&rel).map(|t| Some(t.to_string())))
+    /// Whether there was a line to cut.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn truncate_last_op(&self, rel: String) -> Job<bool> {
+        self.run(move |b| b.truncate_last_op(&rel))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
@@ -155,9 +156,9 @@ impl NativeFsBackend {
         })
     }
 
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn list_ops_files(&self) -> Job {
-        self.run(|b| Ok(Some(strings_json(&b.list_ops_files()))))
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub fn list_ops_files(&self) -> Job<Vec<String>> {
+        self.run(|b| Ok(b.list_ops_files()))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
@@ -175,9 +176,9 @@ impl NativeFsBackend {
         })
     }
 
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn list_archive_segments(&self) -> Job {
-        self.run(|b| Ok(Some(strings_json(&b.list_archive_segments()))))
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub fn list_archive_segments(&self) -> Job<Vec<String>> {
+        self.run(|b| Ok(b.list_archive_segments()))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
@@ -228,9 +229,9 @@ impl NativeFsBackend {
         spawn_bytes(move || backend?.read_blob_range(&rel, offset as u64, length as usize))
     }
 
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn list_blobs(&self, prefix: String) -> Job {
-        self.run(move |b| Ok(Some(strings_json(&b.list_blobs(&prefix)?))))
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub fn list_blobs(&self, prefix: String) -> Job<Vec<String>> {
+        self.run(move |b| b.list_blobs(&prefix))
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
@@ -243,3 +244,5 @@ impl NativeFsBackend {
         self.run(move |b| b.delete_blob_dir(&prefix).map(|_| None))
     }
 }
+
+as_is_output!(bool, Vec<String>, LoadedSnapshot);

@@ -1,7 +1,8 @@
 //! A storage backend implemented in JavaScript, driven by the engine. The engine runs on a
 //! worker thread; each backend call is posted to the JavaScript thread through a threadsafe
 //! function and the worker waits for the returned promise. The JavaScript side (lib/js-backend.js)
-//! converts between these text payloads and the shapes `StorageBackend` methods take.
+//! converts between these payloads and the shapes `StorageBackend` methods take: records and ops
+//! cross as JSON text, everything else (flags, versions, paths) as typed values.
 
 use std::future::Future;
 use std::pin::pin;
@@ -9,21 +10,34 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
-use napi::bindgen_prelude::{FnArgs, Promise};
+use napi::bindgen_prelude::{Either3, Either4, FnArgs, Promise};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Status;
 
 use super::guard::lock;
 use super::payload::{items_json, pairs, records_json};
-use opslog_engine::backend::{Backend, VecStream};
+use opslog_engine::backend::{Backend, ManifestVersion, VecStream};
 use opslog_engine::batch::BatchStream;
 use opslog_engine::error::{Error, Result};
 use opslog_engine::manifest::Manifest;
 use opslog_engine::records::Records;
 use opslog_engine::wal::{self, ReadResult};
 
-pub type Args = FnArgs<(String, Option<String>, Option<String>)>;
-pub type Dispatch = ThreadsafeFunction<Args, Promise<Option<String>>, Args, Status, false, true>;
+/// A call's second argument: text, or `initialize`'s read-only flag, or `writeSnapshot`'s version.
+pub type Arg = Either3<String, bool, f64>;
+/// The method's name, then its arguments.
+pub type Args = FnArgs<(String, Option<String>, Option<Arg>)>;
+/// What a method's promise resolves to: a path or JSON text, `acquireCompactionLock`'s answer, a
+/// manifest version, or a loaded snapshot; null for nothing.
+pub type Reply = Option<Either4<String, bool, f64, LoadedSnapshot>>;
+pub type Dispatch = ThreadsafeFunction<Args, Promise<Reply>, Args, Status, false, true>;
+
+/// `loadSnapshot`'s answer: the snapshot's version and its records as `[id, record, ...]` text.
+#[napi_derive::napi(object)]
+pub struct LoadedSnapshot {
+    pub version: f64,
+    pub items: String,
+}
 
 struct ThreadWaker(Thread);
 
@@ -60,7 +74,7 @@ impl JsBackend {
     }
 
     /// Calls `method` on the JavaScript backend and waits for its promise.
-    fn call(&self, method: &str, a: Option<String>, b: Option<String>) -> Result<Option<String>> {
+    fn call(&self, method: &str, a: Option<String>, b: Option<Arg>) -> Result<Reply> {
         let dispatch = lock(&self.dispatch).clone();
         let Some(dispatch) = dispatch else {
             return Err(Error::not_open());
@@ -73,9 +87,14 @@ impl JsBackend {
         .map_err(|e| Error::Backend(e.reason.clone()))
     }
 
-    fn call_text(&self, method: &str, a: Option<String>, b: Option<String>) -> Result<String> {
-        self.call(method, a, b)?
-            .ok_or_else(|| Error::Backend(format!("storage backend: {method}() returned nothing")))
+    /// A call whose answer is text (a path, JSON).
+    fn call_text(&self, method: &str, a: Option<String>, b: Option<Arg>) -> Result<String> {
+        match self.call(method, a, b)? {
+            Some(Either4::A(text)) => Ok(text),
+            _ => Err(Error::Backend(format!(
+                "storage backend: {method}() returned no text"
+            ))),
+        }
     }
 
     fn load_items(&self, method: &str, rel: &str) -> Result<Vec<(String, String)>> {
@@ -109,7 +128,7 @@ impl Backend for JsBackend {
         self.call(
             "initialize",
             Some(self.dir.clone()),
-            read_only.then(|| "1".to_string()),
+            Some(Either3::B(read_only)),
         )
         .map(|_| ())
     }
@@ -131,13 +150,17 @@ impl Backend for JsBackend {
 
     fn read_manifest(&self) -> Result<Option<Manifest>> {
         match self.call("readManifest", None, None)? {
-            None => Ok(None),
-            Some(text) => Manifest::parse(&text).map(Some).map_err(Error::Corrupt),
+            Some(Either4::A(text)) => Manifest::parse(&text).map(Some).map_err(Error::Corrupt),
+            _ => Ok(None),
         }
     }
 
-    fn manifest_version(&self) -> Result<Option<String>> {
-        self.call("getManifestVersion", None, None)
+    fn manifest_version(&self) -> Result<Option<ManifestVersion>> {
+        Ok(match self.call("getManifestVersion", None, None)? {
+            Some(Either4::A(text)) => Some(ManifestVersion::Text(text)),
+            Some(Either4::C(n)) => Some(ManifestVersion::Number(n)),
+            _ => None,
+        })
     }
 
     fn remote(&self) -> bool {
@@ -153,23 +176,22 @@ impl Backend for JsBackend {
         self.call_text(
             "writeSnapshot",
             Some(records_json(records)?),
-            Some(version.to_string()),
+            Some(Either3::C(version)),
         )
     }
 
     fn load_snapshot(&self, rel: &str) -> Result<(Records, f64)> {
-        let text = self.call_text("loadSnapshot", Some(rel.to_string()), None)?;
-        let members = opslog_engine::json::object_members(&text)
-            .map_err(|e| Error::Backend(e.to_string()))?;
-        let get = |k: &str| members.iter().find(|m| m.key == k).map(|m| m.value);
-        let version = get("\"version\"")
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(1.0);
+        let Some(Either4::D(loaded)) = self.call("loadSnapshot", Some(rel.to_string()), None)?
+        else {
+            return Err(Error::Backend(
+                "storage backend: loadSnapshot() returned no snapshot".into(),
+            ));
+        };
         let mut records = Records::default();
-        for (id, data) in pairs(get("\"items\"").unwrap_or("[]"))? {
+        for (id, data) in pairs(&loaded.items)? {
             records.set(&id, &data)?;
         }
-        Ok((records, version))
+        Ok((records, loaded.version))
     }
 
     fn stream_snapshot(&self, rel: &str) -> Result<Box<dyn BatchStream>> {
@@ -198,7 +220,7 @@ impl Backend for JsBackend {
         self.call(
             "appendOps",
             Some(rel.to_string()),
-            Some(format!("[{}]", ops.join(","))),
+            Some(Either3::A(format!("[{}]", ops.join(",")))),
         )
         .map(|_| ())
     }
@@ -213,7 +235,10 @@ impl Backend for JsBackend {
     }
 
     fn try_compaction_lock(&self) -> Result<bool> {
-        Ok(self.call("acquireCompactionLock", None, None)?.as_deref() == Some("1"))
+        Ok(matches!(
+            self.call("acquireCompactionLock", None, None)?,
+            Some(Either4::B(true))
+        ))
     }
 
     fn release_compaction_lock(&self) -> Result<()> {
@@ -222,7 +247,11 @@ impl Backend for JsBackend {
 
     fn write_archive_segment(&self, period: &str, records: &[(String, String)]) -> Result<String> {
         let items = items_json(records.iter().map(|(id, t)| (id.as_str(), t.as_str())));
-        self.call_text("writeArchiveSegment", Some(period.to_string()), Some(items))
+        self.call_text(
+            "writeArchiveSegment",
+            Some(period.to_string()),
+            Some(Either3::A(items)),
+        )
     }
 
     fn load_archive_segment(&self, rel: &str) -> Result<Vec<(String, String)>> {

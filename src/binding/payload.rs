@@ -49,13 +49,3 @@ pub fn records_json(records: &Records) -> Result<String> {
     out.push(']');
     Ok(out)
 }
-
-pub fn strings_json(v: &[String]) -> String {
-    format!(
-        "[{}]",
-        v.iter()
-            .map(|s| json::quote(s))
-            .collect::<Vec<_>>()
-            .join(",")
-    )
-}

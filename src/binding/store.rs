@@ -9,9 +9,10 @@ use napi_derive::napi;
 use super::cursor::Cursor;
 use super::guard::{guard, lock};
 use super::job::{Job, Output};
-use super::js_backend::{Args, JsBackend};
-use super::text::BatchText;
+use super::js_backend::{Args, JsBackend, Reply};
+use super::text::{BatchText, Ids};
 use opslog_engine::backend::Backend;
+use opslog_engine::json;
 use opslog_engine::batch::{Batch, PairsBuilder};
 use opslog_engine::error::{Error, Result};
 use opslog_engine::fs_backend::FsBackend;
@@ -263,7 +264,7 @@ impl NativeStore {
         &self,
         dir: String,
         options: NativeOptions,
-        dispatch: Option<Function<'_, Args, Promise<Option<String>>>>,
+        dispatch: Option<Function<'_, Args, Promise<Reply>>>,
     ) -> napi::Result<Job<OpenInfo>> {
         let write_mode = match options.write_mode.as_str() {
             "immediate" => WriteMode::Immediate,
@@ -419,21 +420,17 @@ impl NativeStore {
         })
     }
 
-    /// Every record id, in iteration order, as a JSON array.
-    #[napi]
-    pub fn record_ids(&self) -> napi::Result<String> {
+    /// Every record id, in iteration order.
+    #[napi(ts_return_type = "string[]")]
+    pub fn record_ids(&self) -> napi::Result<Ids> {
         guard(|| {
             with_store(&self.inner, |s| {
-                let mut out = String::from("[");
+                let mut ids = Vec::with_capacity(s.records().len());
                 s.records().visit(|id, _| {
-                    if out.len() > 1 {
-                        out.push(',');
-                    }
-                    out.push_str(id);
+                    ids.push(json::string_units(id).map_err(|e| Error::Corrupt(e.to_string()))?);
                     Ok(())
                 })?;
-                out.push(']');
-                Ok(out)
+                Ok(Ids(ids))
             })
         })
     }

@@ -112,3 +112,39 @@ impl ToNapiValue for BatchText {
         Ok(array)
     }
 }
+
+/// Record ids for JavaScript as an array of strings. Made from UTF-16 units, not Rust text: an
+/// id may hold a lone surrogate (see `engine::batch`).
+pub struct Ids(pub Vec<Vec<u16>>);
+
+impl TypeName for Ids {
+    fn type_name() -> &'static str {
+        "Array"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ToNapiValue for Ids {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        let mut array = std::ptr::null_mut();
+        check_status!(
+            sys::napi_create_array_with_length(env, val.0.len(), &mut array),
+            "cannot create an array"
+        )?;
+        for (i, units) in val.0.iter().enumerate() {
+            let mut id = std::ptr::null_mut();
+            check_status!(
+                sys::napi_create_string_utf16(env, units.as_ptr(), units.len() as isize, &mut id),
+                "cannot create a string"
+            )?;
+            check_status!(
+                sys::napi_set_element(env, array, i as u32, id),
+                "cannot fill an array"
+            )?;
+        }
+        Ok(array)
+    }
+}

@@ -30,6 +30,14 @@ pub enum AgentRelease {
     Undo,
 }
 
+/// A backend's version of its manifest (`getManifestVersion`), as the backend gave it: a number
+/// and the string of its digits are different versions, as they are in JavaScript.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ManifestVersion {
+    Text(String),
+    Number(f64),
+}
+
 pub trait Backend: Send + Sync {
     /// The directory as the user named it, for messages.
     fn display(&self) -> &str;
@@ -41,7 +49,7 @@ pub trait Backend: Send + Sync {
     /// A token that changes whenever the manifest does (`getManifestVersion`), so a store can
     /// tell that the manifest it holds is still current without reading it again. `None` where
     /// the backend cannot tell, or has no manifest: read it then.
-    fn manifest_version(&self) -> Result<Option<String>> {
+    fn manifest_version(&self) -> Result<Option<ManifestVersion>> {
         Ok(None)
     }
     /// Whether every call is a round trip (a JavaScript backend, which may be S3): the store then

@@ -440,8 +440,9 @@ pub fn decode_string(raw: &str) -> Result<String, JsonError> {
     Ok(String::from_utf16_lossy(&units))
 }
 
-/// The UTF-16 code units of a raw string token, exactly as JavaScript would hold them.
-fn string_units(raw: &str) -> Result<Vec<u16>, JsonError> {
+/// The UTF-16 code units of a raw string token, exactly as JavaScript would hold them (lone
+/// surrogates too, which Rust text cannot hold).
+pub fn string_units(raw: &str) -> Result<Vec<u16>, JsonError> {
     let mut sc = Scanner::new(raw);
     sc.skip_string()?;
     if sc.pos != raw.len() {

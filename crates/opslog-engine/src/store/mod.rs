@@ -26,7 +26,7 @@ use open::load_snapshot;
 pub use open::snapshot_error;
 use writer::{apply, Batch};
 
-use super::backend::Backend;
+use super::backend::{Backend, ManifestVersion};
 use super::error::{display_join, Error, Result};
 use super::manifest::Manifest;
 use super::oplog::OpLog;
@@ -138,7 +138,7 @@ pub struct Store {
     /// The backend's version of `manifest` (see `Backend::manifest_version`), taken before it was
     /// read: `None` when unknown (after this store wrote the manifest, or where the backend has
     /// no versions).
-    manifest_token: Option<String>,
+    manifest_token: Option<ManifestVersion>,
     /// Multi-writer on a remote backend: the current snapshot as loaded (see `Backend::remote`).
     base: Option<multi::Base>,
 }
@@ -146,7 +146,7 @@ pub struct Store {
 /// The manifest as `Store::changed_manifest` found it, and the token it was read under.
 struct Fetched {
     manifest: Option<Manifest>,
-    token: Option<String>,
+    token: Option<ManifestVersion>,
 }
 
 /// What `open` tells the caller.
