@@ -80,36 +80,55 @@ impl BatchText {
     }
 }
 
-impl TypeName for BatchText {
-    fn type_name() -> &'static str {
-        "Array"
+/// A JavaScript array of `values` (made on the JavaScript thread).
+///
+/// # Safety
+/// `env` is the current call's environment.
+unsafe fn js_array(
+    env: sys::napi_env,
+    values: impl ExactSizeIterator<Item = napi::Result<sys::napi_value>>,
+) -> napi::Result<sys::napi_value> {
+    let mut array = std::ptr::null_mut();
+    check_status!(
+        sys::napi_create_array_with_length(env, values.len(), &mut array),
+        "cannot create an array"
+    )?;
+    for (i, value) in values.enumerate() {
+        check_status!(
+            sys::napi_set_element(env, array, i as u32, value?),
+            "cannot fill an array"
+        )?;
     }
-
-    fn value_type() -> ValueType {
-        ValueType::Object
-    }
+    Ok(array)
 }
+
+/// The TypeName of a type that goes to JavaScript as an array.
+macro_rules! array_type_name {
+    ($($t:ty),*) => {
+        $(impl TypeName for $t {
+            fn type_name() -> &'static str {
+                "Array"
+            }
+
+            fn value_type() -> ValueType {
+                ValueType::Object
+            }
+        })*
+    };
+}
+
+array_type_name!(BatchText, Ids);
 
 impl ToNapiValue for BatchText {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        let mut array = std::ptr::null_mut();
-        let len = 2 + usize::from(val.next.is_some());
-        check_status!(
-            sys::napi_create_array_with_length(env, len, &mut array),
-            "cannot create an array"
-        )?;
-        let set = |i: u32, value: sys::napi_value| {
-            check_status!(
-                sys::napi_set_element(env, array, i, value),
-                "cannot fill an array"
-            )
-        };
-        set(0, Text::to_napi_value(env, val.items)?)?;
-        set(1, Text::to_napi_value(env, val.strings)?)?;
+        let mut values = vec![
+            Text::to_napi_value(env, val.items),
+            Text::to_napi_value(env, val.strings),
+        ];
         if let Some(next) = val.next {
-            set(2, u32::to_napi_value(env, next)?)?;
+            values.push(u32::to_napi_value(env, next));
         }
-        Ok(array)
+        js_array(env, values.into_iter())
     }
 }
 
@@ -117,34 +136,16 @@ impl ToNapiValue for BatchText {
 /// id may hold a lone surrogate (see `engine::batch`).
 pub struct Ids(pub Vec<Vec<u16>>);
 
-impl TypeName for Ids {
-    fn type_name() -> &'static str {
-        "Array"
-    }
-
-    fn value_type() -> ValueType {
-        ValueType::Object
-    }
-}
-
 impl ToNapiValue for Ids {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        let mut array = std::ptr::null_mut();
-        check_status!(
-            sys::napi_create_array_with_length(env, val.0.len(), &mut array),
-            "cannot create an array"
-        )?;
-        for (i, units) in val.0.iter().enumerate() {
+        let ids = val.0.iter().map(|units| {
             let mut id = std::ptr::null_mut();
             check_status!(
                 sys::napi_create_string_utf16(env, units.as_ptr(), units.len() as isize, &mut id),
                 "cannot create a string"
             )?;
-            check_status!(
-                sys::napi_set_element(env, array, i as u32, id),
-                "cannot fill an array"
-            )?;
-        }
-        Ok(array)
+            Ok(id)
+        });
+        js_array(env, ids)
     }
 }
