@@ -27,6 +27,7 @@
 use std::sync::Arc;
 
 mod compact;
+mod consolidate;
 mod reload;
 
 use compact::{lock_own, take_compaction_lock};
