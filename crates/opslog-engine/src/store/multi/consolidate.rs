@@ -38,15 +38,20 @@ impl Store {
     /// `tail()`/`refresh()` of an agent: the move above when it pays, then `reload_multi`.
     pub(in crate::store) fn refresh_multi(&mut self) -> Result<TailResult> {
         let movable = self.backend.remote() && !self.opts.read_only && !self.opts.skip_load;
+        let mut failed = false;
         if let Some(agent) = self.agent().filter(|_| movable).map(str::to_string) {
             if self.appends >= CONSOLIDATE_APPENDS {
                 if let Err(e) = self.move_own_file(&agent) {
                     eprintln!("opslog: agent '{agent}' keeps its op file: {e}");
+                    failed = true;
                 }
             }
         }
         let result = self.reload_multi()?;
-        self.appends = 0;
+        // A failed move is tried again at the next refresh: the appends still count.
+        if !failed {
+            self.appends = 0;
+        }
         Ok(result)
     }
 
