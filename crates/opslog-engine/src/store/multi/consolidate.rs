@@ -66,7 +66,7 @@ impl Store {
             return Ok(());
         };
         self.with_compaction_lock(true, |s| {
-            let mut manifest = read_current_manifest(&*s.backend)?;
+            let manifest = read_current_manifest(&*s.backend)?;
             if s.own_file(&manifest).as_deref() != Some(known.rel.as_str()) {
                 return Ok(());
             }
@@ -82,18 +82,9 @@ impl Store {
                 // One append: one object to read, and readers see all the copies or none.
                 s.backend.append_batch(&own, &bytes)?;
             }
-            for slot in manifest.active_agent_ops.iter_mut().flatten() {
-                if slot.0 == agent {
-                    slot.1 = own.clone();
-                }
-            }
-            s.backend.publish_manifest(&manifest, &[&own])?;
             // The manifest may name a newer snapshot than the records came from: the refresh
-            // that follows reads it (the token is unknown now) and loads that snapshot.
-            s.manifest = manifest;
-            s.manifest_token = None;
-            s.active_ops = own;
-            s.written = bytes.len() as u64;
+            // that follows reads it (its token is unknown now) and loads that snapshot.
+            s.switch_own_file(manifest, own, bytes.len() as u64)?;
             // This agent's ops in the log are the copies now, at their places in the new file
             // (the log holds them in the order `own_file_known` listed them).
             let mut places = places.into_iter();

@@ -304,20 +304,29 @@ impl Store {
     fn register(&mut self) -> Result<()> {
         let agent = self.agent().expect("multi-writer").to_string();
         self.with_compaction_lock(true, |s| {
-            let mut manifest = read_current_manifest(&*s.backend)?;
+            let manifest = read_current_manifest(&*s.backend)?;
             let own = s.backend.create_agent_ops_file(&agent)?;
-            let agents = manifest
-                .active_agent_ops
-                .get_or_insert_with(|| vec![(String::new(), manifest.active_ops.clone())]);
-            agents.retain(|(a, _)| *a != agent);
-            agents.push((agent.clone(), own.clone()));
-            s.backend.publish_manifest(&manifest, &[&own])?;
-            s.manifest = manifest;
-            s.manifest_token = None;
-            s.active_ops = own;
-            s.written = 0;
-            Ok(())
+            s.switch_own_file(manifest, own, 0)
         })?;
+        Ok(())
+    }
+
+    /// Publishes `manifest` (the current one, read under the compaction lock) with `own` as
+    /// this agent's op file, and appends there from now on (`written`: the bytes it holds).
+    fn switch_own_file(&mut self, mut manifest: Manifest, own: String, written: u64) -> Result<()> {
+        let agent = self.agent().expect("multi-writer").to_string();
+        let agents = manifest
+            .active_agent_ops
+            .get_or_insert_with(|| vec![(String::new(), manifest.active_ops.clone())]);
+        match agents.iter_mut().find(|(a, _)| *a == agent) {
+            Some(slot) => slot.1 = own.clone(),
+            None => agents.push((agent, own.clone())),
+        }
+        self.backend.publish_manifest(&manifest, &[&own])?;
+        self.manifest = manifest;
+        self.manifest_token = None;
+        self.active_ops = own;
+        self.written = written;
         Ok(())
     }
 }
