@@ -2,8 +2,9 @@
 //! manifest's `activeAgentOps`; state is the snapshot with every agent's ops applied in
 //! `(clock, agent)` order.
 //!
-//! What keeps every acknowledged write: only an agent ever replaces its own op file, and only in
-//! its own compaction. A compaction runs under `.compact-lock`, re-reads the manifest and every
+//! What keeps every acknowledged write: only an agent ever replaces its own op file, in its own
+//! compaction or by moving to a fresh file that holds copies of its unfolded ops (on a remote
+//! backend, `consolidate`). A compaction runs under `.compact-lock`, re-reads the manifest and every
 //! agent's file first (so the snapshot holds all ops written so far, not the compactor's view),
 //! keeps the other agents' files registered, and records in the manifest (`agentClocks`) the
 //! highest clock of each file the snapshot holds; readers replay only the ops above it. An agent
@@ -22,7 +23,7 @@
 //! may be open without anyone knowing, so it stays registered.
 //!
 //! Here: opening an agent and registering its file; `compact` is its compaction, `reload` the
-//! merge of every agent's ops into its view.
+//! merge of every agent's ops into its view, `consolidate` the move at refresh.
 
 use std::sync::Arc;
 
