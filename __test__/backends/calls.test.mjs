@@ -243,8 +243,17 @@ test("multi-writer: a refresh after 64 appends moves the agent to one append of 
   await b.store.refresh();
   assert.notEqual(fileOf("b"), bFirst);
 
+  // A compaction moves its agent to an empty file: the refresh after it has nothing to move.
+  for (let i = 0; i < 70; i++) await c.store.set(`c${i % 5}`, { i });
+  await c.store.compact();
+  const compacted = fileOf("c");
+  const appends = c.backend.callsOf("appendOps").length;
+  await c.store.refresh();
+  assert.equal(fileOf("c"), compacted);
+  assert.equal(c.backend.callsOf("appendOps").length, appends);
+
   const expected = await fresh();
-  assert.equal(expected.length, 50 + 1 + 65 + 1);
+  assert.equal(expected.length, 50 + 1 + 65 + 1 + 5);
   // The reference reads the moved files as ours does. (Before any compaction: it replays every
   // op of the registered files over the snapshot, also those a snapshot holds, by agentClocks.)
   const ref = await opened(reference, files, { agentId: "r", readOnly: true });

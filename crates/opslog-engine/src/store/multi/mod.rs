@@ -328,6 +328,7 @@ impl Store {
         self.manifest_token = None;
         self.active_ops = own;
         self.written = written;
+        self.appends = 0;
         Ok(())
     }
 }
