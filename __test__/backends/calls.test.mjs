@@ -187,3 +187,92 @@ for (const [kind, Backend] of [["string", MemoryBackend], ["number", NumberVersi
     await writer.store.close();
   });
 }
+
+// A multi-writer refresh after CONSOLIDATE_APPENDS (64) appends or more moves the agent to a
+// fresh op file holding its ops that no snapshot holds in one append, so that a backend storing
+// each append as an object (opslog-s3) gives the other agents one object to download instead of
+// one per append. Fewer appends (the workload above: about 19 per agent between refreshes) move
+// nothing.
+test("multi-writer: a refresh after 64 appends moves the agent to one append of its ops", async () => {
+  const files = new Map();
+  const open = (agentId) => opened(ours, files, { agentId, checkpointThreshold: 100000 });
+  const [a, b, c] = [await open("a"), await open("b"), await open("c")];
+  const fileOf = (agent) => JSON.parse(files.get("manifest.json")).activeAgentOps[agent];
+  const fresh = async () => {
+    const reader = await opened(ours, files, { readOnly: true });
+    const entries = reader.store.entries();
+    await reader.store.close();
+    return entries;
+  };
+  for (let i = 0; i < 63; i++) await a.store.set(`a${i % 50}`, { i });
+  await b.store.set("shared", { by: "b" });
+  const first = fileOf("a");
+  await a.store.refresh();
+  assert.equal(fileOf("a"), first, "63 appends: no move");
+
+  for (let i = 0; i < 70; i++) await a.store.set(`a${i % 50}`, { i, round: 2 });
+  await a.store.set("shared", { by: "a" });
+  await b.store.refresh(); // b reads a's file before the move, c after it
+  const calls = a.backend.calls.length;
+  await a.store.refresh();
+  const moved = fileOf("a");
+  assert.notEqual(moved, first);
+  const made = a.backend.calls.slice(calls).map((x) => x.method);
+  assert.deepEqual(made.filter((m) => m === "appendOps" || m === "writeManifest"), ["appendOps", "writeManifest"]);
+  // The one append holds every op of a's (no snapshot holds any): 63 + 71.
+  assert.deepEqual(a.backend.callsOf("appendOps").at(-1)[0], moved);
+  assert.equal(a.backend.callsOf("appendOps").at(-1)[1].length, 134);
+  assert.ok(files.has(first), "the old file stays for readers still on the manifest before");
+
+  const readsBefore = c.backend.callsOf("readOps").length;
+  await c.store.refresh();
+  const read = c.backend.callsOf("readOps").slice(readsBefore).map(([rel]) => rel);
+  assert.ok(read.includes(moved) && !read.includes(first), `c read ${read}`);
+  assert.deepEqual(c.store.get("shared"), { by: "a" });
+  assert.deepEqual(c.store.entries(), await fresh());
+  await b.store.refresh();
+  assert.deepEqual(b.store.entries(), await fresh());
+
+  // Undo takes back a's last op from the new file; writes go on there.
+  await a.store.set("late", { v: 1 });
+  assert.equal(await a.store.undo(), true);
+  assert.equal(a.store.has("late"), false);
+  await a.store.set("later", { v: 2 });
+  assert.equal(a.backend.callsOf("appendOps").at(-1)[0], moved);
+
+  // A move that fails to publish the manifest: the refresh resolves, the old file stays
+  // registered with every op, and the next refresh moves.
+  const bFirst = fileOf("b");
+  for (let i = 0; i < 64; i++) await b.store.set(`b${i}`, { i });
+  b.backend.failNext("writeManifest", new Error("manifest write refused"));
+  await b.store.refresh();
+  assert.equal(fileOf("b"), bFirst);
+  assert.deepEqual(b.store.entries(), await fresh());
+  assert.equal(b.store.get("b63").i, 63);
+  await b.store.set("b64", { i: 64 });
+  assert.equal(b.backend.callsOf("appendOps").at(-1)[0], bFirst);
+  await b.store.refresh();
+  assert.notEqual(fileOf("b"), bFirst);
+
+  // A compaction moves its agent to an empty file: the refresh after it has nothing to move.
+  for (let i = 0; i < 70; i++) await c.store.set(`c${i % 5}`, { i });
+  await c.store.compact();
+  const compacted = fileOf("c");
+  const appends = c.backend.callsOf("appendOps").length;
+  await c.store.refresh();
+  assert.equal(fileOf("c"), compacted);
+  assert.equal(c.backend.callsOf("appendOps").length, appends);
+
+  const expected = await fresh();
+  assert.equal(expected.length, 50 + 1 + 65 + 1 + 5);
+  // The reference reads the moved files as ours does. (Before any compaction: it replays every
+  // op of the registered files over the snapshot, also those a snapshot holds, by agentClocks.)
+  const ref = await opened(reference, files, { agentId: "r", readOnly: true });
+  assert.deepEqual(Object.fromEntries(ref.store.entries()), Object.fromEntries(expected));
+  await ref.store.close();
+  for (const { store } of [a, b, c]) await store.close();
+  // Reopened, every write is there.
+  const again = await open("a");
+  assert.deepEqual(again.store.entries(), expected);
+  await again.store.close();
+});

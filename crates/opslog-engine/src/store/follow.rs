@@ -15,7 +15,7 @@ impl Store {
     /// checkpointed since (the manifest names a new generation), moves to it (see `reload`).
     pub fn tail(&mut self) -> Result<TailResult> {
         if self.merged {
-            return self.reload_multi();
+            return self.refresh_multi();
         }
         // The writer appends to the file we follow until it checkpoints (or agents take over).
         // On a remote backend the manifest is therefore looked at only when that file has
@@ -39,7 +39,7 @@ impl Store {
                     self.merged = true;
                     self.manifest = m;
                     self.manifest_token = token;
-                    return self.reload_multi();
+                    return self.refresh_multi();
                 }
                 if moved {
                     let result = self.reload(m)?;

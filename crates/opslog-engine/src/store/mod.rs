@@ -126,6 +126,8 @@ pub struct Store {
     merged: bool,
     /// Multi-writer: this store holds the compaction lock (so work done under it can nest).
     compaction_locked: bool,
+    /// Appends to the active op file since this agent's last refresh (see `refresh_multi`).
+    appends: u64,
     cut: Option<Cut>,
     /// The deletion of the files the last checkpoint superseded, on a thread of its own: not on
     /// the way of the next checkpoint, which may be due soon after. Joined by that checkpoint,

@@ -149,6 +149,7 @@ impl Store {
             retired: Vec::new(),
             merged: false,
             compaction_locked: false,
+            appends: 0,
             cut: None,
             removal: None,
             ts_of: (0, Arc::from("")),

@@ -112,7 +112,7 @@ impl Store {
         match self.opts.write_mode {
             WriteMode::Immediate => {
                 self.backend.append_ops(&self.active_ops, bytes)?;
-                self.written += bytes.len() as u64;
+                self.appended(bytes.len());
             }
             WriteMode::Group | WriteMode::Async => {
                 let before = self.pending.len();
@@ -235,7 +235,7 @@ impl Store {
         }
         let bytes = &self.batch.as_ref().expect("batch checked").bytes;
         self.backend.append_batch(&self.active_ops, bytes)?;
-        self.written += bytes.len() as u64;
+        self.appended(bytes.len());
         self.batch = None;
         self.records_mut().release_slots(false);
         Ok(self.outcome(true))
@@ -266,13 +266,19 @@ impl Store {
         }
     }
 
+    /// Counts an append of `len` bytes to the active op file.
+    fn appended(&mut self, len: usize) {
+        self.written += len as u64;
+        self.appends += 1;
+    }
+
     /// Writes what group/async modes have buffered.
     pub fn flush(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         self.backend.append_ops(&self.active_ops, &self.pending)?;
-        self.written += self.pending.len() as u64;
+        self.appended(self.pending.len());
         self.pending.clear();
         self.pending_ops = 0;
         Ok(())

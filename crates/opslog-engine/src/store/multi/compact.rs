@@ -213,6 +213,8 @@ impl Store {
         self.backend.remove_files(&garbage);
         self.active_ops = own;
         self.written = 0;
+        // The new file holds nothing for a move at refresh to consolidate (see `consolidate`).
+        self.appends = 0;
         self.clock = self.clock.max(merged.max_clock);
         Ok(moved_count)
     }

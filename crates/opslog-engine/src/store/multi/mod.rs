@@ -2,8 +2,9 @@
 //! manifest's `activeAgentOps`; state is the snapshot with every agent's ops applied in
 //! `(clock, agent)` order.
 //!
-//! What keeps every acknowledged write: only an agent ever replaces its own op file, and only in
-//! its own compaction. A compaction runs under `.compact-lock`, re-reads the manifest and every
+//! What keeps every acknowledged write: only an agent ever replaces its own op file, in its own
+//! compaction or by moving to a fresh file that holds copies of its unfolded ops (on a remote
+//! backend, `consolidate`). A compaction runs under `.compact-lock`, re-reads the manifest and every
 //! agent's file first (so the snapshot holds all ops written so far, not the compactor's view),
 //! keeps the other agents' files registered, and records in the manifest (`agentClocks`) the
 //! highest clock of each file the snapshot holds; readers replay only the ops above it. An agent
@@ -22,11 +23,12 @@
 //! may be open without anyone knowing, so it stays registered.
 //!
 //! Here: opening an agent and registering its file; `compact` is its compaction, `reload` the
-//! merge of every agent's ops into its view.
+//! merge of every agent's ops into its view, `consolidate` the move at refresh.
 
 use std::sync::Arc;
 
 mod compact;
+mod consolidate;
 mod reload;
 
 use compact::{lock_own, take_compaction_lock};
@@ -303,20 +305,30 @@ impl Store {
     fn register(&mut self) -> Result<()> {
         let agent = self.agent().expect("multi-writer").to_string();
         self.with_compaction_lock(true, |s| {
-            let mut manifest = read_current_manifest(&*s.backend)?;
+            let manifest = read_current_manifest(&*s.backend)?;
             let own = s.backend.create_agent_ops_file(&agent)?;
-            let agents = manifest
-                .active_agent_ops
-                .get_or_insert_with(|| vec![(String::new(), manifest.active_ops.clone())]);
-            agents.retain(|(a, _)| *a != agent);
-            agents.push((agent.clone(), own.clone()));
-            s.backend.publish_manifest(&manifest, &[&own])?;
-            s.manifest = manifest;
-            s.manifest_token = None;
-            s.active_ops = own;
-            s.written = 0;
-            Ok(())
+            s.switch_own_file(manifest, own, 0)
         })?;
+        Ok(())
+    }
+
+    /// Publishes `manifest` (the current one, read under the compaction lock) with `own` as
+    /// this agent's op file, and appends there from now on (`written`: the bytes it holds).
+    fn switch_own_file(&mut self, mut manifest: Manifest, own: String, written: u64) -> Result<()> {
+        let agent = self.agent().expect("multi-writer").to_string();
+        let agents = manifest
+            .active_agent_ops
+            .get_or_insert_with(|| vec![(String::new(), manifest.active_ops.clone())]);
+        match agents.iter_mut().find(|(a, _)| *a == agent) {
+            Some(slot) => slot.1 = own.clone(),
+            None => agents.push((agent, own.clone())),
+        }
+        self.backend.publish_manifest(&manifest, &[&own])?;
+        self.manifest = manifest;
+        self.manifest_token = None;
+        self.active_ops = own;
+        self.written = written;
+        self.appends = 0;
         Ok(())
     }
 }
