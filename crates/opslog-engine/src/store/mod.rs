@@ -271,7 +271,7 @@ impl Store {
         }
         Ok(Some(Fetched {
             manifest: self.backend.read_manifest()?,
-            token,
+            token: token.and_then(|t| t.settled(crate::time::now_ms() as f64)),
         }))
     }
 
