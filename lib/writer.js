@@ -70,6 +70,9 @@ class Writer {
     this.#deferred = o.writeMode !== "immediate" && !o.adapter && !o.readOnly ? [] : null;
     this.#groupDefer = o.writeMode === "group";
     this.#durable = o.durable;
+    // A process's first timer costs about half a millisecond (Node sets up its timer lists and
+    // their code): paid at open, not by the first buffered write.
+    if (this.#buffered) clearTimeout(setTimeout(noop, this.#groupMs));
   }
 
   /** The engine, once the sets collected (deferred, staged) have reached it, in call order. */
@@ -340,8 +343,7 @@ class Writer {
     if (this.#adapter || this.#multiWriter) return this.checkpoint().catch((err) => checkpointFailed(withCode(err)));
     // The write is logged and resolves now. The log is cut here (getOps() and stats() show the
     // checkpoint at once) and the checkpoint is written in the background: by a job begun now,
-    // or, while one runs, by that job next.
-    this.#clearGroupTimer();
+    // or, while one runs, by that job next. (The group timer stays: it finds nothing to write.)
     let job;
     try {
       job = this.engine.checkpointDue();

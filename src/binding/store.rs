@@ -354,7 +354,7 @@ impl NativeStore {
 
     #[napi]
     pub fn set(&self, id: String, data: String) -> napi::Result<Written> {
-        guard(|| with_store(&self.inner, |s| s.set(&id, data).map(Written::from)))
+        guard(|| with_store(&self.inner, |s| s.set(&id, &data).map(Written::from)))
     }
 
     /// `async` mode: queues sets the facade collected (see `handover`); they apply in order on
@@ -624,7 +624,7 @@ impl NativeStore {
     #[napi(ts_return_type = "Promise<Written>")]
     pub fn set_async(&self, id: String, data: String) -> Job<Written> {
         let inner = self.inner.clone();
-        self.job(move || with_store(&inner, |s| s.set(&id, data).map(Written::from)))
+        self.job(move || with_store(&inner, |s| s.set(&id, &data).map(Written::from)))
     }
 
     #[napi(ts_return_type = "Promise<Written>")]

@@ -173,7 +173,7 @@ pub fn apply_set_many(store: &mut Store, items: &str, refuse_last: bool) -> Resu
         if !at.is_empty() {
             ms = Some(at.parse::<f64>().unwrap_or(0.0) as i64);
         }
-        sets.push((id, data.to_string(), ms.ok_or_else(malformed)?));
+        sets.push((id, data, ms.ok_or_else(malformed)?));
     }
     store.set_many(sets, refuse_last)
 }

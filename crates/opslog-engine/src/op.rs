@@ -95,7 +95,13 @@ impl Op {
     /// `encode` appended to `out` (a buffer reused from op to op). Returns where in `out` the id
     /// token and the data are.
     pub fn encode_into(&self, out: &mut String) -> LineSpans {
-        let data_len = self.data.as_ref().map_or(0, String::len);
+        self.encode_with_data(self.data.as_deref(), out)
+    }
+
+    /// `encode_into` with `data` as the op's data (a set's record text, borrowed from where the
+    /// caller has it, so it is not copied into the op only to be copied into the line).
+    pub fn encode_with_data(&self, data: Option<&str>, out: &mut String) -> LineSpans {
+        let data_len = data.map_or(0, str::len);
         let prev_len = self.prev.as_ref().map_or(4, String::len);
         out.reserve(64 + self.id.len() + prev_len + data_len);
         // `ts` is an ISO timestamp: no character in it needs escaping.
@@ -113,7 +119,7 @@ impl Op {
         out.push_str(PREV_MEMBER);
         out.push_str(self.prev.as_deref().unwrap_or("null"));
         let mut data_span = None;
-        if let Some(data) = &self.data {
+        if let Some(data) = data {
             out.push_str(DATA_MEMBER);
             let data_at = out.len();
             out.push_str(data);

@@ -26,7 +26,7 @@ fn a_checkpoint_leaves_the_records_in_the_new_snapshot_but_writes_carried_over()
     let d = dir("rebase");
     let mut s = open(&d, Options::default());
     for i in 0..50 {
-        s.set(&format!("\"r{i}\""), format!("{{\"v\":{i}}}"))
+        s.set(&format!("\"r{i}\""), &format!("{{\"v\":{i}}}"))
             .unwrap();
     }
     assert_eq!(s.records().held_in_memory(), 50);
@@ -144,7 +144,7 @@ fn group_sets_handed_over_together_write_and_come_due_where_single_sets_would() 
     let many = |s: &mut Store, items: &[(String, String)]| {
         let v = items
             .iter()
-            .map(|(id, data)| (id.as_str(), data.clone(), 1_700_000_000_000))
+            .map(|(id, data)| (id.as_str(), data.as_str(), 1_700_000_000_000))
             .collect();
         s.set_many(v, false).unwrap()
     };

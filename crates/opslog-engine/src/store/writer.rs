@@ -17,19 +17,20 @@ pub(super) struct Batch {
 }
 
 impl Store {
-    pub(super) fn make_op(&mut self, kind: OpKind, id: &str, data: Option<String>) -> Result<Op> {
+    pub(super) fn make_op(&mut self, kind: OpKind, id: &str, data: Option<&str>) -> Result<Op> {
         self.make_op_at(kind, id, data, time::now_ms())
     }
 
-    /// An op stamped with the time `ms` (when its write was called).
+    /// An op stamped with the time `ms` (when its write was called), to be logged with `data`
+    /// (`log_and_apply`): the op itself does not hold it.
     pub(super) fn make_op_at(
         &mut self,
         kind: OpKind,
         id: &str,
-        data: Option<String>,
+        data: Option<&str>,
         ms: i64,
     ) -> Result<Op> {
-        let (prev, delta) = self.with_record(id, |old| prev_of(kind, old, data.as_deref()))?;
+        let (prev, delta) = self.with_record(id, |old| prev_of(kind, old, data))?;
         let clock = self.opts.agent_id.is_some().then(|| {
             self.clock += 1;
             self.clock
@@ -43,29 +44,31 @@ impl Store {
             kind,
             id: id.to_string(),
             prev,
-            data,
+            data: None,
             delta,
             agent: self.opts.agent_id.clone(),
             clock,
         })
     }
 
-    /// Logs `op` according to the write mode and applies it. Nothing changes on error.
-    pub(super) fn log_and_apply(&mut self, op: Op) -> Result<WriteOutcome> {
-        self.log_and_apply_with(op, true)
+    /// Logs `op` (a set's record text: `data`) according to the write mode and applies it.
+    /// Nothing changes on error.
+    pub(super) fn log_and_apply(&mut self, op: Op, data: Option<&str>) -> Result<WriteOutcome> {
+        self.log_and_apply_with(op, data, true)
     }
 
     /// `flush_when_full`: write the group/async buffer once it holds `groupCommitSize` ops.
     pub(super) fn log_and_apply_with(
         &mut self,
         op: Op,
+        data: Option<&str>,
         flush_when_full: bool,
     ) -> Result<WriteOutcome> {
         // Built in a buffer kept from op to op, which the file (or the buffer of group and async
         // modes, or the open batch's) and the op list copy it from.
         let mut line = std::mem::take(&mut self.line_buf);
         line.clear();
-        let spans = op.encode_into(&mut line);
+        let spans = op.encode_with_data(data, &mut line);
         line.push('\n');
         let pos = self.next_pos();
         let logged = self.log_line(line.as_bytes(), flush_when_full);
@@ -78,6 +81,8 @@ impl Store {
             Some(cut) => {
                 cut.changed
                     .insert(op.id.as_str().into(), cut.later.len() + ops.len());
+                // Applied when the checkpoint finishes.
+                op.data = data.map(str::to_string);
             }
             // Cannot fail but on a read error of the snapshot (the id was just looked up there);
             // the op is logged then, and a reopen applies it.
@@ -85,10 +90,7 @@ impl Store {
                 let records = Arc::make_mut(&mut self.records);
                 match (op.kind, spans.data) {
                     // The record keeps its text in the line the op list holds anyway.
-                    (OpKind::Set, Some(data)) => {
-                        op.data = None;
-                        records.set_from_line(&text, spans.id, data)?;
-                    }
+                    (OpKind::Set, Some(data)) => records.set_from_line(&text, spans.id, data)?,
                     _ => apply(records, &mut op)?,
                 }
             }
@@ -147,10 +149,10 @@ impl Store {
     }
 
     /// `set(id, data)`: `id` is a JSON string token, `data` the record's JSON text.
-    pub fn set(&mut self, id: &str, data: impl Into<String>) -> Result<WriteOutcome> {
+    pub fn set(&mut self, id: &str, data: &str) -> Result<WriteOutcome> {
         self.ensure_writable()?;
-        let op = self.make_op(OpKind::Set, id, Some(data.into()))?;
-        self.log_and_apply(op)
+        let op = self.make_op(OpKind::Set, id, Some(data))?;
+        self.log_and_apply(op, Some(data))
     }
 
     /// Sets the facade collected (`(id, data, ms)`, the time each was called), applied in order:
@@ -162,7 +164,7 @@ impl Store {
     /// acknowledged when they were made).
     pub fn set_many(
         &mut self,
-        sets: Vec<(&str, String, i64)>,
+        sets: Vec<(&str, &str, i64)>,
         refuse_last: bool,
     ) -> Result<WriteOutcome> {
         self.ensure_writable()?;
@@ -173,7 +175,7 @@ impl Store {
         }
         for (id, data, ms) in sets {
             let op = self.make_op_at(OpKind::Set, id, Some(data), ms)?;
-            self.log_and_apply_with(op, false)?;
+            self.log_and_apply_with(op, Some(data), false)?;
         }
         if self.batch.is_none() && self.pending_ops >= self.opts.group_size {
             if let Err(e) = self.flush() {
@@ -205,7 +207,7 @@ impl Store {
             return Err(Error::NotFound(id.to_string()));
         }
         let op = self.make_op(OpKind::Delete, id, None)?;
-        self.log_and_apply(op)
+        self.log_and_apply(op, None)
     }
 
     pub fn batch_begin(&mut self) -> Result<()> {
