@@ -162,7 +162,9 @@ export declare class Store<T = Record<string, unknown>> {
   tail(): Promise<Operation<T>[]>;
   watch(callback: (ops: Operation<T>[]) => void, intervalMs?: number): void;
   unwatch(): void;
+  /** Writes what group/async mode has buffered (does not wait for a checkpoint in progress). */
   flush(): Promise<void>;
+  /** flush(), and waits for the checkpoints in progress: the files are then settled. */
   sync(): Promise<void>;
 }
 

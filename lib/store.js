@@ -352,14 +352,16 @@ class Store {
     this.#watchCallback = null;
   }
 
-  /** Writes what is buffered, and waits for a checkpoint in progress: then the files are settled. */
+  /** Writes what is buffered (see Writer#flush). */
   async flush() {
     if (!this.#opened) return;
     return this.#writer.flush();
   }
 
+  /** Writes what is buffered and waits for the checkpoints in progress (see Writer#sync). */
   async sync() {
-    return this.flush();
+    if (!this.#opened) return;
+    return this.#writer.sync();
   }
 
   #ensureOpen() {

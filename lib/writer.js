@@ -223,8 +223,22 @@ class Writer {
     this.manifest = manifest;
   }
 
-  /** Writes what is buffered, and waits for a checkpoint in progress: then the files are settled. */
+  /**
+   * Writes what is buffered, after the mutations called before. A checkpoint in progress does
+   * not delay it: the ops go to the current op file and are carried into the new one, as any
+   * write's are (with `durable`, which resolves once they are synced, it waits for it).
+   */
   async flush() {
+    if (!this.#buffered) return;
+    await this.#queue.run(() => {
+      this.#clearGroupTimer();
+      return this.#flushNow();
+    }, this.#durable);
+    if (this.#durable) await this.#syncer.synced();
+  }
+
+  /** Writes what is buffered once a checkpoint in progress is written: the files are then settled. */
+  async sync() {
     if (!this.#buffered) return this.#queue.background ?? undefined;
     await this.#queue.enqueue(async () => {
       this.#clearGroupTimer();

@@ -793,9 +793,9 @@ export async function runScenario(cfg, impls) {
 
   const checkFiles = async () => {
     // Also in immediate mode: a checkpoint a write started may still be finishing (ours runs it
-    // in the background, see checkpointed() in ../support/helpers.mjs), and flush() waits for it.
-    await A.store.flush();
-    await B.store.flush();
+    // in the background, see checkpointed() in ../support/helpers.mjs), and sync() waits for it.
+    await A.store.sync();
+    await B.store.sync();
     await checkOpsFileMatchesMemory(A);
     await checkOpsFileMatchesMemory(B);
     await compareDirs(A, B);

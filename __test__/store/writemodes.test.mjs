@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Store, isReference } from "../support/impl.mjs";
-import { setup, readOps, readSnapshot, sleep, waitFor, refDefect } from "../support/helpers.mjs";
+import { setup, readOps, readSnapshot, readManifest, sleep, waitFor, refDefect } from "../support/helpers.mjs";
 
 const lineCount = async (dir) => (await readOps(dir)).lines.length;
 
@@ -306,4 +306,28 @@ test("group: reaching checkpointThreshold checkpoints with the buffered ops incl
   await Promise.all([s.set("a", { v: 1 }), s.set("b", { v: 1 }), s.set("c", { v: 1 })]);
   assert.equal(await waitFor(async () => (await readSnapshot(c.dir)).ids.length === 3), true);
   assert.deepEqual((await readSnapshot(c.dir)).ids, ["a", "b", "c"]);
+});
+
+test("group: flush during a checkpoint writes the buffer where the files keep it; sync leaves the files settled", async (t) => {
+  const c = await setup(t);
+  const opts = { writeMode: "group", groupCommitSize: 1000, groupCommitMs: 60000, checkpointThreshold: 10, checkpointOnClose: false };
+  const s = await c.open(opts);
+  const ids = Array.from({ length: 12 }, (_, i) => `r${i}`);
+  // The 10th set makes a checkpoint due (ours writes it in the background); the last two stay buffered.
+  for (const id of ids) await s.set(id, { id });
+  await s.flush();
+  // Whichever generation the manifest names now, its files hold every set: the flushed ops are
+  // in the op file of the old one and carried into the new one.
+  const { json } = await readManifest(c.dir);
+  const inSnapshot = json.currentSnapshot ? (await readSnapshot(c.dir, json.currentSnapshot)).ids : [];
+  const inOps = (await readOps(c.dir, json.activeOps)).ops.map((o) => o.id);
+  assert.deepEqual([...new Set([...inSnapshot, ...inOps])].sort(), [...ids].sort());
+  await s.sync();
+  // Settled: the snapshot of the cut, and the op file holds what getOps() shows, as in the reference.
+  assert.deepEqual((await readSnapshot(c.dir)).ids, ids.slice(0, 10));
+  assert.deepEqual((await readOps(c.dir)).ops.map((o) => o.id), s.getOps().map((o) => o.id));
+  assert.deepEqual(s.getOps().map((o) => o.id), ids.slice(10));
+  await s.close();
+  const again = await c.open({ readOnly: true });
+  assert.deepEqual(again.all().map((r) => r.id).sort(), [...ids].sort());
 });

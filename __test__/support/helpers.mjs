@@ -24,10 +24,10 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /**
  * Waits for the checkpoint a write started to be in the files. The write that reaches
  * checkpointThreshold resolves once its op is logged (getOps() and stats() already show the
- * checkpoint) and ours finishes the checkpoint in the background; flush() waits for it. The
- * reference's write waits for its checkpoint (and its flush() has nothing to do then).
+ * checkpoint) and ours finishes the checkpoint in the background; sync() waits for it (flush()
+ * does not). The reference's write waits for its checkpoint (and its sync() has nothing to do then).
  */
-export const checkpointed = (store) => store.flush();
+export const checkpointed = (store) => store.sync();
 
 /**
  * OPSLOG_TEST_BACKEND runs the Store suites through a backend: "fs" passes `new FsBackend()`,

@@ -17,6 +17,17 @@ pub struct LoggedOp {
     pub pos: u64,
 }
 
+impl LoggedOp {
+    /// Appends the op's line as an op file holds it (with its newline) to `bytes`; returns
+    /// where in them it starts.
+    pub fn write_line_to(&self, bytes: &mut Vec<u8>) -> u64 {
+        let at = bytes.len() as u64;
+        bytes.extend_from_slice(self.line.as_bytes());
+        bytes.push(b'\n');
+        at
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ReadResult {
     pub ops: Vec<LoggedOp>,

@@ -193,8 +193,7 @@ impl Store {
         let list = self.ops.lock();
         for logged in later.iter().chain(list.iter()) {
             if logged.pos < self.written {
-                carried.extend_from_slice(logged.line.as_bytes());
-                carried.push(b'\n');
+                logged.write_line_to(&mut carried);
             }
         }
         drop(list);

@@ -74,9 +74,7 @@ impl Store {
             let mut bytes = Vec::new();
             let mut places = Vec::with_capacity(known.ops.len());
             for l in &known.ops {
-                places.push(bytes.len() as u64);
-                bytes.extend_from_slice(l.line.as_bytes());
-                bytes.push(b'\n');
+                places.push(l.write_line_to(&mut bytes));
             }
             if !bytes.is_empty() {
                 // One append: one object to read, and readers see all the copies or none.
