@@ -56,7 +56,9 @@ class Writer {
   /** A call of the open batch was refused as invalid (SPEC 7.6): its rollback changes nothing. */
   #refused = false;
   /** The engine's manifest info (`getManifest`, the current files), as of the last change. */
-  manifest = null;
+  #manifest = null;
+  /** A checkpoint changed the manifest since #manifest was read: read again when asked. */
+  #manifestStale = false;
 
   /** `o`: the checked options, and `adapter` (or null), `durable` as the store opens with. */
   constructor(native, view, o) {
@@ -89,8 +91,22 @@ class Writer {
     return this.#queue.background;
   }
 
+  get manifest() {
+    if (this.#manifestStale) {
+      this.#manifestStale = false;
+      this.#manifest = this.#native.manifest();
+    }
+    return this.#manifest;
+  }
+
+  set manifest(info) {
+    this.#manifestStale = false;
+    this.#manifest = info;
+  }
+
+  /** The manifest changed: read when next asked for (most checkpoints are never looked at). */
   refreshManifest() {
-    this.manifest = this.#native.manifest();
+    this.#manifestStale = true;
   }
 
   /** Awaits an engine job; a JavaScript backend's failure rejects with the backend's own error. */
@@ -255,6 +271,13 @@ class Writer {
       if (this.#durable) {
         await this.#flushNow();
         await this.#syncer.synced();
+      }
+      // What getManifest() shows once the store is closed (read now, while it can be; a
+      // failure to read it must not keep the store from closing).
+      try {
+        void this.manifest;
+      } catch {
+        // The last one read stays.
       }
       return this.call(this.engine.close());
     });
