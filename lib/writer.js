@@ -330,29 +330,32 @@ class Writer {
    * stay applied and buffered, and a later flush retries them.
    */
   #defer(id, value, idText, data) {
-    this.#collect(this.#deferred, idText, data);
+    const deferred = this.#deferred;
+    this.#collect(deferred, idText, data);
+    let due = Written.Done;
     if (this.#groupDefer) {
-      if (this.#deferred.length >= 3 * this.#room) {
+      if (deferred.length >= 3 * this.#room) {
         try {
           this.#room = this.#handOver(true) ?? 0;
         } catch (err) {
           // Refused: not in the engine, so not in the view either.
           return Promise.reject(withCode(err));
         }
+        if (this.#room === 0) due = Written.CheckpointDue;
       }
       this.#view.set(id, value);
-      this.#afterWrite(this.#room === 0 ? Written.CheckpointDue : Written.Done);
-      return RESOLVED;
-    }
-    this.#view.set(id, value);
-    if (this.#deferred.length >= 3 * this.#groupSize) {
-      try {
-        this.#handOver();
-      } catch (err) {
-        return Promise.reject(err);
+    } else {
+      this.#view.set(id, value);
+      if (deferred.length >= 3 * this.#groupSize) {
+        try {
+          this.#handOver();
+        } catch (err) {
+          return Promise.reject(err);
+        }
       }
     }
-    this.#afterWrite(Written.Done);
+    // Most sets: the timer is armed and nothing is due.
+    if (due !== Written.Done || this.#groupTimer === null) this.#afterWrite(due);
     return RESOLVED;
   }
 
