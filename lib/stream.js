@@ -174,27 +174,126 @@ class ReadAhead {
   }
 }
 
+/** A pairs batch as `[id, record]` entries, as a record stream hands them out. */
+function parseEntries(batch) {
+  const items = parsePairs(batch);
+  const entries = new Array(items.length >> 1);
+  for (let i = 0, k = 0; i < items.length; i += 2, k++) entries[k] = [items[i], items[i + 1]];
+  return entries;
+}
+
+/** %AsyncGeneratorPrototype%: what a stream inherits (its `Symbol.asyncIterator`, its tag). */
+const ASYNC_GENERATOR = Object.getPrototypeOf(Object.getPrototypeOf((async function* () {})()));
+const RESOLVED = Promise.resolve();
+const NO_ITEMS = [];
+
 /**
- * Streams a cursor's batches item by item. `start()` (awaited at the first `next()`, so its
- * errors reject that) returns `read(max)`, a worker read of the cursor's next batch, and
- * optionally `end()`, the generator's return value. (One generator, no generator inside it.)
+ * The items of a cursor's batches, one by one, as an async generator hands them out (`next`,
+ * `return`, `throw`, calls queued in order, done after an error), but without one: an async
+ * generator's `yield` costs several promise jobs an item, here an item of a batch at hand is one
+ * resolved promise (measured: 1M items in ~0.55 s through an async generator, ~0.18 s here).
+ * `start()` (called and awaited at the first `next()`, so that its errors reject that) returns
+ * `read(max)`, a worker read of the cursor's next batch, and optionally `end()`, the value the
+ * stream ends with. `parse` makes a batch the array of its items.
  */
-async function* recordEntries(start) {
-  const { read, end } = await start();
-  const batches = new ReadAhead(() => read(STREAM_BATCH), parsePairs);
-  for (let items; (items = await batches.next()) !== null; ) {
-    for (let i = 0; i < items.length; i += 2) yield [items[i], items[i + 1]];
+class BatchItems {
+  #start;
+  #parse;
+  #end = undefined;
+  /** A ReadAhead once started; null before, and once done. */
+  #batches = null;
+  #items = NO_ITEMS;
+  #at = 0;
+  #done = false;
+  /** Steps queued and not settled, and the promise of the last one (null when none is). */
+  #queued = 0;
+  #tail = null;
+
+  constructor(start, parse) {
+    this.#start = start;
+    this.#parse = parse;
   }
-  return end?.();
+
+  next() {
+    if (this.#queued === 0 && this.#at < this.#items.length) return Promise.resolve({ value: this.#take(), done: false });
+    return this.#queue(() => this.#advance());
+  }
+
+  return(value) {
+    return this.#queue(async () => {
+      this.#finish();
+      return { value: await value, done: true };
+    });
+  }
+
+  throw(err) {
+    return this.#queue(() => {
+      this.#finish();
+      throw err;
+    });
+  }
+
+  /** Runs `step` after the steps queued before it; returns its promise. */
+  #queue(step) {
+    this.#queued++;
+    const run = (this.#tail ?? RESOLVED).then(step).finally(() => {
+      // Before the caller's continuation: its next call may take an item at once again.
+      if (--this.#queued === 0) this.#tail = null;
+    });
+    this.#tail = run.catch(noop);
+    return run;
+  }
+
+  /** The next item, reading batches until there is one, or the end. */
+  async #advance() {
+    while (this.#at >= this.#items.length) {
+      if (this.#done) return { value: undefined, done: true };
+      let items;
+      try {
+        if (this.#batches === null) {
+          const { read, end } = await this.#start();
+          this.#end = end;
+          this.#batches = new ReadAhead(() => read(STREAM_BATCH), this.#parse);
+        }
+        items = await this.#batches.next();
+      } catch (err) {
+        this.#finish();
+        throw err;
+      }
+      if (items === null) {
+        this.#finish();
+        return { value: this.#end?.(), done: true };
+      }
+      this.#items = items;
+      this.#at = 0;
+    }
+    return { value: this.#take(), done: false };
+  }
+
+  /** The next item of the batch at hand, let go of there (so it dies young once used). */
+  #take() {
+    const value = this.#items[this.#at];
+    this.#items[this.#at++] = undefined;
+    return value;
+  }
+
+  #finish() {
+    this.#done = true;
+    this.#batches = null;
+    this.#items = NO_ITEMS;
+    this.#at = 0;
+  }
+}
+Object.setPrototypeOf(BatchItems.prototype, ASYNC_GENERATOR);
+
+/** Streams a cursor's records as `[id, record]` entries (see BatchItems for `start`). */
+function recordEntries(start) {
+  return new BatchItems(start, parseEntries);
 }
 
 /** The ops of an ops cursor, as `recordEntries` streams records. */
-async function* opsOf(start) {
-  const { read } = await start();
-  const batches = new ReadAhead(() => read(STREAM_BATCH), parseOps);
-  for (let ops; (ops = await batches.next()) !== null; ) {
-    for (let i = 0; i < ops.length; i++) yield ops[i];
-  }
+function opsOf(start) {
+  return new BatchItems(start, parseOps);
 }
 
 module.exports = { ReadAhead, STREAM_BATCH, parseIds, parseOps, parsePairs, recordEntries, opsOf };

@@ -1,12 +1,14 @@
 "use strict";
 // The record view: the JavaScript Map of decoded records the facade reads synchronously. The
 // engine owns the records (as JSON text); the view mirrors them in the engine's order. After a
-// lazy open (a large snapshot) the view holds `UNREAD` for each record, decoded on its first read.
+// lazy open (a large snapshot) the view holds only the records read or written since: any other
+// is the engine's, decoded on its first read, and the first visit of them all (`decoded()`)
+// builds the whole Map from the engine's records, in the engine's order.
 const path = require("node:path");
 const fsp = require("node:fs/promises");
-const { recordPairsCursor, recordIdsCursor } = require("./native");
+const { recordPairsCursor } = require("./native");
 const { withCode } = require("./errors");
-const { ReadAhead, parseIds, parsePairs } = require("./stream");
+const { ReadAhead, parsePairs } = require("./stream");
 
 /** Records per chunk when the engine hands its state to the view (keeps event-loop turns short). */
 const EXPORT_CHUNK = 16384;
@@ -15,36 +17,34 @@ const EXPORT_CHUNK = 16384;
 const VIEW_CHUNK = 8192;
 
 /**
- * A snapshot file this large or larger opens lazily: the view holds the ids, and each record is
+ * A snapshot file this large or larger opens lazily: the view starts empty, and each record is
  * decoded on its first read (the first `all()`, `filter()`... decodes the rest). Decoding costs
- * ~8 ms per MB here, so below this the whole view is built at open. (Tests lower it.)
+ * ~8 ms per MB here, so below this the whole view is built at open. (Tests lower it.) Not even
+ * the ids are read at open: a Map of a million of them costs ~0.7 s to build and ~60 MB, and
+ * the engine knows them.
  */
 const LAZY_VIEW_BYTES = Number(process.env.OPSLOG_LAZY_VIEW_BYTES) || 32 * 1024 * 1024;
-
-/** The view's value for a record not decoded yet: its text is in the engine. Never handed out. */
-const UNREAD = Object.freeze({});
 
 /**
  * Reads the current snapshot's records into a Map, on workers, while the engine opens the store:
  * `view` resolves to `{map, snapshot, lazy}`, or to null when the file is not a plain JSONL
  * snapshot, moved on meanwhile, or `abandon()` was called (the view is then built from the
- * engine). `lazy`: the map holds `UNREAD` for each record (a large snapshot).
+ * engine). `lazy` (a large snapshot): nothing is read, `map` is null.
  */
 function earlyView(dir) {
   let abandoned = false;
   const read = async () => {
     const { currentSnapshot } = JSON.parse(await fsp.readFile(path.join(dir, "manifest.json"), "utf8"));
     const rel = String(currentSnapshot);
-    const lazy = (await fsp.stat(path.join(dir, rel))).size >= LAZY_VIEW_BYTES;
-    const cursor = (lazy ? recordIdsCursor : recordPairsCursor)(dir, rel);
+    if ((await fsp.stat(path.join(dir, rel))).size >= LAZY_VIEW_BYTES) return { map: null, snapshot: currentSnapshot, lazy: true };
+    const cursor = recordPairsCursor(dir, rel);
     const map = new Map();
-    const batches = new ReadAhead(() => cursor.next(VIEW_CHUNK), lazy ? parseIds : parsePairs);
+    const batches = new ReadAhead(() => cursor.next(VIEW_CHUNK), parsePairs);
     for (let items; (items = await batches.next()) !== null; ) {
       if (abandoned) return null;
-      if (lazy) for (let i = 0; i < items.length; i++) map.set(items[i], UNREAD);
-      else for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
+      for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
     }
-    return { map, snapshot: currentSnapshot, lazy };
+    return { map, snapshot: currentSnapshot, lazy: false };
   };
   return {
     view: read().catch(() => null),
@@ -76,9 +76,12 @@ function applyOps(map, ops) {
 }
 
 class RecordView {
-  /** id -> record (or UNREAD), in the engine's order. */
+  /**
+   * id -> record, in the engine's order. While `#lazy`, only the records read or written since
+   * the lazy open, in no particular order: the engine has the others.
+   */
   #map = new Map();
-  /** Some records may still be `UNREAD` (a lazy open). */
+  /** The view is partial (a lazy open): records not in the Map are the engine's. */
   #lazy = false;
   /** `engine()`: the engine, once the writes collected in JavaScript have reached it. */
   #engine;
@@ -88,16 +91,17 @@ class RecordView {
   }
 
   get size() {
-    return this.#map.size;
+    return this.#lazy ? this.#call((engine) => engine.recordCount()) : this.#map.size;
   }
 
   get(id) {
     const value = this.#map.get(id);
-    return value === UNREAD ? this.#decode(id) : value;
+    return value === undefined && this.#lazy ? this.#decode(id) : value;
   }
 
   has(id) {
-    return this.#map.has(id);
+    if (this.#map.has(id)) return true;
+    return this.#lazy && this.#call((engine) => engine.hasRecord(JSON.stringify(id)));
   }
 
   set(id, value) {
@@ -117,16 +121,21 @@ class RecordView {
   /**
    * Takes the view read from the snapshot file at open, once it is known to be of the snapshot
    * the engine loaded: plus the ops the engine replayed, it is the engine's state. False (build it
-   * from the engine with `load`) when it is not.
+   * from the engine with `load`) when it is not. A lazy one is empty: the engine has it all.
    */
   adopt(early, currentSnapshot) {
     if (!early || early.snapshot !== currentSnapshot) return false;
+    if (early.lazy) {
+      this.#map = new Map();
+      this.#lazy = true;
+      return true;
+    }
     const map = early.map;
     const engine = this.#engine();
     applyOps(map, JSON.parse(engine.getOps(null)));
     if (map.size !== engine.recordCount()) return false;
     this.#map = map;
-    this.#lazy = early.lazy;
+    this.#lazy = false;
     return true;
   }
 
@@ -160,33 +169,53 @@ class RecordView {
     else this.#map.set(JSON.parse(idText), JSON.parse(text));
   }
 
-  /** Puts the records in the order of `ids` (all of the view's). */
+  /** Puts the records in the order of `ids` (all of the view's). A partial view has no order. */
   reorder(ids) {
+    if (this.#lazy) return;
     const map = this.#map;
     const entries = ids.map((id) => [id, map.get(id)]);
     map.clear();
     for (const [id, record] of entries) map.set(id, record);
   }
 
-  /** The first read of a record a lazy open left undecoded: decoded once, kept in the view. */
-  #decode(id) {
-    let text;
+  /** `fn(engine)`, its errors with their codes. */
+  #call(fn) {
     try {
-      text = this.#engine().recordText(JSON.stringify(id));
+      return fn(this.#engine());
     } catch (err) {
       throw withCode(err);
     }
-    if (text === null) throw new Error(`opslog: record ${JSON.stringify(id)} is in the view but not in the store`);
+  }
+
+  /** The first read of a record a lazy open left to the engine: decoded once, kept in the view. */
+  #decode(id) {
+    const text = this.#call((engine) => engine.recordText(JSON.stringify(id)));
+    if (text === null) return undefined;
     const value = JSON.parse(text);
     this.#map.set(id, value);
     return value;
   }
 
+  /**
+   * The whole view, built once from the engine's records in its order: a new Map, each record
+   * as decoded from the engine's text unless the view has it already (read or written since the
+   * open: the same object stays). Inserting into a new Map costs what a look-up in the full one
+   * would, so no Map of placeholders is built first.
+   */
   #decodeAll() {
-    const map = this.#map;
+    const known = this.#map;
+    const map = new Map();
     for (const items of exportedChunks(this.#engine())) {
-      for (let i = 0; i < items.length; i += 2) if (map.get(items[i]) === UNREAD) map.set(items[i], items[i + 1]);
+      if (known.size === 0) {
+        for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
+      } else {
+        for (let i = 0; i < items.length; i += 2) {
+          const value = known.get(items[i]);
+          map.set(items[i], value === undefined ? items[i + 1] : value);
+        }
+      }
     }
+    this.#map = map;
     this.#lazy = false;
   }
 }

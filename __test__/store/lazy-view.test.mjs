@@ -1,5 +1,5 @@
-// A lazy open (a large snapshot: the view holds the ids, each record is decoded on its first
-// read). The threshold is lowered so that every store here opens lazily; each test checks that
+// A lazy open (a large snapshot: the view starts empty, each record is decoded on its first
+// read, and the first full read decodes the rest). The threshold is lowered so that every store here opens lazily; each test checks that
 // what the user sees is what an eager view (and the reference) gives.
 process.env.OPSLOG_LAZY_VIEW_BYTES = "1";
 const { test } = await import("node:test");
@@ -72,6 +72,55 @@ test("lazy open: writes, undo and a batch rollback over records never read", asy
   assert.deepEqual(s.get("r4"), record(4));
   assert.deepEqual(s.get("r3"), record(3));
   assert.equal(s.count(), order.length);
+});
+
+test("lazy open: has, count and the order after writes and a rollback, before any full read", async (t) => {
+  const c = await setup(t);
+  const expected = await seeded(c);
+  const s = await c.open();
+  assert.equal(s.has("r8"), true, "a record never read");
+  assert.equal(s.has("r7"), false, "deleted after the snapshot");
+  assert.equal(s.has("nope"), false);
+  assert.equal(s.get("nope"), undefined);
+  assert.equal(s.count(), expected.length);
+  await s.set("r1", { changed: 1 });
+  await s.delete("r2");
+  assert.equal(s.has("r2"), false);
+  assert.equal(s.get("r2"), undefined);
+  await assert.rejects(
+    s.batch(() => {
+      s.delete("r3");
+      s.set("r4", { in: "batch" });
+      s.set("z", { in: "batch" });
+      throw new Error("abort");
+    }),
+    /abort/,
+  );
+  await s.set("last", { at: "end" });
+  assert.equal(s.count(), expected.length);
+  // A record the rolled-back batch deleted comes back at the end, as after a delete and a set.
+  const want = expected.filter(([id]) => id !== "r2" && id !== "r3").map(([id, r]) => [id, id === "r1" ? { changed: 1 } : r]);
+  want.push(["r3", record(3)], ["last", { at: "end" }]);
+  assert.deepEqual(s.entries(), want, "the engine's order, the batch's changes undone");
+  assert.equal(s.has("z"), false);
+});
+
+test("lazy open: writes of the group and async modes are seen before they are flushed", async (t) => {
+  const c = await setup(t);
+  await seeded(c);
+  for (const [writeMode, k] of [["group", 10], ["async", 20]]) {
+    const s = await c.open({ writeMode });
+    const before = s.count();
+    s.set(`r${k}`, { mode: writeMode });
+    s.set(`new-${writeMode}`, { mode: writeMode });
+    await s.delete(`r${k + 1}`);
+    assert.equal(s.count(), before);
+    assert.equal(s.has(`r${k + 1}`), false);
+    assert.equal(s.has(`new-${writeMode}`), true);
+    assert.deepEqual(s.get(`r${k}`), { mode: writeMode });
+    assert.equal(s.all().length, before);
+    await s.close();
+  }
 });
 
 test("lazy open: a checkpoint, then reads, writes and a reopen", async (t) => {

@@ -420,6 +420,12 @@ impl NativeStore {
         })
     }
 
+    /// Whether there is a record of `id` (a JSON string token): `has` after a lazy open.
+    #[napi]
+    pub fn has_record(&self, id: String) -> napi::Result<bool> {
+        guard(|| with_store(&self.inner, |s| s.records().contains(&id)))
+    }
+
     /// Every record id, in iteration order.
     #[napi(ts_return_type = "string[]")]
     pub fn record_ids(&self) -> napi::Result<Ids> {

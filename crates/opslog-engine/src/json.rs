@@ -267,7 +267,7 @@ impl<'a> Scanner<'a> {
     /// Skips one value without recursion (so hostile nesting cannot exhaust the stack).
     fn skip_value(&mut self) -> Result<(), JsonError> {
         // Each entry: true = inside an object, false = inside an array.
-        let mut stack: Vec<bool> = Vec::new();
+        let mut stack = BoolStack::default();
         loop {
             self.ws();
             match self.peek() {
@@ -303,7 +303,7 @@ impl<'a> Scanner<'a> {
             }
             // A value just ended: close containers or move to the next element.
             loop {
-                let Some(&in_object) = stack.last() else {
+                let Some(in_object) = stack.last() else {
                     return Ok(());
                 };
                 self.ws();
@@ -720,14 +720,58 @@ fn write_canonical(sc: &mut Scanner<'_>, out: &mut String, depth: usize) -> Resu
     Ok(())
 }
 
+/// A stack of booleans, held in one word up to 64 deep: the scanners' nesting, without an
+/// allocation for a record of usual depth (an allocation per record was ~10% of a load).
+#[derive(Default)]
+struct BoolStack {
+    word: u64,
+    len: usize,
+    deeper: Vec<bool>,
+}
+
+impl BoolStack {
+    fn push(&mut self, value: bool) {
+        if self.len < 64 {
+            self.word = self.word & !(1 << self.len) | u64::from(value) << self.len;
+        } else {
+            self.deeper.push(value);
+        }
+        self.len += 1;
+    }
+
+    fn last(&self) -> Option<bool> {
+        match self.len {
+            0 => None,
+            n if n <= 64 => Some(self.word >> (n - 1) & 1 == 1),
+            _ => self.deeper.last().copied(),
+        }
+    }
+
+    fn pop(&mut self) -> Option<bool> {
+        let last = self.last()?;
+        if self.len > 64 {
+            self.deeper.pop();
+        }
+        self.len -= 1;
+        Some(last)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// True when `text` is byte for byte what `JSON.stringify(JSON.parse(text))` gives. Runs
 /// without recursion; conservative (a `false` only costs a rewrite).
 fn is_canonical(text: &str) -> bool {
     let b = text.as_bytes();
     let mut i = 0;
-    // Per open object: (keys seen so far, whether a non-index key was seen, last index key).
-    let mut objects: Vec<(Vec<&str>, bool, Option<u32>)> = Vec::new();
-    let mut containers: Vec<u8> = Vec::new();
+    // Per open object: (where its keys start in `keys`, whether a non-index key was seen, last
+    // index key). The keys of all open objects, one after the other, in `keys`.
+    let mut objects: Vec<(usize, bool, Option<u32>)> = Vec::new();
+    let mut keys: Vec<&str> = Vec::new();
+    // true: an object, false: an array.
+    let mut containers = BoolStack::default();
     let mut expect_key = false;
     while i < b.len() {
         match b[i] {
@@ -778,10 +822,10 @@ fn is_canonical(text: &str) -> bool {
                 i += 1;
                 if expect_key {
                     let key = &text[start..i];
-                    let Some((keys, seen_plain, last_index)) = objects.last_mut() else {
+                    let Some((first_key, seen_plain, last_index)) = objects.last_mut() else {
                         return false;
                     };
-                    if keys.contains(&key) {
+                    if keys[*first_key..].contains(&key) {
                         return false;
                     }
                     match array_index(key) {
@@ -802,31 +846,33 @@ fn is_canonical(text: &str) -> bool {
                 }
             }
             b'{' => {
-                containers.push(b'{');
-                objects.push((Vec::new(), false, None));
+                containers.push(true);
+                objects.push((keys.len(), false, None));
                 i += 1;
                 expect_key = b.get(i) != Some(&b'}');
             }
             b'[' => {
-                containers.push(b'[');
+                containers.push(false);
                 i += 1;
             }
             b'}' => {
-                if containers.pop() != Some(b'{') {
+                if containers.pop() != Some(true) {
                     return false;
                 }
-                objects.pop();
+                if let Some((first_key, ..)) = objects.pop() {
+                    keys.truncate(first_key);
+                }
                 i += 1;
             }
             b']' => {
-                if containers.pop() != Some(b'[') {
+                if containers.pop() != Some(false) {
                     return false;
                 }
                 i += 1;
             }
             b',' => {
                 i += 1;
-                expect_key = containers.last() == Some(&b'{');
+                expect_key = containers.last() == Some(true);
             }
             b'-' | b'0'..=b'9' => {
                 let start = i;

@@ -59,7 +59,7 @@ impl Hasher for FxHasher {
 }
 
 /// The table's 32-bit hash of an id (the well-mixed high half of FxHash).
-fn hash_id(id: &str) -> u32 {
+pub fn hash_id(id: &str) -> u32 {
     let mut h = FxHasher::default();
     h.write(id.as_bytes());
     (h.finish() >> 32) as u32
@@ -107,8 +107,23 @@ impl Source {
         &self.file
     }
 
+    /// The name the file is shown by in messages.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Bytes `start..end` of the file as a reader. It reads at offsets, so that several
+    /// threads can read the file at once.
+    pub fn reader(&self, start: u64, end: u64) -> RangeReader<'_> {
+        RangeReader {
+            file: &self.file,
+            at: start,
+            end,
+        }
+    }
+
     /// Fills `buf` from byte `at` on; returns how many bytes were read (fewer only at the end).
-    fn read_at(&self, at: u64, buf: &mut [u8]) -> Result<usize> {
+    pub fn read_at(&self, at: u64, buf: &mut [u8]) -> Result<usize> {
         let mut done = 0;
         while done < buf.len() {
             match super::fsutil::read_at(&self.file, &mut buf[done..], at + done as u64) {
@@ -142,6 +157,26 @@ impl Source {
             return Err(self.changed());
         }
         Ok(buf)
+    }
+}
+
+/// A range of a source's bytes (`Source::reader`).
+pub struct RangeReader<'a> {
+    file: &'a File,
+    at: u64,
+    end: u64,
+}
+
+impl std::io::Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let room = usize::try_from(self.end - self.at).unwrap_or(usize::MAX);
+        let len = buf.len().min(room);
+        if len == 0 {
+            return Ok(0);
+        }
+        let n = super::fsutil::read_at(self.file, &mut buf[..len], self.at)?;
+        self.at += n as u64;
+        Ok(n)
     }
 }
 
@@ -347,13 +382,19 @@ impl Records {
     /// Where `id` is in the table (or would go). `in_memory_only`: skip records in the file
     /// (for ids known to be held, which then needs no read).
     fn find(&self, id: &str, hash: u32, in_memory_only: bool) -> Result<Probe<()>> {
-        self.probe(hash, |slot| match slot {
+        self.probe(hash, |slot| self.slot_has_id(slot, id, in_memory_only))
+    }
+
+    /// Whether `slot` is the record of `id` (`Some(())`), reading its line when it is in the
+    /// file (unless `in_memory_only`).
+    fn slot_has_id(&self, slot: &Slot, id: &str, in_memory_only: bool) -> Result<Option<()>> {
+        match slot {
             Slot::InMemory(h) => Ok((h.id() == id).then_some(())),
             Slot::InFile(place) if !in_memory_only => Ok(self
                 .with_line(*place, |line_id, _| line_id == id)?
                 .then_some(())),
             _ => Ok(None),
-        })
+        }
     }
 
     /// A record's text: borrowed when held, read from the file otherwise (the read that checks
@@ -415,6 +456,34 @@ impl Records {
         self.put(id, Slot::InFile(place))
     }
 
+    /// `set_in_file` of a line whose id has `hash` (`hash_id`, computed beforehand): the id is
+    /// read back from the line only to tell it from another record of the same hash.
+    pub fn set_in_file_hashed(&mut self, hash: u32, place: Place) -> Result<()> {
+        self.reserve_one();
+        let mut id = None;
+        let found = self.probe(hash, |slot| {
+            if id.is_none() {
+                id = Some(self.with_line(place, |line_id, _| line_id.to_string())?);
+            }
+            self.slot_has_id(slot, id.as_deref().unwrap_or_default(), false)
+        })?;
+        self.place(found, hash, Slot::InFile(place));
+        Ok(())
+    }
+
+    /// Room for `n` more records without growing the table (a load that knows how many follow).
+    pub fn reserve(&mut self, n: usize) {
+        self.slots.reserve(n);
+        let want = self.live.saturating_add(n);
+        let mut size = self.table.len().max(16);
+        while want.saturating_mul(4) > size.saturating_mul(3) {
+            size *= 2;
+        }
+        if size > self.table.len() {
+            self.grow_table(size);
+        }
+    }
+
     /// Appends a record whose id is not in the table (writing a snapshot learns each place).
     pub fn push_in_file(&mut self, id: &str, place: Place) {
         self.push(hash_id(id), Slot::InFile(place));
@@ -435,11 +504,17 @@ impl Records {
         let hash = hash_id(id);
         // Grown first, so that the free position the probe finds is still free to take.
         self.reserve_one();
-        match self.find(id, hash, false)? {
+        let found = self.find(id, hash, false)?;
+        self.place(found, hash, slot);
+        Ok(())
+    }
+
+    /// Puts `slot` where a probe (after `reserve_one`) found its id, or appends it.
+    fn place(&mut self, found: Probe<()>, hash: u32, slot: Slot) {
+        match found {
             Probe::Found(_, at, ()) => self.slots[at] = slot,
             Probe::Missing(pos) => self.append(pos.expect("table reserved"), hash, slot),
         }
-        Ok(())
     }
 
     fn push(&mut self, hash: u32, slot: Slot) {

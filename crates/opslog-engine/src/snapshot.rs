@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use super::batch::{Batch, IdsBuilder, PairsBuilder};
@@ -12,7 +12,7 @@ use super::error::{display_join, Error, Result};
 use super::fsutil;
 use super::json::{self, Kind};
 use super::record_line;
-use super::records::{Place, Records, Source};
+use super::records::{hash_id, Place, Records, Source};
 use super::time;
 
 /// The header line; the version is written as JavaScript writes the number.
@@ -168,23 +168,17 @@ fn detect(first_line: &str) -> Form {
 
 /// Loads a whole snapshot. `dir_display` is the directory as the user gave it (for messages).
 /// Records of a JSONL snapshot whose lines are already in canonical form stay in the file (the
-/// records keep where their lines are); any other line is parsed and held.
+/// records keep where their lines are); any other line is parsed and held. A large one is
+/// checked by two threads, each a part of its lines (see `scan`), and indexed in order here.
 pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> {
     let path = dir.join(rel);
     let shown = display_join(dir_display, rel);
     let source = Source::open(&path, shown.clone())?;
-    let mut reader = BufReader::with_capacity(1 << 20, source.file());
-    let mut line = Vec::with_capacity(256);
-    let read_line = |reader: &mut BufReader<&File>, line: &mut Vec<u8>| {
-        line.clear();
-        reader
-            .read_until(b'\n', line)
-            .map_err(|e| Error::io("read", &shown, e))
-    };
+    let mut reader = BufReader::with_capacity(1 << 16, source.file());
     let (form, first_len) = read_form(&mut reader, &shown)?;
+    drop(reader);
     let (version, first_is_record) = match form {
         Form::Legacy => {
-            drop(reader);
             let text = fsutil::read_data_text(&path, &shown)?;
             let (version, recs) = legacy_records(&text, &shown)?;
             let mut records = Records::default();
@@ -198,48 +192,168 @@ pub fn load(dir: &Path, dir_display: &str, rel: &str) -> Result<(Records, f64)> 
             first_is_record,
         } => (version, first_is_record),
     };
-    let mut records = Records::with_source(source.clone());
-    let mut not_utf8 = 0;
-    let (mut at, mut n) = (0u64, 1usize);
-    if first_is_record {
-        // The first line, read for its form, is read again as a record.
-        reader
-            .seek(SeekFrom::Start(0))
-            .map_err(|e| Error::io("lseek", &shown, e))?;
+    // The first line, read for its form, is read again when it is a record.
+    let (start, first_line) = if first_is_record {
+        (0, 1)
     } else {
-        at = first_len as u64;
-        n = 2;
+        (first_len as u64, 2)
+    };
+    let end = source
+        .file()
+        .metadata()
+        .map_err(|e| Error::io("stat", &shown, e))?
+        .len()
+        .max(start);
+    let mut index = Index {
+        records: Records::with_source(source.clone()),
+        not_utf8: 0,
+        line: first_line,
+        shown: &shown,
+    };
+    match split_point(&source, start, end)? {
+        // This thread checks the first part and indexes it while the other checks the second.
+        Some(mid) => std::thread::scope(|scope| {
+            let second = scope.spawn(|| scan(&source, mid, end));
+            let first = index.add(scan(&source, start, mid));
+            let second = second
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            first.and_then(|()| index.add(second))
+        })?,
+        None => index.add(scan(&source, start, end))?,
     }
-    read_line(&mut reader, &mut line)?;
-    while !line.is_empty() {
+    fsutil::warn_not_utf8(index.not_utf8, &shown);
+    Ok((index.records, version))
+}
+
+/// The records a load has indexed so far, from the parts `scan` checked, in order.
+struct Index<'a> {
+    records: Records,
+    not_utf8: usize,
+    /// The number of the next part's first line.
+    line: usize,
+    shown: &'a str,
+}
+
+impl Index<'_> {
+    fn add(&mut self, part: Result<Scanned>) -> Result<()> {
+        let part = part?;
+        self.records.reserve(part.items.len());
+        for item in part.items {
+            match item {
+                Loaded::InFile(hash, place) => self.records.set_in_file_hashed(hash, place)?,
+                Loaded::Held(pair) => self.records.set(&pair.0, &pair.1)?,
+            }
+        }
+        self.not_utf8 += part.not_utf8;
+        if let Some((at, e)) = part.error {
+            return Err(corrupt(self.shown, format!("line {}: {e}", self.line + at)));
+        }
+        self.line += part.lines;
+        Ok(())
+    }
+}
+
+/// The share of a large snapshot's bytes the loading thread checks (the rest goes to a second
+/// thread): less than half, as it also indexes its part while the other thread checks.
+const FIRST_PART: f64 = 0.43;
+
+/// A snapshot with this many bytes of records or more is checked by two threads.
+const PARALLEL_LOAD_BYTES: u64 = 8 << 20;
+
+/// Where the lines of `start..end` split in two (just after a newline, `FIRST_PART` in), or
+/// `None` when the range is too small to be worth a second thread.
+fn split_point(source: &Source, start: u64, end: u64) -> Result<Option<u64>> {
+    if end - start < PARALLEL_LOAD_BYTES {
+        return Ok(None);
+    }
+    let mut at = start + ((end - start) as f64 * FIRST_PART) as u64;
+    let mut buf = vec![0; 1 << 16];
+    while at < end {
+        let n = source.read_at(at, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            let mid = at + i as u64 + 1;
+            return Ok((mid < end).then_some(mid));
+        }
+        at += n as u64;
+    }
+    Ok(None)
+}
+
+/// A snapshot line as `scan` checked it.
+enum Loaded {
+    /// Canonical: the record stays in the file. Its id's `hash_id`, and its place.
+    InFile(u32, Place),
+    /// Parsed: its canonical id token and record text.
+    Held(Box<(String, String)>),
+}
+
+/// The lines of a part of a snapshot, checked.
+struct Scanned {
+    /// In file order (blank lines left out).
+    items: Vec<Loaded>,
+    /// Lines read, blank ones included.
+    lines: usize,
+    not_utf8: usize,
+    /// The first line that is not a record (its number in the part, from 0), and why. The
+    /// part's lines after it are not read.
+    error: Option<(usize, String)>,
+}
+
+/// Reads and checks the lines of `start..end` of a snapshot (`start` at the start of a line):
+/// what the load needs of them, in order, without touching the records. Reads at offsets, so
+/// that two threads can read the same file.
+fn scan(source: &Source, start: u64, end: u64) -> Result<Scanned> {
+    let mut reader = BufReader::with_capacity(1 << 20, source.reader(start, end));
+    let mut out = Scanned {
+        items: Vec::new(),
+        lines: 0,
+        not_utf8: 0,
+        error: None,
+    };
+    let mut line = Vec::with_capacity(256);
+    let mut at = start;
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io("read", source.shown(), e))?;
+        if read == 0 {
+            break;
+        }
         let raw = line.strip_suffix(b"\n").unwrap_or(&line);
         let parsed = match std::str::from_utf8(raw) {
             Ok(text) => match usual_line(text).zip(Place::new(at, raw.len())) {
                 Some((id, place)) => {
-                    records.set_in_file(id, place)?;
+                    out.items.push(Loaded::InFile(hash_id(id), place));
                     None
                 }
                 None => Some(Cow::Borrowed(text)),
             },
             Err(_) => {
-                not_utf8 += 1;
+                out.not_utf8 += 1;
                 Some(String::from_utf8_lossy(raw))
             }
         };
         if let Some(text) = parsed {
             let text = text.trim();
             if !text.is_empty() {
-                let (id, data) = record_line::parse(text)
-                    .map_err(|e| corrupt(&shown, format!("line {n}: {e}")))?;
-                records.set(&id, &data)?;
+                match record_line::parse(text) {
+                    Ok(pair) => out.items.push(Loaded::Held(Box::new(pair))),
+                    Err(e) => {
+                        out.error = Some((out.lines, e));
+                        break;
+                    }
+                }
             }
         }
-        at += line.len() as u64;
-        n += 1;
-        read_line(&mut reader, &mut line)?;
+        out.lines += 1;
+        at += read as u64;
     }
-    fsutil::warn_not_utf8(not_utf8, &shown);
-    Ok((records, version))
+    Ok(out)
 }
 
 /// The id token of a record line of the usual form whose id and record are already canonical
@@ -679,6 +793,49 @@ mod tests {
             s.next_batch(10).unwrap().unwrap().pairs_text(),
             r#"["2",{},"10",{},"x",{},"b",{}]"#
         );
+    }
+
+    #[test]
+    fn a_large_snapshot_loads_in_two_parts_as_in_one() {
+        let tmp = tmpdir("parallel");
+        let dir = tmp.path();
+        let n = 120_000;
+        let pad = ".".repeat(60);
+        let mut text = String::from("{\"version\":2,\"timestamp\":\"t\"}\n");
+        for i in 0..n {
+            text.push_str(&format!("{{\"id\":\"r{i}\",\"data\":{{\"i\":{i},\"p\":\"{pad}\"}}}}\n"));
+            if i == 10 {
+                text.push('\n');
+            }
+        }
+        assert!(text.len() as u64 > PARALLEL_LOAD_BYTES);
+        // In the second part: a line of another form (held), and a record of the first part
+        // again (it keeps its place, with the later text).
+        text.push_str("{ \"data\" : {\"late\":1.0}, \"id\":\"late\" }\n");
+        text.push_str("{\"id\":\"r5\",\"data\":{\"again\":true}}\n");
+        std::fs::write(dir.join("snapshots/s.jsonl"), &text).unwrap();
+        let (loaded, v) = load(&dir, "d", "snapshots/s.jsonl").unwrap();
+        assert_eq!(v, 2.0);
+        let pairs = loaded.pairs().unwrap();
+        assert_eq!(pairs.len(), n + 1);
+        assert_eq!(pairs[5], ("\"r5\"".to_string(), "{\"again\":true}".to_string()));
+        assert_eq!(pairs[n - 1].0, format!("\"r{}\"", n - 1));
+        assert_eq!(pairs[n], ("\"late\"".to_string(), "{\"late\":1}".to_string()));
+        assert_eq!(loaded.held_in_memory(), 1);
+        // A bad line in the second part: its number counts every line before it.
+        text.push_str("{garbage\n");
+        std::fs::write(dir.join("snapshots/s.jsonl"), &text).unwrap();
+        let e = load(&dir, "d", "snapshots/s.jsonl").unwrap_err().to_string();
+        let line = n + 1 + 1 + 2 + 1;
+        assert!(
+            e.starts_with(&format!("Corrupt snapshot d/snapshots/s.jsonl: line {line}:")),
+            "{e}"
+        );
+        // And in the first part: that one is reported.
+        let bad = text.replacen("{\"id\":\"r3\",", "{\"id\":3,", 1);
+        std::fs::write(dir.join("snapshots/s.jsonl"), bad).unwrap();
+        let e = load(&dir, "d", "snapshots/s.jsonl").unwrap_err().to_string();
+        assert!(e.starts_with("Corrupt snapshot d/snapshots/s.jsonl: line 5:"), "{e}");
     }
 
     #[test]
