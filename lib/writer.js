@@ -245,21 +245,21 @@ class Writer {
    * write's are (with `durable`, which resolves once they are synced, it waits for it).
    */
   async flush() {
-    if (!this.#buffered) return;
-    await this.#queue.run(() => {
-      this.#clearGroupTimer();
-      return this.#flushNow();
-    }, this.#durable);
-    if (this.#durable) await this.#syncer.synced();
+    if (this.#buffered) await this.#writeBuffered(this.#durable);
   }
 
   /** Writes what is buffered once a checkpoint in progress is written: the files are then settled. */
   async sync() {
     if (!this.#buffered) return this.#queue.background ?? undefined;
-    await this.#queue.enqueue(async () => {
+    await this.#writeBuffered(true);
+  }
+
+  /** flush() and sync(): `afterCheckpoint`, whether the write waits for a checkpoint in progress. */
+  async #writeBuffered(afterCheckpoint) {
+    await this.#queue.run(() => {
       this.#clearGroupTimer();
-      await this.#flushNow();
-    });
+      return this.#flushNow();
+    }, afterCheckpoint);
     if (this.#durable) await this.#syncer.synced();
   }
 
