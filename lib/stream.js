@@ -92,14 +92,7 @@ function parseOps(batch) {
   const items = JSON.parse(batch[0]);
   const string = stringReader(batch[1]);
   const end = items.length - 1;
-  const table = items[end];
-  const builders = new Array(table.length);
-  const sizes = new Array(table.length);
-  for (let s = 0; s < table.length; s++) {
-    const [count, keys, kinds] = table[s];
-    builders[s] = builderFor(count, kinds, keys);
-    sizes[s] = keys.length;
-  }
+  const { builders, sizes } = shapeTable(items[end]);
   let i = 0;
   /** The record value at `i`, shaped or not, and `i` moved past it. */
   const record = (shaped) => {
@@ -131,20 +124,42 @@ function parseOps(batch) {
   return ops;
 }
 
-/** A record pairs batch as the flat array `[id, record, id, record, ...]`. */
+/**
+ * A record pairs batch as the flat array `[id, record, id, record, ...]`. Its elements are pairs
+ * of an id and a record, where the id is a length in the batch's strings or a JSON string, or
+ * minus one minus a length, and then the record is shaped: its shape's index and its values.
+ * Its last element is its table of shapes.
+ */
 function parsePairs(batch) {
   const items = JSON.parse(batch[0]);
-  const id = stringReader(batch[1]);
-  for (let i = 0; i < items.length; i += 2) items[i] = id(items[i]);
-  return items;
+  const string = stringReader(batch[1]);
+  const end = items.length - 1;
+  const { builders, sizes } = shapeTable(items[end]);
+  const pairs = [];
+  for (let i = 0; i < end; ) {
+    const id = items[i];
+    if (typeof id === "number" && id < 0) {
+      const s = items[i + 1];
+      pairs.push(string(~id), builders[s](items, i + 2, string));
+      i += 2 + sizes[s];
+    } else {
+      pairs.push(string(id), items[i + 1]);
+      i += 2;
+    }
+  }
+  return pairs;
 }
 
-/** An ids batch as the array of ids. */
-function parseIds(batch) {
-  const items = JSON.parse(batch[0]);
-  const id = stringReader(batch[1]);
-  for (let i = 0; i < items.length; i++) items[i] = id(items[i]);
-  return items;
+/** The builders of a batch's shapes (`[[count, keys, kinds], ...]`), and their numbers of values. */
+function shapeTable(table) {
+  const builders = new Array(table.length);
+  const sizes = new Array(table.length);
+  for (let s = 0; s < table.length; s++) {
+    const [count, keys, kinds] = table[s];
+    builders[s] = builderFor(count, kinds, keys);
+    sizes[s] = keys.length;
+  }
+  return { builders, sizes };
 }
 
 /**
@@ -296,4 +311,4 @@ function opsOf(start) {
   return new BatchItems(start, parseOps);
 }
 
-module.exports = { ReadAhead, STREAM_BATCH, parseIds, parseOps, parsePairs, recordEntries, opsOf };
+module.exports = { ReadAhead, STREAM_BATCH, parseOps, parsePairs, recordEntries, opsOf };

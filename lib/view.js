@@ -205,7 +205,8 @@ class RecordView {
   #decodeAll() {
     const known = this.#map;
     const map = new Map();
-    for (const items of exportedChunks(this.#engine())) {
+    const take = (batch) => {
+      const items = parsePairs(batch);
       if (known.size === 0) {
         for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
       } else {
@@ -214,7 +215,8 @@ class RecordView {
           map.set(items[i], value === undefined ? items[i + 1] : value);
         }
       }
-    }
+    };
+    this.#call((engine) => engine.exportAllRecords(EXPORT_CHUNK, take));
     this.#map = map;
     this.#lazy = false;
   }

@@ -45,7 +45,7 @@ impl Cursor {
 
     /// The records of a JSONL snapshot file as flat `[id, record, ...]` batches, unchecked (see
     /// `RecordPairs`): the JavaScript view built while the engine loads the same file.
-    pub fn record_pairs(dir: String, rel: String, ids_only: bool) -> Cursor {
+    pub fn record_pairs(dir: String, rel: String) -> Cursor {
         Cursor::new(
             false,
             Box::new(move || {
@@ -53,7 +53,6 @@ impl Cursor {
                     std::path::Path::new(&dir),
                     &dir,
                     &rel,
-                    ids_only,
                 )?;
                 Ok(Box::new(pairs) as Box<dyn BatchStream>)
             }),

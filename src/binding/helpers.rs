@@ -54,13 +54,7 @@ pub fn snapshot_file_cursor(dir: String, rel: String) -> Cursor {
 
 #[napi]
 pub fn record_pairs_cursor(dir: String, rel: String) -> Cursor {
-    Cursor::record_pairs(dir, rel, false)
-}
-
-/// `recordPairsCursor` giving the ids alone.
-#[napi]
-pub fn record_ids_cursor(dir: String, rel: String) -> Cursor {
-    Cursor::record_pairs(dir, rel, true)
+    Cursor::record_pairs(dir, rel)
 }
 
 #[napi]

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::{Function, Promise};
+use napi::Env;
 use napi_derive::napi;
 
 use super::cursor::Cursor;
@@ -39,6 +40,22 @@ pub struct NativeOptions {
 }
 
 type Shared = Arc<StoreCell>;
+
+/// `f()`, the JavaScript values it creates released when it returns.
+fn in_handle_scope<T>(env: &Env, f: impl FnOnce() -> napi::Result<T>) -> napi::Result<T> {
+    let mut scope = std::ptr::null_mut();
+    // SAFETY: `env` is the live environment of the current call, on its thread, and `f`'s values
+    // are not used after it returns.
+    unsafe {
+        napi::check_status!(napi::sys::napi_open_handle_scope(env.raw(), &mut scope))?;
+        let result = f();
+        napi::check_status!(napi::sys::napi_close_handle_scope(env.raw(), scope))?;
+        result
+    }
+}
+
+/// Batches the thread of `export_all_records` builds ahead of the JavaScript thread.
+const READ_AHEAD_BATCHES: usize = 4;
 
 #[napi]
 pub struct NativeStore {
@@ -317,7 +334,7 @@ impl NativeStore {
         guard(|| {
             with_store(&self.inner, |s| {
                 let max = max.max(1) as usize;
-                let mut out = PairsBuilder::new(max);
+                let mut out = PairsBuilder::for_view(max);
                 let mut next = start;
                 s.records().visit_from(start as usize, |after, id, text| {
                     out.push(id, text);
@@ -326,6 +343,59 @@ impl NativeStore {
                 })?;
                 Ok(out.finish().map(|b| BatchText::from(b).resuming_at(next)))
             })
+        })
+    }
+
+    /// Hands every record, in order, to `each` as pairs batches of up to `max` records (see
+    /// `engine::batch`), which another thread builds while `each` takes the one before: the
+    /// first full read of a lazily opened store builds every record on the JavaScript thread,
+    /// and this takes the engine's share of the work off it. Returns once `each` has had them all
+    /// (or has thrown, which stops the other thread and is rethrown).
+    #[napi(ts_args_type = "max: number, each: (batch: [string, string]) => void")]
+    pub fn export_all_records(
+        &self,
+        env: &Env,
+        max: u32,
+        each: Function<'_, BatchText, ()>,
+    ) -> napi::Result<()> {
+        let max = max.max(1) as usize;
+        let inner = &self.inner;
+        std::thread::scope(|scope| {
+            let (batches, received) = std::sync::mpsc::sync_channel::<Batch>(READ_AHEAD_BATCHES);
+            let producer = scope.spawn(move || {
+                guard(|| {
+                    with_store(inner, |s| {
+                        let mut out = PairsBuilder::for_view(max);
+                        let mut wanted = true;
+                        s.records().visit_from(0, |_, id, text| {
+                            out.push(id, text);
+                            if out.is_full(max) {
+                                let full = std::mem::replace(&mut out, PairsBuilder::for_view(max));
+                                wanted = full.finish().is_some_and(|b| batches.send(b).is_ok());
+                            }
+                            Ok(wanted)
+                        })?;
+                        if let Some(last) = out.finish().filter(|_| wanted) {
+                            let _ = batches.send(last);
+                        }
+                        Ok(())
+                    })
+                })
+            });
+            let mut taken = Ok(());
+            for batch in &received {
+                // Each batch's strings in a scope of their own: the call's scope would keep every
+                // one of them alive (and promoted to the old generation) until the last.
+                taken = in_handle_scope(env, || each.call(BatchText::from(batch)));
+                if taken.is_err() {
+                    break;
+                }
+            }
+            drop(received);
+            let produced = producer
+                .join()
+                .unwrap_or_else(|_| Err(napi::Error::from_reason("opslog-native internal error: the export thread panicked")));
+            taken.and(produced)
         })
     }
 
@@ -550,7 +620,7 @@ impl NativeStore {
         })?;
         Ok(self.job(move || {
             let records = backend.load_archive_segment(&rel)?;
-            let mut out = PairsBuilder::new(records.len());
+            let mut out = PairsBuilder::for_view(records.len());
             for (id, text) in &records {
                 out.push(id, text);
             }

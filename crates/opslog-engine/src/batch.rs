@@ -46,24 +46,36 @@ pub trait BatchStream: Send {
 #[cfg(any(test, feature = "testing"))]
 impl Batch {
     /// A pairs batch as the flat `[id, record, ...]` JSON text JavaScript's `parsePairs` makes
-    /// of it (for tests).
+    /// of it (for tests). A shaped record comes back as `{key:value,...}` in its keys' order.
     pub fn pairs_text(&self) -> String {
-        let items = json::array_elements(&self.items).expect("a JSON array");
+        let (items, mut shapes) = self.elements_and_shapes();
         let mut strings = self.strings.chars();
-        let texts: Vec<String> = items
-            .chunks(2)
-            .flat_map(|pair| [take_string(pair[0], &mut strings), pair[1].to_string()])
-            .collect();
+        let mut texts = Vec::new();
+        let mut at = 0;
+        while at < items.len() {
+            match items[at].parse::<i64>() {
+                Ok(complement) if complement < 0 => {
+                    let id = take_string(&(!complement).to_string(), &mut strings);
+                    let (record, len) = record_text(&items[at + 1..], &mut shapes, &mut strings, true);
+                    texts.extend([id, record]);
+                    at += 1 + len;
+                }
+                _ => {
+                    texts.extend([take_string(items[at], &mut strings), items[at + 1].to_string()]);
+                    at += 2;
+                }
+            }
+        }
         assert_eq!(strings.next(), None, "every string taken");
+        assert_shapes_used(&shapes);
         format!("[{}]", texts.join(","))
     }
 
-    /// An ops batch as the JSON text of the array of ops JavaScript's `parseOps` makes of it
-    /// (for tests). A shaped record comes back as `{key:value,...}` in its keys' order.
-    pub fn ops_text(&self) -> String {
+    /// The batch's elements without its last one, the table of shapes, and that table.
+    fn elements_and_shapes(&self) -> (Vec<&str>, Vec<TestShape<'_>>) {
         let mut items = json::array_elements(&self.items).expect("a JSON array");
         let table = json::array_elements(items.pop().expect("the shapes table")).expect("shapes");
-        let mut shapes: Vec<TestShape<'_>> = table
+        let shapes = table
             .into_iter()
             .map(|entry| {
                 let entry = json::array_elements(entry).expect("[count, keys, kinds]");
@@ -78,6 +90,13 @@ impl Batch {
                 }
             })
             .collect();
+        (items, shapes)
+    }
+
+    /// An ops batch as the JSON text of the array of ops JavaScript's `parseOps` makes of it
+    /// (for tests). A shaped record comes back as `{key:value,...}` in its keys' order.
+    pub fn ops_text(&self) -> String {
+        let (items, mut shapes) = self.elements_and_shapes();
         let mut strings = self.strings.chars();
         let mut at = 0;
         let mut ts = "";
@@ -110,9 +129,7 @@ impl Batch {
             });
         }
         assert_eq!(strings.next(), None, "every string taken");
-        for shape in shapes {
-            assert_eq!(shape.count, 0, "as many records of a shape as its count");
-        }
+        assert_shapes_used(&shapes);
         format!("[{}]", ops.join(","))
     }
 }
@@ -123,6 +140,14 @@ struct TestShape<'a> {
     count: usize,
     kinds: Vec<u8>,
     keys: Vec<&'a str>,
+}
+
+/// Checks that a batch had as many records of each shape as its table says.
+#[cfg(any(test, feature = "testing"))]
+fn assert_shapes_used(shapes: &[TestShape<'_>]) {
+    for shape in shapes {
+        assert_eq!(shape.count, 0, "as many records of a shape as its count");
+    }
 }
 
 /// The record value `items` starts with as JSON text, and how many elements it took.
@@ -183,55 +208,35 @@ const BATCH_BYTES: usize = 96 * 1024;
 /// more would even keep the whole batch's `strings` alive as long as the value lives).
 const SHORT_STRING: usize = 10;
 
-/// A batch being built: the array text so far and the strings taken out of it. `K` is what it
-/// holds (`Pairs` or `Ops`), which decides how items are pushed and keeps what the batch needs
-/// of them.
+/// A batch being built: the array text so far, the strings taken out of it and the shapes of
+/// its shaped records. `K` is what it holds (`Pairs` or `Ops`), which decides how items are
+/// pushed and keeps what the batch needs of them. Either kind ends with its table of shapes.
 pub struct Builder<K> {
     items: String,
     strings: String,
     len: usize,
+    shapes: Shapes,
     kind: K,
 }
 
-/// What a batch holds: state kept while it is built, and what ends it.
-pub trait Kind: Default {
-    /// Appends what follows the last item, if anything (as further elements of the array).
-    fn end(&self, _items: &mut String) {}
-}
-
-/// Record pairs: `items` is `[id, record, id, record, ...]` where each id is either the length of
-/// the next id in `strings` or, for an id with escapes, its JSON string.
+/// Record pairs: `items` is `[id, record, id, record, ..., shapes]` where each id is the length
+/// of the next id in `strings` and its record the record's JSON text, or minus one minus that
+/// length and its record shaped (its shape's index, then its values; see `Shapes`), or, for an id
+/// with escapes, its JSON string and its record's JSON text.
 #[derive(Default)]
 pub struct Pairs;
-
-impl Kind for Pairs {}
 
 /// Ops, each a code and its values (see `OpCode`), then the batch's shapes (see `Shapes`).
 #[derive(Default)]
 pub struct Ops {
-    shapes: Shapes,
     /// The `ts` token of the last op of a usual form.
     last_ts: String,
 }
 
-impl Kind for Ops {
-    fn end(&self, items: &mut String) {
-        items.push(',');
-        self.shapes.write_table(items);
-    }
-}
-
-/// Record ids only, each as in `Pairs`.
-#[derive(Default)]
-pub struct Ids;
-
-impl Kind for Ids {}
-
 pub type PairsBuilder = Builder<Pairs>;
-pub type IdsBuilder = Builder<Ids>;
 pub type OpsBuilder = Builder<Ops>;
 
-impl<K: Kind> Builder<K> {
+impl<K: Default> Builder<K> {
     /// A builder with room for `capacity` typical items.
     pub fn new(capacity: usize) -> Self {
         let bytes = capacity.saturating_mul(TYPICAL_ITEM_BYTES).min(BATCH_BYTES);
@@ -241,6 +246,7 @@ impl<K: Kind> Builder<K> {
             items,
             strings: String::new(),
             len: 0,
+            shapes: Shapes::default(),
             kind: K::default(),
         }
     }
@@ -264,7 +270,8 @@ impl<K: Kind> Builder<K> {
         if self.len == 0 {
             return None;
         }
-        self.kind.end(&mut self.items);
+        self.items.push(',');
+        self.shapes.write_table(&mut self.items);
         self.items.push(']');
         Some(Batch {
             items: self.items,
@@ -283,9 +290,21 @@ impl<K: Kind> Builder<K> {
         self.items.push_str(text);
     }
 
-    /// Adds a number (written by hand: `write!` through `fmt` was ~10% of a batch's time).
-    fn push_number(&mut self, mut n: usize) {
+    /// Adds a number.
+    fn push_number(&mut self, n: usize) {
         self.separate();
+        self.write_digits(n);
+    }
+
+    /// Adds minus one minus `n` (the bitwise complement of `n` in JavaScript: `~n` gives `n`).
+    fn push_complement(&mut self, n: usize) {
+        self.separate();
+        self.items.push('-');
+        self.write_digits(n + 1);
+    }
+
+    /// Writes `n` in decimal (by hand: `write!` through `fmt` was ~10% of a batch's time).
+    fn write_digits(&mut self, mut n: usize) {
         let mut digits = [0u8; 20];
         let mut at = digits.len();
         loop {
@@ -321,22 +340,56 @@ impl<K: Kind> Builder<K> {
             None => self.push_value(token),
         }
     }
-}
 
-impl Builder<Pairs> {
-    /// Adds a record: `id` is a JSON string token, `data` a JSON value text.
-    pub fn push(&mut self, id: &str, data: &str) {
-        self.count_item();
-        self.push_id(id);
-        self.push_value(data);
+    /// Adds a record value: its shape's index and its values, or its JSON text.
+    fn push_record(&mut self, record: Record<'_>) {
+        let Shaped { index, values } = match record {
+            Record::Shaped(shaped) => shaped,
+            Record::Json(text) => return self.push_value(text),
+        };
+        self.push_shaped(index, values);
+    }
+
+    /// Adds a shaped record's index and values.
+    fn push_shaped(&mut self, index: usize, values: Vec<Value<'_>>) {
+        self.shapes.shapes[index].count += 1;
+        self.push_number(index);
+        for value in values {
+            match value {
+                Value::Short(text) => self.push_string(text),
+                Value::Json(text) => self.push_value(text),
+            }
+        }
     }
 }
 
-impl Builder<Ids> {
-    /// Adds a record's id (a JSON string token).
-    pub fn push(&mut self, id: &str) {
+impl Builder<Pairs> {
+    /// A builder of the records a view keeps: their short strings are not taken apart (see
+    /// `Shapes::keep_short_strings`).
+    pub fn for_view(capacity: usize) -> Self {
+        let mut builder = Self::new(capacity);
+        builder.shapes.keep_short_strings = true;
+        builder
+    }
+
+    /// Adds a record: `id` is a JSON string token, `data` a JSON value text.
+    pub fn push(&mut self, id: &str, data: &str) {
         self.count_item();
-        self.push_id(id);
+        let Some(id_text) = plain_string_content(id) else {
+            self.push_value(id);
+            return self.push_value(data);
+        };
+        match self.shapes.shaped(data) {
+            Some((Shaped { index, values }, len)) if len == data.len() => {
+                self.push_complement(utf16_units(id_text));
+                self.strings.push_str(id_text);
+                self.push_shaped(index, values);
+            }
+            _ => {
+                self.push_string(id_text);
+                self.push_value(data);
+            }
+        }
     }
 }
 
@@ -364,7 +417,7 @@ impl Builder<Ops> {
     /// Adds an op from its line, which must be a valid op.
     pub fn push(&mut self, line: &str) {
         self.count_item();
-        let shapes = &mut self.kind.shapes;
+        let shapes = &mut self.shapes;
         let Some(op) = op::split_usual(line, |text| shapes.record(text)) else {
             self.push_number(OpCode::Object as usize);
             self.push_value(line);
@@ -392,22 +445,6 @@ impl Builder<Ops> {
         self.push_record(op.prev);
         if let Some(data) = op.data {
             self.push_record(data);
-        }
-    }
-
-    /// Adds a record value: its shape's index and its values, or its JSON text.
-    fn push_record(&mut self, record: Record<'_>) {
-        let Shaped { index, values } = match record {
-            Record::Shaped(shaped) => shaped,
-            Record::Json(text) => return self.push_value(text),
-        };
-        self.kind.shapes.shapes[index].count += 1;
-        self.push_number(index);
-        for value in values {
-            match value {
-                Value::Short(text) => self.push_string(text),
-                Value::Json(text) => self.push_value(text),
-            }
         }
     }
 }
@@ -442,6 +479,11 @@ const MAX_BATCH_SHAPES: usize = 16;
 #[derive(Default)]
 struct Shapes {
     shapes: Vec<Shape>,
+    /// Short strings stay in the JSON (every value is of kind `v`), where `JSON.parse`
+    /// internalizes them: records a view keeps then share their repeated short strings (a
+    /// status, a tag), as the reference's records do, where taken apart each would be a copy
+    /// (measured: ~25 MB more for the benchmark's million records).
+    keep_short_strings: bool,
     /// The keys and kinds of the object at hand (kept to reuse their allocations).
     keys: String,
     kinds: String,
@@ -509,7 +551,11 @@ impl Shapes {
             self.keys.push_str(key);
             values.push(match plain_string_content(value) {
                 // (Four bytes at most per unit: a bound checked before counting.)
-                Some(s) if s.len() <= 4 * SHORT_STRING && utf16_units(s) <= SHORT_STRING => {
+                Some(s)
+                    if !self.keep_short_strings
+                        && s.len() <= 4 * SHORT_STRING
+                        && utf16_units(s) <= SHORT_STRING =>
+                {
                     self.kinds.push('s');
                     Value::Short(s)
                 }
@@ -581,28 +627,64 @@ mod tests {
     #[test]
     fn ids_without_escapes_go_apart_by_utf16_length() {
         let mut b = PairsBuilder::new(0);
-        b.push("\"id-1\"", "{\"a\":1}");
+        b.push("\"id-1\"", "[1]");
         b.push("\"é😀\"", "null");
         b.push("\"\"", "[]");
         assert_eq!(b.len(), 3);
         let batch = b.finish().unwrap();
-        assert_eq!(batch.items, "[4,{\"a\":1},3,null,0,[]]");
+        assert_eq!(batch.items, "[4,[1],3,null,0,[],[]]");
         assert_eq!(batch.strings, "id-1é😀");
-        assert_eq!(
-            batch.pairs_text(),
-            "[\"id-1\",{\"a\":1},\"é😀\",null,\"\",[]]"
-        );
+        assert_eq!(batch.pairs_text(), "[\"id-1\",[1],\"é😀\",null,\"\",[]]");
     }
 
     #[test]
     fn ids_with_escapes_stay_json() {
         let mut b = PairsBuilder::new(0);
         b.push(r#""b\ud800""#, "{}");
+        b.push(r#""c\n""#, r#"{"a":1}"#);
         b.push("\"x\"", "1");
         let batch = b.finish().unwrap();
-        assert_eq!(batch.items, r#"["b\ud800",{},1,1]"#);
+        assert_eq!(batch.items, r#"["b\ud800",{},"c\n",{"a":1},1,1,[]]"#);
         assert_eq!(batch.strings, "x");
-        assert_eq!(batch.pairs_text(), r#"["b\ud800",{},"x",1]"#);
+        assert_eq!(batch.pairs_text(), r#"["b\ud800",{},"c\n",{"a":1},"x",1]"#);
+    }
+
+    #[test]
+    fn records_of_pairs_go_as_their_shape_and_values() {
+        let records = [
+            r#"{"n":"x","m":[1,{"k":2}]}"#,
+            r#"{"n":"a long string here","m":null}"#,
+            r#"{ "n":"x"}"#,
+            "-2",
+            r#"{"m":1,"n":"z"}"#,
+        ];
+        let mut b = PairsBuilder::new(0);
+        for (k, record) in records.iter().enumerate() {
+            b.push(&format!("\"id{k}\""), record);
+        }
+        let batch = b.finish().unwrap();
+        // A shaped record's id is minus one minus its length; -2 as a record is only a record.
+        assert_eq!(
+            batch.items,
+            r#"[-4,0,1,[1,{"k":2}],-4,1,"a long string here",null,3,{ "n":"x"},3,-2,-4,2,1,1,[[1,["n","m"],"sv"],[1,["n","m"],"vv"],[1,["m","n"],"vs"]]]"#
+        );
+        assert_eq!(batch.strings, "id0xid1id2id3id4z");
+        let expected: Vec<String> = records
+            .iter()
+            .enumerate()
+            .map(|(k, r)| format!(r#""id{k}",{r}"#))
+            .collect();
+        assert_eq!(batch.pairs_text(), format!("[{}]", expected.join(",")));
+    }
+
+    #[test]
+    fn a_view_keeps_short_strings_in_the_json() {
+        let mut b = PairsBuilder::for_view(0);
+        b.push("\"a\"", r#"{"s":"open","n":1}"#);
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.items, r#"[-2,0,"open",1,[[1,["s","n"],"vv"]]]"#);
+        assert_eq!(batch.strings, "a");
+        assert_eq!(batch.pairs_text(), r#"["a",{"s":"open","n":1}]"#);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use super::batch::{Batch, IdsBuilder, PairsBuilder};
+use super::batch::{Batch, PairsBuilder};
 use super::error::{display_join, Error, Result};
 use super::fsutil;
 use super::json::{self, Kind};
@@ -368,16 +368,14 @@ fn usual_line(line: &str) -> Option<&str> {
 /// array texts cut from the lines as they are, for `JSON.parse`, without the engine's checks
 /// (the engine loads the same file, and checks it, at the same time). Only lines of the form
 /// `{"id":<string>,"data":<value>}` are taken; anything else ends the stream with an error, and
-/// the caller builds its view from the engine's records instead. With `ids_only`, the batches
-/// hold the ids alone (a view whose records are decoded on first read).
+/// the caller builds its view from the engine's records instead.
 pub struct RecordPairs {
     reader: BufReader<File>,
     shown: String,
-    ids_only: bool,
 }
 
 impl RecordPairs {
-    pub fn open(dir: &Path, dir_display: &str, rel: &str, ids_only: bool) -> Result<Self> {
+    pub fn open(dir: &Path, dir_display: &str, rel: &str) -> Result<Self> {
         let path = super::paths::inside(dir, rel)?;
         let shown = display_join(dir_display, rel);
         let mut reader = BufReader::with_capacity(1 << 20, reopen(&path, &shown)?);
@@ -385,11 +383,7 @@ impl RecordPairs {
             Form::Jsonl {
                 first_is_record: false,
                 ..
-            } => Ok(RecordPairs {
-                reader,
-                shown,
-                ids_only,
-            }),
+            } => Ok(RecordPairs { reader, shown }),
             _ => Err(Error::Corrupt(format!(
                 "{shown}: not a JSONL snapshot with a header"
             ))),
@@ -412,33 +406,9 @@ fn record_texts(line: &str) -> std::result::Result<(Cow<'_, str>, Cow<'_, str>),
     Ok((Cow::Owned(id), Cow::Owned(data)))
 }
 
-/// What a `RecordPairs` batch takes from each line.
-trait LineSink {
-    fn is_full(&self, max: usize) -> bool;
-    fn take(&mut self, id: &str, data: &str);
-}
-
-impl LineSink for PairsBuilder {
-    fn is_full(&self, max: usize) -> bool {
-        PairsBuilder::is_full(self, max)
-    }
-    fn take(&mut self, id: &str, data: &str) {
-        self.push(id, data);
-    }
-}
-
-impl LineSink for IdsBuilder {
-    fn is_full(&self, max: usize) -> bool {
-        IdsBuilder::is_full(self, max)
-    }
-    fn take(&mut self, id: &str, _: &str) {
-        self.push(id);
-    }
-}
-
 impl RecordPairs {
     /// Fills `out` with the next lines, until it is full or the file ends.
-    fn fill(&mut self, out: &mut impl LineSink, max: usize) -> Result<()> {
+    fn fill(&mut self, out: &mut PairsBuilder, max: usize) -> Result<()> {
         let mut buf = Vec::with_capacity(256);
         while !out.is_full(max) {
             buf.clear();
@@ -456,7 +426,7 @@ impl RecordPairs {
             }
             let (id, data) = record_line::split(line)
                 .ok_or_else(|| Error::Corrupt(format!("{}: a line of another form", self.shown)))?;
-            out.take(id, data);
+            out.push(id, data);
         }
         Ok(())
     }
@@ -464,12 +434,7 @@ impl RecordPairs {
 
 impl super::batch::BatchStream for RecordPairs {
     fn next_batch(&mut self, max: usize) -> Result<Option<Batch>> {
-        if self.ids_only {
-            let mut out = IdsBuilder::new(max);
-            self.fill(&mut out, max)?;
-            return Ok(out.finish());
-        }
-        let mut out = PairsBuilder::new(max);
+        let mut out = PairsBuilder::for_view(max);
         self.fill(&mut out, max)?;
         Ok(out.finish())
     }
