@@ -73,7 +73,8 @@ impl Batch {
 
     /// The batch's elements without its last one, the table of shapes, and that table.
     fn elements_and_shapes(&self) -> (Vec<&str>, Vec<TestShape<'_>>) {
-        let mut items = json::array_elements(&self.items).expect("a JSON array");
+        let mut items = json::array_elements(&self.items)
+            .unwrap_or_else(|e| panic!("a JSON array, not {:?}: {e}", self.items));
         let table = json::array_elements(items.pop().expect("the shapes table")).expect("shapes");
         let shapes = table
             .into_iter()
@@ -315,9 +316,8 @@ impl<K: Default> Builder<K> {
                 break;
             }
         }
-        for &digit in &digits[at..] {
-            self.items.push(digit.into());
-        }
+        let digits = std::str::from_utf8(&digits[at..]).expect("ASCII digits");
+        self.items.push_str(digits);
     }
 
     /// The comma before a further element.
@@ -372,7 +372,17 @@ impl Builder<Pairs> {
         builder
     }
 
-    /// Adds a record: `id` is a JSON string token, `data` a JSON value text.
+    /// Adds a record whose `data` may not be valid JSON: false (and nothing added) when it is
+    /// not. (Shaping reads a record as valid JSON, without checking it.)
+    pub fn push_checked(&mut self, id: &str, data: &str) -> bool {
+        if json::validate(data).is_err() {
+            return false;
+        }
+        self.push(id, data);
+        true
+    }
+
+    /// Adds a record: `id` is a JSON string token, `data` a valid JSON value text.
     pub fn push(&mut self, id: &str, data: &str) {
         self.count_item();
         let Some(id_text) = plain_string_content(id) else {
@@ -611,6 +621,9 @@ impl Shapes {
 
 /// JavaScript's `length` of `text`.
 fn utf16_units(text: &str) -> usize {
+    if text.is_ascii() {
+        return text.len();
+    }
     text.chars().map(char::len_utf16).sum()
 }
 

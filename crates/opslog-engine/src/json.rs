@@ -203,18 +203,28 @@ impl<'a> Scanner<'a> {
     fn skip_string(&mut self) -> Result<(), JsonError> {
         self.expect(b'"')?;
         loop {
-            match self.peek() {
-                None => return err("unterminated string", self.pos),
-                Some(b'"') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                Some(b'\\') => match escape_at(&self.s[self.pos..]) {
-                    Ok((_, len)) => self.pos += len,
-                    Err(msg) => return err(msg, self.pos),
-                },
-                Some(c) if c < 0x20 => return err("control character in string", self.pos),
-                Some(_) => self.pos += 1,
+            // The run of plain characters up to the next quote or backslash, found with memchr
+            // and checked for control characters in one pass the compiler vectorizes (a byte at
+            // a time, strings were most of the time of checking a record).
+            let rest = &self.s[self.pos..];
+            let special = memchr::memchr2(b'"', b'\\', rest);
+            let run = &rest[..special.unwrap_or(rest.len())];
+            if run.iter().any(|&c| c < 0x20) {
+                let at = run.iter().position(|&c| c < 0x20).expect("a control character");
+                return err("control character in string", self.pos + at);
+            }
+            let Some(special) = special else {
+                self.pos = self.s.len();
+                return err("unterminated string", self.pos);
+            };
+            self.pos += special;
+            if rest[special] == b'"' {
+                self.pos += 1;
+                return Ok(());
+            }
+            match escape_at(&self.s[self.pos..]) {
+                Ok((_, len)) => self.pos += len,
+                Err(msg) => return err(msg, self.pos),
             }
         }
     }

@@ -391,21 +391,6 @@ impl RecordPairs {
     }
 }
 
-/// A record line's id token and record text for `JSON.parse` in JavaScript. A valid line of the
-/// usual form gives its own texts: parsed, they give what their canonical forms give (and what
-/// the reference's `JSON.parse` of the line gives), so the rewrite into canonical form is
-/// skipped (it costs the stream's worker more than reading the file does). Any other line goes
-/// through `record_line::parse`, which also says what is wrong with it.
-fn record_texts(line: &str) -> std::result::Result<(Cow<'_, str>, Cow<'_, str>), String> {
-    if let Some((id, data)) = record_line::split(line) {
-        if json::validate(data).is_ok() {
-            return Ok((Cow::Borrowed(id), Cow::Borrowed(data)));
-        }
-    }
-    let (id, data) = record_line::parse(line)?;
-    Ok((Cow::Owned(id), Cow::Owned(data)))
-}
-
 impl RecordPairs {
     /// Fills `out` with the next lines, until it is full or the file ends.
     fn fill(&mut self, out: &mut PairsBuilder, max: usize) -> Result<()> {
@@ -419,7 +404,7 @@ impl RecordPairs {
             if read == 0 {
                 break;
             }
-            let text = String::from_utf8_lossy(&buf);
+            let text = utf8_or_lossy(&buf);
             let line = text.trim();
             if line.is_empty() {
                 continue;
@@ -437,6 +422,15 @@ impl super::batch::BatchStream for RecordPairs {
         let mut out = PairsBuilder::for_view(max);
         self.fill(&mut out, max)?;
         Ok(out.finish())
+    }
+}
+
+/// A line's text: itself when it is UTF-8 (checked faster than `from_utf8_lossy` checks it),
+/// else with U+FFFD for what is not.
+fn utf8_or_lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -524,12 +518,21 @@ impl SnapshotStream {
                         break;
                     }
                     self.line_no += 1;
-                    let line = String::from_utf8_lossy(&buf);
+                    let line = utf8_or_lossy(&buf);
                     let line = line.trim();
                     if line.is_empty() {
                         continue;
                     }
-                    match record_texts(line) {
+                    // A valid line of the usual form gives its own texts: parsed, they give what
+                    // their canonical forms give (and what the reference's `JSON.parse` of the
+                    // line gives), so the rewrite into canonical form is skipped (it costs the
+                    // stream's worker more than reading the file does). Any other line goes
+                    // through `record_line::parse`, which also says what is wrong with it.
+                    let usual = record_line::split(line).is_some_and(|(id, data)| out.push_checked(id, data));
+                    if usual {
+                        continue;
+                    }
+                    match record_line::parse(line) {
                         Ok((id, data)) => out.push(&id, &data),
                         Err(e) => {
                             let e = corrupt(&self.shown, format!("line {}: {e}", self.line_no));
