@@ -329,7 +329,7 @@ impl<K: Default> Builder<K> {
 
     /// Adds a string without escapes apart: its length in the array, its text into `strings`.
     fn push_string(&mut self, text: &str) {
-        self.push_number(utf16_units(text));
+        self.push_number(json::utf16_len(text));
         self.strings.push_str(text);
     }
 
@@ -391,7 +391,7 @@ impl Builder<Pairs> {
         };
         match self.shapes.shaped(data) {
             Some((Shaped { index, values }, len)) if len == data.len() => {
-                self.push_complement(utf16_units(id_text));
+                self.push_complement(json::utf16_len(id_text));
                 self.strings.push_str(id_text);
                 self.push_shaped(index, values);
             }
@@ -564,7 +564,7 @@ impl Shapes {
                 Some(s)
                     if !self.keep_short_strings
                         && s.len() <= 4 * SHORT_STRING
-                        && utf16_units(s) <= SHORT_STRING =>
+                        && json::utf16_len(s) <= SHORT_STRING =>
                 {
                     self.kinds.push('s');
                     Value::Short(s)
@@ -617,14 +617,6 @@ impl Shapes {
         }
         out.push(']');
     }
-}
-
-/// JavaScript's `length` of `text`.
-fn utf16_units(text: &str) -> usize {
-    if text.is_ascii() {
-        return text.len();
-    }
-    text.chars().map(char::len_utf16).sum()
 }
 
 /// The content of a JSON string token without escapes: then it is the string itself.

@@ -574,6 +574,9 @@ pub fn push_object(members: &[(impl AsRef<str>, impl AsRef<str>)], out: &mut Str
 
 /// Length of a JSON text in UTF-16 code units (JavaScript's `.length`).
 pub fn utf16_len(text: &str) -> usize {
+    if text.is_ascii() {
+        return text.len();
+    }
     text.chars().map(char::len_utf16).sum()
 }
 
