@@ -131,23 +131,28 @@ function parseOps(batch) {
  * Its last element is its table of shapes.
  */
 function parsePairs(batch) {
+  const pairs = [];
+  eachPair(batch, (id, record) => pairs.push(id, record));
+  return pairs;
+}
+
+/** Calls `fn(id, record)` for each pair of a record pairs batch (see parsePairs), in order. */
+function eachPair(batch, fn) {
   const items = JSON.parse(batch[0]);
   const string = stringReader(batch[1]);
   const end = items.length - 1;
   const { builders, sizes } = shapeTable(items[end]);
-  const pairs = [];
   for (let i = 0; i < end; ) {
     const id = items[i];
     if (typeof id === "number" && id < 0) {
       const s = items[i + 1];
-      pairs.push(string(~id), builders[s](items, i + 2, string));
+      fn(string(~id), builders[s](items, i + 2, string));
       i += 2 + sizes[s];
     } else {
-      pairs.push(string(id), items[i + 1]);
+      fn(string(id), items[i + 1]);
       i += 2;
     }
   }
-  return pairs;
 }
 
 /** The builders of a batch's shapes (`[[count, keys, kinds], ...]`), and their numbers of values. */
@@ -191,9 +196,8 @@ class ReadAhead {
 
 /** A pairs batch as `[id, record]` entries, as a record stream hands them out. */
 function parseEntries(batch) {
-  const items = parsePairs(batch);
-  const entries = new Array(items.length >> 1);
-  for (let i = 0, k = 0; i < items.length; i += 2, k++) entries[k] = [items[i], items[i + 1]];
+  const entries = [];
+  eachPair(batch, (id, record) => entries.push([id, record]));
   return entries;
 }
 
@@ -311,4 +315,4 @@ function opsOf(start) {
   return new BatchItems(start, parseOps);
 }
 
-module.exports = { ReadAhead, STREAM_BATCH, parseOps, parsePairs, recordEntries, opsOf };
+module.exports = { ReadAhead, STREAM_BATCH, parseOps, parsePairs, eachPair, recordEntries, opsOf };

@@ -8,7 +8,7 @@ const path = require("node:path");
 const fsp = require("node:fs/promises");
 const { recordPairsCursor } = require("./native");
 const { withCode } = require("./errors");
-const { ReadAhead, parsePairs } = require("./stream");
+const { ReadAhead, parsePairs, eachPair } = require("./stream");
 
 /** Records per chunk when the engine hands its state to the view (keeps event-loop turns short). */
 const EXPORT_CHUNK = 16384;
@@ -205,17 +205,10 @@ class RecordView {
   #decodeAll() {
     const known = this.#map;
     const map = new Map();
-    const take = (batch) => {
-      const items = parsePairs(batch);
-      if (known.size === 0) {
-        for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
-      } else {
-        for (let i = 0; i < items.length; i += 2) {
-          const value = known.get(items[i]);
-          map.set(items[i], value === undefined ? items[i + 1] : value);
-        }
-      }
-    };
+    const fresh = (id, record) => map.set(id, record);
+    // A record read or written since the open stays the same object.
+    const keepKnown = (id, record) => map.set(id, known.get(id) ?? record);
+    const take = (batch) => eachPair(batch, known.size === 0 ? fresh : keepKnown);
     this.#call((engine) => engine.exportAllRecords(EXPORT_CHUNK, take));
     this.#map = map;
     this.#lazy = false;

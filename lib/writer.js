@@ -14,6 +14,40 @@ function checkpointFailed(err) {
   console.error(`opslog: checkpoint failed (retried after the next write): ${err.message}`);
 }
 
+/**
+ * Sets collected in JavaScript and handed to the engine in one call, as the `id, record, ms`
+ * lines `setMany`/`setManyNow` take: `ms` is when the set was called, "" when it is the previous
+ * set's (many sets come to the millisecond). Each list keeps its own last `ms`, so its first set
+ * always carries one; a list handed over is replaced by a new one.
+ */
+class CollectedSets {
+  #items = [];
+  #lastMs = NaN;
+
+  get count() {
+    return this.#items.length / 3;
+  }
+
+  /** `idText`, `data`: the id and the record as JSON text. */
+  add(idText, data) {
+    const ms = Date.now();
+    this.#items.push(idText, data, ms === this.#lastMs ? "" : ms);
+    this.#lastMs = ms;
+  }
+
+  /** The ids (JSON text) of the sets collected. */
+  ids() {
+    const ids = [];
+    for (let i = 0; i < this.#items.length; i += 3) ids.push(this.#items[i]);
+    return ids;
+  }
+
+  /** The sets as the engine takes them. */
+  text() {
+    return this.#items.join("\n");
+  }
+}
+
 class Writer {
   #native;
   #view;
@@ -31,11 +65,10 @@ class Writer {
   #syncer = new Syncer(() => this.call(this.engine.syncOps()));
   #queue = new CallQueue();
   /**
-   * `async` and `group` modes: sets not yet handed to the engine, as `[idText, recordText, ms,
-   * ...]` (`ms` is "" when it is the previous set's: many sets come to the millisecond); the
-   * engine gets them in one call before anything else reaches it (see `engine`), or once there
-   * are enough of them: `groupCommitSize` in `async` mode, `#room` in `group` mode. Null in
-   * `immediate` mode and with a JavaScript backend.
+   * `async` and `group` modes: the sets not yet handed to the engine (CollectedSets), which gets
+   * them in one call before anything else reaches it (see `engine`), or once there are enough
+   * of them: `groupCommitSize` in `async` mode, `#room` in `group` mode. Null in `immediate`
+   * mode and with a JavaScript backend.
    */
   #deferred;
   /** `group` mode: the engine applies the sets handed over at once, on this thread. */
@@ -46,12 +79,10 @@ class Writer {
    * handed over on its own (0: unknown, the next set goes at once and learns it).
    */
   #room = 0;
-  /** The sets of the open batch not yet handed to the engine, as #deferred holds them. */
-  #staged = [];
+  /** The sets of the open batch not yet handed to the engine. */
+  #staged = new CollectedSets();
   /** Ids (JSON text) of staged sets whose handing over failed: rollback reads them back. */
   #unsure = [];
-  /** The `ms` of the last set collected in #deferred or #staged (NaN after a hand-over). */
-  #lastMs = NaN;
   #batching = false;
   /** A call of the open batch was refused as invalid (SPEC 7.6): its rollback changes nothing. */
   #refused = false;
@@ -69,7 +100,7 @@ class Writer {
     this.#buffered = o.writeMode !== "immediate";
     this.#groupMs = o.groupCommitMs;
     this.#groupSize = o.groupCommitSize;
-    this.#deferred = o.writeMode !== "immediate" && !o.adapter && !o.readOnly ? [] : null;
+    this.#deferred = o.writeMode !== "immediate" && !o.adapter && !o.readOnly ? new CollectedSets() : null;
     this.#groupDefer = o.writeMode === "group";
     this.#durable = o.durable;
     // A process's first timer costs about half a millisecond (Node sets up its timer lists and
@@ -79,8 +110,8 @@ class Writer {
 
   /** The engine, once the sets collected (deferred, staged) have reached it, in call order. */
   get engine() {
-    if (this.#deferred !== null && this.#deferred.length > 0) this.#handOver();
-    if (this.#staged.length > 0) this.#stageNow();
+    if (this.#deferred !== null && this.#deferred.count > 0) this.#handOver();
+    if (this.#staged.count > 0) this.#stageNow();
     // Whatever the caller does next may change the buffer and the op count.
     this.#room = 0;
     return this.#native;
@@ -137,7 +168,7 @@ class Writer {
   set(id, value, idText, data) {
     if (this.#batching) {
       // Handed over with the commit (or before any other call that needs the engine).
-      this.#collect(this.#staged, idText, data);
+      this.#staged.add(idText, data);
       this.#view.set(id, value);
       return undefined;
     }
@@ -177,7 +208,7 @@ class Writer {
     return this.#write(
       () => {
         this.engine.batchBegin();
-        this.#staged = [];
+        this.#staged = new CollectedSets();
         this.#unsure = [];
         this.#batching = true;
         this.#refused = false;
@@ -289,12 +320,11 @@ class Writer {
    * set's, taken back out if the write fails).
    */
   #handOver(refuseLast = false) {
-    const items = this.#deferred;
-    this.#deferred = [];
-    this.#lastMs = NaN;
+    const sets = this.#deferred;
+    this.#deferred = new CollectedSets();
     try {
-      if (this.#groupDefer) return this.#native.setManyNow(items.join("\n"), refuseLast);
-      this.#native.setMany(items.join("\n"));
+      if (this.#groupDefer) return this.#native.setManyNow(sets.text(), refuseLast);
+      this.#native.setMany(sets.text());
       return undefined;
     } catch (err) {
       throw withCode(err);
@@ -303,23 +333,15 @@ class Writer {
 
   /** Stages the open batch's collected sets in the engine's batch. */
   #stageNow() {
-    const items = this.#staged;
-    this.#staged = [];
-    this.#lastMs = NaN;
+    const staged = this.#staged;
+    this.#staged = new CollectedSets();
     try {
-      this.#native.setManyNow(items.join("\n"), false);
+      this.#native.setManyNow(staged.text(), false);
     } catch (err) {
       // Some may be staged, some not: the rollback that follows reads these back.
-      for (let i = 0; i < items.length; i += 3) this.#unsure.push(items[i]);
+      for (const idText of staged.ids()) this.#unsure.push(idText);
       throw err;
     }
-  }
-
-  /** Adds a set to `list` as `idText, data, ms` (`ms`: when it was called, "" if unchanged). */
-  #collect(list, idText, data) {
-    const ms = Date.now();
-    list.push(idText, data, ms === this.#lastMs ? "" : ms);
-    this.#lastMs = ms;
   }
 
   /**
@@ -331,10 +353,10 @@ class Writer {
    */
   #defer(id, value, idText, data) {
     const deferred = this.#deferred;
-    this.#collect(deferred, idText, data);
+    deferred.add(idText, data);
     let due = Written.Done;
     if (this.#groupDefer) {
-      if (deferred.length >= 3 * this.#room) {
+      if (deferred.count >= this.#room) {
         try {
           this.#room = this.#handOver(true) ?? 0;
         } catch (err) {
@@ -346,7 +368,7 @@ class Writer {
       this.#view.set(id, value);
     } else {
       this.#view.set(id, value);
-      if (deferred.length >= 3 * this.#groupSize) {
+      if (deferred.count >= this.#groupSize) {
         try {
           this.#handOver();
         } catch (err) {
@@ -426,7 +448,7 @@ class Writer {
    * of the order, as in the reference (where a rollback is a fresh insertion).
    */
   #rollBack() {
-    if (this.#staged.length > 0) {
+    if (this.#staged.count > 0) {
       try {
         this.#stageNow();
       } catch {

@@ -13,11 +13,11 @@ use super::job::{Job, Output};
 use super::js_backend::{Args, JsBackend, Reply};
 use super::text::{BatchText, Ids};
 use opslog_engine::backend::Backend;
-use opslog_engine::json;
 use opslog_engine::batch::{Batch, PairsBuilder};
 use opslog_engine::error::{Error, Result};
 use opslog_engine::fs_backend::FsBackend;
 use opslog_engine::handover::{apply_set_many, StoreCell};
+use opslog_engine::json;
 use opslog_engine::manifest::Manifest;
 use opslog_engine::oplog::OpLog;
 use opslog_engine::store::{Change, Checkpoint, Effect, Options, Store, WriteMode, WriteOutcome};
@@ -392,9 +392,11 @@ impl NativeStore {
                 }
             }
             drop(received);
-            let produced = producer
-                .join()
-                .unwrap_or_else(|_| Err(napi::Error::from_reason("opslog-native internal error: the export thread panicked")));
+            let produced = producer.join().unwrap_or_else(|_| {
+                Err(napi::Error::from_reason(
+                    "opslog-native internal error: the export thread panicked",
+                ))
+            });
             taken.and(produced)
         })
     }

@@ -32,14 +32,19 @@ fn main() {
         })
         .collect();
     for round in 0..rounds {
-        let dir = std::env::temp_dir().join(format!("opslog-set-many-{}-{round}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("opslog-set-many-{}-{round}", std::process::id()));
         let opts = Options {
             checkpoint_threshold: 1e9,
             checkpoint_on_close: false,
             write_mode: WriteMode::Group,
             ..Options::default()
         };
-        let (mut store, _) = Store::open(Arc::new(FsBackend::new(dir.to_str().expect("utf-8 dir"))), opts).expect("open");
+        let (mut store, _) = Store::open(
+            Arc::new(FsBackend::new(dir.to_str().expect("utf-8 dir"))),
+            opts,
+        )
+        .expect("open");
         let t0 = Instant::now();
         for text in &texts {
             apply_set_many(&mut store, text, false).expect("set_many");

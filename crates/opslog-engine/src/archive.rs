@@ -234,14 +234,14 @@ mod tests {
         let dir = tmp.path();
         std::fs::create_dir_all(dir.join("archive")).unwrap();
         let rel = write(
-            &dir,
+            dir,
             "d",
             "2026-Q1",
             &[("\"b\"".into(), r#"{"n":1}"#.into())],
         )
         .unwrap();
         write(
-            &dir,
+            dir,
             "d",
             "2026-Q1",
             &[
@@ -258,13 +258,13 @@ mod tests {
             "{text}"
         );
         assert_eq!(
-            load(&dir, "d", &rel).unwrap(),
+            load(dir, "d", &rel).unwrap(),
             vec![
                 ("\"b\"".into(), r#"{"n":2}"#.into()),
                 ("\"a\"".into(), "{}".into())
             ]
         );
-        assert!(write(&dir, "d", "../x", &[]).is_err());
-        assert_eq!(list(&dir), vec![rel]);
+        assert!(write(dir, "d", "../x", &[]).is_err());
+        assert_eq!(list(dir), vec![rel]);
     }
 }

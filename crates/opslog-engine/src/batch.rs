@@ -56,12 +56,16 @@ impl Batch {
             match items[at].parse::<i64>() {
                 Ok(complement) if complement < 0 => {
                     let id = take_string(&(!complement).to_string(), &mut strings);
-                    let (record, len) = record_text(&items[at + 1..], &mut shapes, &mut strings, true);
+                    let (record, len) =
+                        record_text(&items[at + 1..], &mut shapes, &mut strings, true);
                     texts.extend([id, record]);
                     at += 1 + len;
                 }
                 _ => {
-                    texts.extend([take_string(items[at], &mut strings), items[at + 1].to_string()]);
+                    texts.extend([
+                        take_string(items[at], &mut strings),
+                        items[at + 1].to_string(),
+                    ]);
                     at += 2;
                 }
             }
@@ -373,33 +377,49 @@ impl Builder<Pairs> {
     }
 
     /// Adds a record whose `data` may not be valid JSON: false (and nothing added) when it is
-    /// not. (Shaping reads a record as valid JSON, without checking it.)
+    /// not. A record that can be shaped is checked while it is shaped (one pass over its text
+    /// instead of a check and then the shaping); any other is checked whole first.
     pub fn push_checked(&mut self, id: &str, data: &str) -> bool {
+        if self.push_shaped_record(id, data, Scan::Checking) {
+            return true;
+        }
         if json::validate(data).is_err() {
             return false;
         }
-        self.push(id, data);
+        self.push_json_record(id, data);
         true
     }
 
     /// Adds a record: `id` is a JSON string token, `data` a valid JSON value text.
     pub fn push(&mut self, id: &str, data: &str) {
-        self.count_item();
+        if !self.push_shaped_record(id, data, Scan::Valid) {
+            self.push_json_record(id, data);
+        }
+    }
+
+    /// Adds the record as its id apart and its shaped object, when both can go so (then `data`
+    /// was found valid, with `Scan::Checking`); false, and nothing added, when not.
+    fn push_shaped_record(&mut self, id: &str, data: &str, scan: Scan) -> bool {
         let Some(id_text) = plain_string_content(id) else {
-            self.push_value(id);
-            return self.push_value(data);
+            return false;
         };
-        match self.shapes.shaped(data) {
+        match self.shapes.shaped(data, scan) {
             Some((Shaped { index, values }, len)) if len == data.len() => {
+                self.count_item();
                 self.push_complement(json::utf16_len(id_text));
                 self.strings.push_str(id_text);
                 self.push_shaped(index, values);
+                true
             }
-            _ => {
-                self.push_string(id_text);
-                self.push_value(data);
-            }
+            _ => false,
         }
+    }
+
+    /// Adds the record with its value as JSON (its id apart when it has no escapes).
+    fn push_json_record(&mut self, id: &str, data: &str) {
+        self.count_item();
+        self.push_id(id);
+        self.push_value(data);
     }
 }
 
@@ -529,7 +549,7 @@ enum Value<'a> {
 impl Shapes {
     /// The JSON value `text` starts with, shaped when it can be, and its length.
     fn record<'a>(&mut self, text: &'a str) -> Option<(Record<'a>, usize)> {
-        if let Some((shaped, len)) = self.shaped(text) {
+        if let Some((shaped, len)) = self.shaped(text, Scan::Valid) {
             return Some((Record::Shaped(shaped), len));
         }
         let len = json::valid_value_len(text)?;
@@ -537,15 +557,15 @@ impl Shapes {
     }
 
     /// The object `text` starts with as a shaped object, and its length; `None` when it does not
-    /// start with an object that can be shaped.
-    fn shaped<'a>(&mut self, text: &'a str) -> Option<(Shaped<'a>, usize)> {
+    /// start with an object that can be shaped (or, with `Scan::Checking`, with valid JSON).
+    fn shaped<'a>(&mut self, text: &'a str, scan: Scan) -> Option<(Shaped<'a>, usize)> {
         let mut rest = text.strip_prefix('{')?;
         let mut values = Vec::with_capacity(8);
         self.keys.clear();
         self.kinds.clear();
         self.keys.push('[');
         loop {
-            let key = &rest[..json::valid_string_len(rest)?.0];
+            let key = &rest[..scan.string_len(rest)?];
             if plain_string_content(key)? == "__proto__" || values.len() == MAX_SHAPE_KEYS {
                 return None;
             }
@@ -553,7 +573,7 @@ impl Shapes {
             if rest.starts_with([' ', '\t', '\n', '\r']) {
                 return None;
             }
-            let value = &rest[..json::valid_value_len(rest)?];
+            let value = &rest[..scan.value_len(rest)?];
             rest = &rest[value.len()..];
             if self.keys.len() > 1 {
                 self.keys.push(',');
@@ -619,6 +639,31 @@ impl Shapes {
     }
 }
 
+/// How a record's text is read while it is shaped.
+#[derive(Clone, Copy)]
+enum Scan {
+    /// The text is known to be valid JSON: its tokens are skipped without checks.
+    Valid,
+    /// The text may not be: each token is checked as it is skipped.
+    Checking,
+}
+
+impl Scan {
+    fn string_len(self, text: &str) -> Option<usize> {
+        match self {
+            Scan::Valid => json::valid_string_len(text).map(|(len, _)| len),
+            Scan::Checking => json::string_token_len(text),
+        }
+    }
+
+    fn value_len(self, text: &str) -> Option<usize> {
+        match self {
+            Scan::Valid => json::valid_value_len(text),
+            Scan::Checking => json::value_token_len(text),
+        }
+    }
+}
+
 /// The content of a JSON string token without escapes: then it is the string itself.
 fn plain_string_content(token: &str) -> Option<&str> {
     let content = token.strip_prefix('"')?.strip_suffix('"')?;
@@ -680,6 +725,57 @@ mod tests {
             .map(|(k, r)| format!(r#""id{k}",{r}"#))
             .collect();
         assert_eq!(batch.pairs_text(), format!("[{}]", expected.join(",")));
+    }
+
+    /// Records that look shapeable but are not valid JSON in one place, and valid ones.
+    const CHECKED_CASES: &[&str] = &[
+        r#"{"a":1}"#,
+        r#"{"a":"x","b":[1,{"c":null}],"d":-0.5e3}"#,
+        r#"{"a":"\u00e9\n","b":"\ud800"}"#,
+        r#"{"a":01}"#,
+        r#"{"a":1.}"#,
+        r#"{"a":tru}"#,
+        r#"{"a":1,}"#,
+        r#"{"a":1}x"#,
+        r#"{"a":1} "#,
+        "{\"a\":\"\u{1}\"}",
+        r#"{"a":"\x"}"#,
+        r#"{"a\q":1}"#,
+        r#"{"a":[1,]}"#,
+        r#"{"a":{"b":}}"#,
+        r#"{"a" :1}"#,
+        r#"{"a":1"b":2}"#,
+        r#"{"a":"unterminated}"#,
+        r#"{}"#,
+        r#"{"#,
+        "[1,2]",
+        "nul",
+    ];
+
+    #[test]
+    fn push_checked_refuses_exactly_what_validate_refuses() {
+        for view in [false, true] {
+            let make = || {
+                if view {
+                    PairsBuilder::for_view(0)
+                } else {
+                    PairsBuilder::new(0)
+                }
+            };
+            let (mut checked, mut expected) = (make(), make());
+            for (k, data) in CHECKED_CASES.iter().enumerate() {
+                let id = format!("\"id{k}\"");
+                let valid = json::validate(data).is_ok();
+                assert_eq!(checked.push_checked(&id, data), valid, "{data}");
+                if valid {
+                    expected.push(&id, data);
+                }
+            }
+            assert_eq!(checked.len(), expected.len());
+            let (checked, expected) = (checked.finish().unwrap(), expected.finish().unwrap());
+            assert_eq!(checked.items, expected.items);
+            assert_eq!(checked.strings, expected.strings);
+        }
     }
 
     #[test]

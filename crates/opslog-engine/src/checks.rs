@@ -123,16 +123,13 @@ pub fn snapshot(dir: &Path, bytes: &[u8], batch: usize) -> Loaded {
         .and_then(|(records, version)| Ok((records.pairs()?, version)))
         .map_err(|e| e.to_string());
     let streamed = (|| -> Loaded {
-        let mut s =
-            snapshot::SnapshotStream::open(dir, "d", REL).map_err(|e| e.to_string())?;
+        let mut s = snapshot::SnapshotStream::open(dir, "d", REL).map_err(|e| e.to_string())?;
         let mut records = Records::default();
         while let Some(batch_read) = s.next_batch(batch).map_err(|e| e.to_string())? {
             let text = batch_read.pairs_text();
             let items = json::array_elements(&text)
                 .unwrap_or_else(|e| panic!("batch {text:?} is not an array: {e}"));
-            assert!(
-                !items.is_empty() && items.len().is_multiple_of(2) && items.len() <= 2 * batch
-            );
+            assert!(!items.is_empty() && items.len().is_multiple_of(2) && items.len() <= 2 * batch);
             // The stream hands over a line's own texts when they are valid JSON: the same
             // values, not always in canonical form.
             for pair in items.chunks(2) {

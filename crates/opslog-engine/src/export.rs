@@ -307,17 +307,17 @@ mod tests {
         ];
         std::fs::write(d.join("ops/o.jsonl"), ops.concat()).unwrap();
         assert_eq!(
-            export_all(&d, Format::Jsonl, false),
+            export_all(d, Format::Jsonl, false),
             "{\"id\":\"b\",\"data\":{\"n\":3}}\n{\"id\":\"a\",\"data\":{\"n\":4}}\n{\"id\":\"d\",\"data\":{}}\n"
         );
         assert_eq!(
-            export_all(&d, Format::Json, false),
+            export_all(d, Format::Json, false),
             "[\n{\"id\":\"b\",\"data\":{\"n\":3}}\n,{\"id\":\"a\",\"data\":{\"n\":4}}\n,{\"id\":\"d\",\"data\":{}}\n]\n"
                 .replace("}\n,", "},\n")
         );
         std::fs::write(d.join("ops/o.jsonl"), op("delete", "a", "")).unwrap();
         assert_eq!(
-            export_all(&d, Format::Jsonl, false),
+            export_all(d, Format::Jsonl, false),
             "{\"id\":\"b\",\"data\":{\"n\":2}}\n{\"id\":\"c\",\"data\":{}}\n",
             "record text comes out canonical"
         );
@@ -327,7 +327,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(d.join("ops/o.jsonl"), "").unwrap();
-        assert_eq!(export_all(&d, Format::Json, false), "[]\n");
-        assert_eq!(export_all(&d, Format::Jsonl, true), "");
+        assert_eq!(export_all(d, Format::Json, false), "[]\n");
+        assert_eq!(export_all(d, Format::Jsonl, true), "");
     }
 }

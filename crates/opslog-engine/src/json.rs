@@ -203,26 +203,25 @@ impl<'a> Scanner<'a> {
     fn skip_string(&mut self) -> Result<(), JsonError> {
         self.expect(b'"')?;
         loop {
-            // The run of plain characters up to the next quote or backslash, found with memchr,
-            // then checked for control characters.
+            // The run of plain characters up to the next quote, backslash or control character:
+            // one look-up a byte (record strings are short, too short for a vector search to
+            // repay its setup).
             let rest = &self.s[self.pos..];
-            let special = memchr::memchr2(b'"', b'\\', rest);
-            let run = &rest[..special.unwrap_or(rest.len())];
-            if let Some(at) = run.iter().position(|&c| c < 0x20) {
-                return err("control character in string", self.pos + at);
-            }
-            let Some(special) = special else {
+            let Some(special) = rest.iter().position(|&c| STRING_SPECIAL[c as usize]) else {
                 self.pos = self.s.len();
                 return err("unterminated string", self.pos);
             };
             self.pos += special;
-            if rest[special] == b'"' {
-                self.pos += 1;
-                return Ok(());
-            }
-            match escape_at(&self.s[self.pos..]) {
-                Ok((_, len)) => self.pos += len,
-                Err(msg) => return err(msg, self.pos),
+            match rest[special] {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                b'\\' => match escape_at(&self.s[self.pos..]) {
+                    Ok((_, len)) => self.pos += len,
+                    Err(msg) => return err(msg, self.pos),
+                },
+                _ => return err("control character in string", self.pos),
             }
         }
     }
@@ -344,6 +343,19 @@ impl<'a> Scanner<'a> {
         &self.text[from..self.pos]
     }
 }
+
+/// The bytes that end a string's plain run: its closing quote, a backslash, a control character.
+static STRING_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        table[c] = true;
+        c += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 /// Checks that `text` is exactly one JSON value (surrounding whitespace allowed).
 pub fn validate(text: &str) -> Result<(), JsonError> {

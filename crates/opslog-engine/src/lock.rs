@@ -108,7 +108,9 @@ fn settle<T>(
             return Ok(v);
         }
     }
-    Err(Error::Invalid(format!("Could not acquire {shown}: {churn}")))
+    Err(Error::Invalid(format!(
+        "Could not acquire {shown}: {churn}"
+    )))
 }
 
 /// Opens the lock file to read and write, creating it when `create`; with whether this call
@@ -138,33 +140,39 @@ pub fn try_acquire(
     dir_display: &str,
     name: &str,
 ) -> Result<std::result::Result<LockHandle, i64>> {
-    settle(dir, dir_display, name, "it keeps reappearing", |path, shown| {
-        match OpenOptions::new().write(true).create_new(true).open(path) {
-            Ok(mut file) => {
-                write_pid(&mut file, shown)?;
-                let path = path.to_path_buf();
-                return Ok(Some(Ok(LockHandle { _file: file, path })));
+    settle(
+        dir,
+        dir_display,
+        name,
+        "it keeps reappearing",
+        |path, shown| {
+            match OpenOptions::new().write(true).create_new(true).open(path) {
+                Ok(mut file) => {
+                    write_pid(&mut file, shown)?;
+                    let path = path.to_path_buf();
+                    return Ok(Some(Ok(LockHandle { _file: file, path })));
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("open", shown, e)),
             }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io("open", shown, e)),
-        }
-        let content = match read_text(path) {
-            Ok(c) => c,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("open", shown, e)),
-        };
-        match parse_pid(&content) {
-            Some(pid) if is_alive(pid) => return Ok(Some(Err(pid))),
-            None if content.trim().is_empty() && is_fresh(path) => {
-                // Its owner has just created it and is about to write its pid.
-                std::thread::sleep(std::time::Duration::from_millis(5));
-                return Ok(None);
+            let content = match read_text(path) {
+                Ok(c) => c,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io("open", shown, e)),
+            };
+            match parse_pid(&content) {
+                Some(pid) if is_alive(pid) => return Ok(Some(Err(pid))),
+                None if content.trim().is_empty() && is_fresh(path) => {
+                    // Its owner has just created it and is about to write its pid.
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    return Ok(None);
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        let _ = fs::remove_file(path);
-        Ok(None)
-    })
+            let _ = fs::remove_file(path);
+            Ok(None)
+        },
+    )
 }
 
 /// Takes a lock file that is also held with `flock` for as long as its holder lives: a crashed
@@ -176,44 +184,50 @@ pub fn try_acquire_flocked(
     dir_display: &str,
     name: &str,
 ) -> Result<std::result::Result<LockHandle, i64>> {
-    settle(dir, dir_display, name, "it keeps being replaced", |path, shown| {
-        let (mut file, created) = match open_lock_file(path, true) {
-            Ok(v) => v,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("open", shown, e)),
-        };
-        if file.try_lock().is_err() {
-            let holder = read_text(path)
-                .ok()
-                .and_then(|c| parse_pid(&c))
-                .unwrap_or(0);
-            return Ok(Some(Err(holder)));
-        }
-        // The file may have been unlinked (released) between our open and our lock.
-        if !still_linked(&file, path) {
-            return Ok(None);
-        }
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut bytes)
-            .map_err(|e| Error::io("read", shown, e))?;
-        let (content, _) = super::fsutil::lossy_text(bytes);
-        // A live pid with no flock behind it: a process of the reference (which only creates the
-        // file) holds it. A dead pid is a holder that crashed. An empty file just created is a
-        // reference process between creating it and writing its pid.
-        match parse_pid(&content) {
-            Some(pid) if is_alive(pid) => return Ok(Some(Err(pid))),
-            None if !created && content.trim().is_empty() && is_fresh(path) => {
-                return Ok(Some(Err(0)));
+    settle(
+        dir,
+        dir_display,
+        name,
+        "it keeps being replaced",
+        |path, shown| {
+            let (mut file, created) = match open_lock_file(path, true) {
+                Ok(v) => v,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io("open", shown, e)),
+            };
+            if file.try_lock().is_err() {
+                let holder = read_text(path)
+                    .ok()
+                    .and_then(|c| parse_pid(&c))
+                    .unwrap_or(0);
+                return Ok(Some(Err(holder)));
             }
-            _ => {}
-        }
-        file.set_len(0)
-            .map_err(|e| Error::io("ftruncate", shown, e))?;
-        std::io::Seek::rewind(&mut file).map_err(|e| Error::io("lseek", shown, e))?;
-        write_pid(&mut file, shown)?;
-        let path = path.to_path_buf();
-        Ok(Some(Ok(LockHandle { _file: file, path })))
-    })
+            // The file may have been unlinked (released) between our open and our lock.
+            if !still_linked(&file, path) {
+                return Ok(None);
+            }
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes)
+                .map_err(|e| Error::io("read", shown, e))?;
+            let (content, _) = super::fsutil::lossy_text(bytes);
+            // A live pid with no flock behind it: a process of the reference (which only creates the
+            // file) holds it. A dead pid is a holder that crashed. An empty file just created is a
+            // reference process between creating it and writing its pid.
+            match parse_pid(&content) {
+                Some(pid) if is_alive(pid) => return Ok(Some(Err(pid))),
+                None if !created && content.trim().is_empty() && is_fresh(path) => {
+                    return Ok(Some(Err(0)));
+                }
+                _ => {}
+            }
+            file.set_len(0)
+                .map_err(|e| Error::io("ftruncate", shown, e))?;
+            std::io::Seek::rewind(&mut file).map_err(|e| Error::io("lseek", shown, e))?;
+            write_pid(&mut file, shown)?;
+            let path = path.to_path_buf();
+            Ok(Some(Ok(LockHandle { _file: file, path })))
+        },
+    )
 }
 
 /// The lock file of a multi-writer agent, in the store directory (beside `.lock` and
@@ -250,36 +264,42 @@ pub fn try_acquire_agent(
     name: &str,
     create: bool,
 ) -> Result<AgentLock> {
-    settle(dir, dir_display, name, "it keeps being replaced", |path, shown| {
-        let (mut file, created) = match open_lock_file(path, create) {
-            Ok(v) => v,
-            Err(e) if e.kind() == ErrorKind::NotFound && create => return Ok(None),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(AgentLock::Absent)),
-            Err(e) => return Err(Error::io("open", shown, e)),
-        };
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let pid = read_text(path).ok().and_then(|c| parse_pid(&c));
-                return Ok(Some(AgentLock::Held(pid.unwrap_or(0))));
+    settle(
+        dir,
+        dir_display,
+        name,
+        "it keeps being replaced",
+        |path, shown| {
+            let (mut file, created) = match open_lock_file(path, create) {
+                Ok(v) => v,
+                Err(e) if e.kind() == ErrorKind::NotFound && create => return Ok(None),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(AgentLock::Absent)),
+                Err(e) => return Err(Error::io("open", shown, e)),
+            };
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let pid = read_text(path).ok().and_then(|c| parse_pid(&c));
+                    return Ok(Some(AgentLock::Held(pid.unwrap_or(0))));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("flock", shown, e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("flock", shown, e)),
-        }
-        // A compaction retiring the agent removes the file while holding it: ours is then gone.
-        if !still_linked(&file, path) {
-            return Ok((!create).then_some(AgentLock::Absent));
-        }
-        if create {
-            file.set_len(0)
-                .map_err(|e| Error::io("ftruncate", shown, e))?;
-            write_pid(&mut file, shown)?;
-        }
-        let handle = LockHandle {
-            _file: file,
-            path: path.to_path_buf(),
-        };
-        Ok(Some(AgentLock::Taken { handle, created }))
-    })
+            // A compaction retiring the agent removes the file while holding it: ours is then gone.
+            if !still_linked(&file, path) {
+                return Ok((!create).then_some(AgentLock::Absent));
+            }
+            if create {
+                file.set_len(0)
+                    .map_err(|e| Error::io("ftruncate", shown, e))?;
+                write_pid(&mut file, shown)?;
+            }
+            let handle = LockHandle {
+                _file: file,
+                path: path.to_path_buf(),
+            };
+            Ok(Some(AgentLock::Taken { handle, created }))
+        },
+    )
 }
 
 /// Whether the open `file` is still the one at `path`.
@@ -353,18 +373,17 @@ mod tests {
         let name = &agent_lock_name("a");
         assert_eq!(agent_of_lock_name(name), Some("a"));
         assert!(matches!(
-            try_acquire_agent(&dir, "d", name, false).unwrap(),
+            try_acquire_agent(dir, "d", name, false).unwrap(),
             AgentLock::Absent
         ));
         assert!(!dir.join(name).exists(), "without create, nothing is made");
-        let AgentLock::Taken { handle, created } =
-            try_acquire_agent(&dir, "d", name, true).unwrap()
+        let AgentLock::Taken { handle, created } = try_acquire_agent(dir, "d", name, true).unwrap()
         else {
             panic!("free")
         };
         assert!(created);
         // Another handle in this very process does not get it: the lock is per open file.
-        match try_acquire_agent(&dir, "d", name, true).unwrap() {
+        match try_acquire_agent(dir, "d", name, true).unwrap() {
             AgentLock::Held(pid) => assert_eq!(pid, i64::from(std::process::id())),
             other => panic!("{other:?}"),
         }
@@ -374,7 +393,7 @@ mod tests {
             "a closed agent keeps its lock file"
         );
         let AgentLock::Taken { handle, created } =
-            try_acquire_agent(&dir, "d", name, false).unwrap()
+            try_acquire_agent(dir, "d", name, false).unwrap()
         else {
             panic!("released")
         };
@@ -384,15 +403,15 @@ mod tests {
             !dir.join(name).exists(),
             "a retired agent's lock file is removed"
         );
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn excludes_live_owner_and_takes_stale_lock() {
         let tmp = test_dir("lock");
         let dir = tmp.path();
-        let h = acquire(&dir, "d").unwrap();
-        let e = acquire(&dir, "d").unwrap_err().to_string();
+        let h = acquire(dir, "d").unwrap();
+        let e = acquire(dir, "d").unwrap_err().to_string();
         assert_eq!(
             e,
             format!(
@@ -402,17 +421,17 @@ mod tests {
         );
         release(h);
         std::fs::write(dir.join(LOCK_FILE), "999999999").unwrap();
-        let h = acquire(&dir, "d").unwrap();
+        let h = acquire(dir, "d").unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join(LOCK_FILE)).unwrap(),
             std::process::id().to_string()
         );
         release(h);
         std::fs::write(dir.join(LOCK_FILE), "junk").unwrap();
-        release(acquire(&dir, "d").unwrap());
+        release(acquire(dir, "d").unwrap());
         assert!(!dir.join(LOCK_FILE).exists());
         std::fs::write(dir.join(LOCK_FILE), [0xff, 0xfe, 0x00, 0x80, b'1']).unwrap();
-        release(acquire(&dir, "d").unwrap());
+        release(acquire(dir, "d").unwrap());
         assert!(
             !dir.join(LOCK_FILE).exists(),
             "bytes that are not UTF-8 are junk too"

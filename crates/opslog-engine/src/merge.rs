@@ -102,7 +102,7 @@ impl MergedOps {
         let read = || {
             backend
                 .read_manifest()?
-                .ok_or_else(|| Error::manifest_gone_on_refresh())
+                .ok_or_else(Error::manifest_gone_on_refresh)
         };
         let mut manifest = read()?;
         loop {

@@ -528,7 +528,8 @@ impl SnapshotStream {
                     // line gives), so the rewrite into canonical form is skipped (it costs the
                     // stream's worker more than reading the file does). Any other line goes
                     // through `record_line::parse`, which also says what is wrong with it.
-                    let usual = record_line::split(line).is_some_and(|(id, data)| out.push_checked(id, data));
+                    let usual = record_line::split(line)
+                        .is_some_and(|(id, data)| out.push_checked(id, data));
                     if usual {
                         continue;
                     }
@@ -652,7 +653,7 @@ mod tests {
         let mut r = Records::default();
         r.set("\"a\"", "{\"x\":1e+21,\"s\":\"\u{2028}\"}").unwrap();
         r.set("\"b\\ud800\"", "{}").unwrap();
-        let (rel, written) = write(&dir, &r, 3.0, true).unwrap();
+        let (rel, written) = write(dir, &r, 3.0, true).unwrap();
         assert_eq!(written.pairs().unwrap(), r.pairs().unwrap());
         assert_eq!(written.held_in_memory(), 0);
         let text = std::fs::read_to_string(dir.join(&rel)).unwrap();
@@ -664,7 +665,7 @@ mod tests {
         );
         assert_eq!(lines[2], r#"{"id":"b\ud800","data":{}}"#);
         assert_eq!(lines[3], "");
-        let (loaded, v) = load(&dir, "d", &rel).unwrap();
+        let (loaded, v) = load(dir, "d", &rel).unwrap();
         assert_eq!(v, 3.0);
         assert_eq!(loaded.pairs().unwrap(), r.pairs().unwrap());
         assert_eq!(
@@ -672,7 +673,7 @@ mod tests {
             0,
             "canonical lines stay in the file"
         );
-        let mut s = SnapshotStream::open(&dir, "d", &rel).unwrap();
+        let mut s = SnapshotStream::open(dir, "d", &rel).unwrap();
         assert_eq!(
             s.next_batch(1).unwrap().unwrap().pairs_text(),
             "[\"a\",{\"x\":1e+21,\"s\":\"\u{2028}\"}]"
@@ -695,7 +696,7 @@ mod tests {
             "{\"id\":\"c\",\"data\":{\"x\":1,}}\n",
         );
         std::fs::write(dir.join("snapshots/s.jsonl"), text).unwrap();
-        let mut s = SnapshotStream::open(&dir, "d", "snapshots/s.jsonl").unwrap();
+        let mut s = SnapshotStream::open(dir, "d", "snapshots/s.jsonl").unwrap();
         assert_eq!(
             s.next_batch(10).unwrap().unwrap().pairs_text(),
             r#"["a",{"x":1.0,"y":-0,"s":"\u0041"},"b",[1]]"#
@@ -718,7 +719,7 @@ mod tests {
             ("snapshots/pretty.json", pretty),
         ] {
             std::fs::write(dir.join(name), text).unwrap();
-            let (r, v) = load(&dir, "d", name).unwrap();
+            let (r, v) = load(dir, "d", name).unwrap();
             assert_eq!(v, 2.0);
             assert_eq!(
                 r.pairs().unwrap(),
@@ -727,7 +728,7 @@ mod tests {
                     ("\"b\"".to_string(), "{\"m\":[1,2]}".to_string())
                 ]
             );
-            let mut s = SnapshotStream::open(&dir, "d", name).unwrap();
+            let mut s = SnapshotStream::open(dir, "d", name).unwrap();
             assert_eq!(
                 s.next_batch(10).unwrap().unwrap().pairs_text(),
                 r#"["a",{"n":1},"b",{"m":[1,2]}]"#
@@ -738,7 +739,7 @@ mod tests {
             r#"{"version":0,"timestamp":"t","records":{}}"#,
         )
         .unwrap();
-        let e = load(&dir, "d", "snapshots/bad.json").unwrap_err();
+        let e = load(dir, "d", "snapshots/bad.json").unwrap_err();
         assert_eq!(
             e.to_string(),
             "Invalid snapshot: version must be a positive finite integer (d/snapshots/bad.json)"
@@ -753,10 +754,10 @@ mod tests {
         let dir = tmp.path();
         let text = r#"{"version":1,"timestamp":"t","records":{"x":{},"10":{},"b":{},"2":{}}}"#;
         std::fs::write(dir.join("snapshots/s.json"), text).unwrap();
-        let (r, _) = load(&dir, "d", "snapshots/s.json").unwrap();
+        let (r, _) = load(dir, "d", "snapshots/s.json").unwrap();
         let ids: Vec<String> = r.pairs().unwrap().into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, ["\"2\"", "\"10\"", "\"x\"", "\"b\""]);
-        let mut s = SnapshotStream::open(&dir, "d", "snapshots/s.json").unwrap();
+        let mut s = SnapshotStream::open(dir, "d", "snapshots/s.json").unwrap();
         assert_eq!(
             s.next_batch(10).unwrap().unwrap().pairs_text(),
             r#"["2",{},"10",{},"x",{},"b",{}]"#
@@ -771,7 +772,9 @@ mod tests {
         let pad = ".".repeat(60);
         let mut text = String::from("{\"version\":2,\"timestamp\":\"t\"}\n");
         for i in 0..n {
-            text.push_str(&format!("{{\"id\":\"r{i}\",\"data\":{{\"i\":{i},\"p\":\"{pad}\"}}}}\n"));
+            text.push_str(&format!(
+                "{{\"id\":\"r{i}\",\"data\":{{\"i\":{i},\"p\":\"{pad}\"}}}}\n"
+            ));
             if i == 10 {
                 text.push('\n');
             }
@@ -782,28 +785,39 @@ mod tests {
         text.push_str("{ \"data\" : {\"late\":1.0}, \"id\":\"late\" }\n");
         text.push_str("{\"id\":\"r5\",\"data\":{\"again\":true}}\n");
         std::fs::write(dir.join("snapshots/s.jsonl"), &text).unwrap();
-        let (loaded, v) = load(&dir, "d", "snapshots/s.jsonl").unwrap();
+        let (loaded, v) = load(dir, "d", "snapshots/s.jsonl").unwrap();
         assert_eq!(v, 2.0);
         let pairs = loaded.pairs().unwrap();
         assert_eq!(pairs.len(), n + 1);
-        assert_eq!(pairs[5], ("\"r5\"".to_string(), "{\"again\":true}".to_string()));
+        assert_eq!(
+            pairs[5],
+            ("\"r5\"".to_string(), "{\"again\":true}".to_string())
+        );
         assert_eq!(pairs[n - 1].0, format!("\"r{}\"", n - 1));
-        assert_eq!(pairs[n], ("\"late\"".to_string(), "{\"late\":1}".to_string()));
+        assert_eq!(
+            pairs[n],
+            ("\"late\"".to_string(), "{\"late\":1}".to_string())
+        );
         assert_eq!(loaded.held_in_memory(), 1);
         // A bad line in the second part: its number counts every line before it.
         text.push_str("{garbage\n");
         std::fs::write(dir.join("snapshots/s.jsonl"), &text).unwrap();
-        let e = load(&dir, "d", "snapshots/s.jsonl").unwrap_err().to_string();
+        let e = load(dir, "d", "snapshots/s.jsonl").unwrap_err().to_string();
         let line = n + 1 + 1 + 2 + 1;
         assert!(
-            e.starts_with(&format!("Corrupt snapshot d/snapshots/s.jsonl: line {line}:")),
+            e.starts_with(&format!(
+                "Corrupt snapshot d/snapshots/s.jsonl: line {line}:"
+            )),
             "{e}"
         );
         // And in the first part: that one is reported.
         let bad = text.replacen("{\"id\":\"r3\",", "{\"id\":3,", 1);
         std::fs::write(dir.join("snapshots/s.jsonl"), bad).unwrap();
-        let e = load(&dir, "d", "snapshots/s.jsonl").unwrap_err().to_string();
-        assert!(e.starts_with("Corrupt snapshot d/snapshots/s.jsonl: line 5:"), "{e}");
+        let e = load(dir, "d", "snapshots/s.jsonl").unwrap_err().to_string();
+        assert!(
+            e.starts_with("Corrupt snapshot d/snapshots/s.jsonl: line 5:"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -815,9 +829,7 @@ mod tests {
             "{\"version\":1,\"timestamp\":\"t\"}\n{\"id\":\"a\",\"data\":{}}\n{garbage\n",
         )
         .unwrap();
-        let e = load(&dir, "d", "snapshots/s.jsonl")
-            .unwrap_err()
-            .to_string();
+        let e = load(dir, "d", "snapshots/s.jsonl").unwrap_err().to_string();
         assert!(
             e.starts_with("Corrupt snapshot d/snapshots/s.jsonl: line 3"),
             "{e}"

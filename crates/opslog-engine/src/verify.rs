@@ -376,15 +376,15 @@ mod tests {
         let dir = tmp("clean");
         let d = dir.path();
         store(
-            &d,
+            d,
             &format!("{HEAD}{{\"id\":\"a\",\"data\":{{}}}}\n"),
             "{\"ts\":\"t\",\"op\":\"set\",\"id\":\"b\",\"prev\":null,\"data\":{}}\n",
         );
-        let v = verify(&d, &Progress::default());
+        let v = verify(d, &Progress::default());
         assert_eq!(v.problems, vec![]);
         assert_eq!(v.warnings.len(), 1, "stats say 0 records: {:?}", v.warnings);
         assert_eq!((v.files, v.records, v.ops, v.unreadable), (3, 1, 1, false));
-        let i = inspect(&d).unwrap();
+        let i = inspect(d).unwrap();
         assert_eq!(i.snapshot.records, Some(1));
         assert_eq!(i.ops.summary.ops, 1);
         assert_eq!(i.unreferenced, vec![]);
@@ -395,11 +395,11 @@ mod tests {
         let dir = tmp("damaged");
         let d = dir.path();
         store(
-            &d,
+            d,
             &format!("{HEAD}{{\"id\":\"a\",\"data\":{{}}}}\nnot json\n{{\"id\":\"\\u0061\",\"data\":1}}\n"),
             "{\"ts\":\"t\",\"op\":\"delete\",\"id\":\"x\",\"prev\":{}}\n{\"ts\":\"t\",\"op\":\"nope\"}\n{\"ts\":\"t\",\"op\":\"se",
         );
-        let v = verify(&d, &Progress::default());
+        let v = verify(d, &Progress::default());
         let at: Vec<(String, Option<u64>)> = v
             .problems
             .iter()
@@ -420,7 +420,7 @@ mod tests {
         assert!(v.problems[3].message.starts_with("torn last line"));
         assert_eq!(v.warnings.len(), 2, "{:?}", v.warnings);
         assert!(!v.unreadable);
-        let i = inspect(&d).unwrap();
+        let i = inspect(d).unwrap();
         assert_eq!((i.ops.summary.malformed, i.ops.summary.torn), (1, true));
     }
 
@@ -428,7 +428,7 @@ mod tests {
     fn missing_and_outside_files_and_no_store() {
         let dir = tmp("missing");
         let d = dir.path();
-        store(&d, HEAD, "");
+        store(d, HEAD, "");
         fs::remove_file(d.join("snapshots/snap-1.jsonl")).unwrap();
         let text = fs::read_to_string(d.join(MANIFEST_FILE)).unwrap();
         fs::write(
@@ -436,7 +436,7 @@ mod tests {
             text.replace("ops/ops-1.jsonl", "../../etc/passwd"),
         )
         .unwrap();
-        let v = verify(&d, &Progress::default());
+        let v = verify(d, &Progress::default());
         assert_eq!(v.problems.len(), 2, "{:?}", v.problems);
         assert!(v.problems[0].message.starts_with("missing"));
         assert_eq!(v.problems[1].file, MANIFEST_FILE);
@@ -447,8 +447,8 @@ mod tests {
         let none = verify(&d.join("nope"), &Progress::default());
         assert!(none.unreadable);
         fs::write(d.join(MANIFEST_FILE), "{").unwrap();
-        let bad = verify(&d, &Progress::default());
+        let bad = verify(d, &Progress::default());
         assert!(!bad.unreadable && bad.problems[0].message.starts_with("Invalid manifest JSON"));
-        assert!(inspect(&d).is_err());
+        assert!(inspect(d).is_err());
     }
 }

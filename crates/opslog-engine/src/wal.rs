@@ -428,7 +428,7 @@ mod tests {
     fn complete_line_without_newline_gets_one() {
         let tmp = test_dir("wal2");
         let dir = tmp.path();
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
         let path = dir.join("ops.jsonl");
         std::fs::write(&path, A).unwrap();
         let r = read(&path).unwrap();
@@ -445,7 +445,7 @@ mod tests {
     fn truncate_last_line_cuts_bytes_not_characters() {
         let tmp = test_dir("wal4");
         let dir = tmp.path();
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
         let path = dir.join("ops.jsonl");
         std::fs::write(&path, "{\"s\":\"ééé😀\"}\n{\"b\":1}\n").unwrap();
         assert!(truncate_last_line(&path).unwrap());
@@ -464,7 +464,7 @@ mod tests {
         let text = format!("{A}\n{B}\n");
         let tmp = test_dir("wal3");
         let dir = tmp.path();
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
         let path = dir.join("ops.jsonl");
         std::fs::write(&path, text).unwrap();
         let mut s = OpStream::new(Box::new(OpReader::open(&path).unwrap()), Some("t1".into()));

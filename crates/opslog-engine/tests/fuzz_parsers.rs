@@ -29,7 +29,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
 
 use engine::archive;
-use engine::batch::OpsBuilder;
+use engine::batch::{OpsBuilder, PairsBuilder};
 use engine::checks;
 use engine::json;
 use engine::manifest::{Manifest, Stats};
@@ -111,7 +111,6 @@ fn scratch(name: &str) -> PathBuf {
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Generators: arbitrary inputs
@@ -506,6 +505,31 @@ fn check_json(input: &[u8]) {
         checks::message("validate", input, &e.0);
         assert!(canonical.is_err(), "canonicalize accepts invalid {text:?}");
     }
+    // Whatever serde_json accepts is valid (the other way round it refuses lone surrogates and
+    // numbers beyond f64, which JavaScript takes), short of the nesting limits.
+    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+        && canon_unless_deep(text).is_some()
+    {
+        assert!(valid.is_ok(), "valid JSON {text:?} refused");
+    }
+    // And what it refuses, this accepts only for what JavaScript takes and serde_json does not.
+    if valid.is_ok() {
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            let e = e.to_string();
+            assert!(
+                [
+                    "surrogate",
+                    "unicode code point",
+                    "number out of range",
+                    "recursion limit"
+                ]
+                .iter()
+                .any(|why| e.contains(why)),
+                "invalid JSON {text:?} accepted (serde_json: {e})"
+            );
+        }
+    }
+    check_push_checked(text, valid.is_ok());
     let _ = json::kind_of(text);
     let _ = json::utf16_len(text);
     let _ = json::object_members(text);
@@ -583,6 +607,54 @@ fn check_json(input: &[u8]) {
             }
         }
     }
+}
+
+/// A record pushed unchecked into a batch is checked as it is shaped: the same verdict as
+/// `json::validate`'s, and the same batch as checking it first.
+fn check_push_checked(text: &str, valid: bool) {
+    let id = "\"id\"";
+    let mut checked = PairsBuilder::new(0);
+    assert_eq!(
+        checked.push_checked(id, text),
+        valid,
+        "push_checked on {text:?}"
+    );
+    if valid {
+        let mut expected = PairsBuilder::new(0);
+        expected.push(id, text);
+        let got = checked.finish().expect("one record");
+        let want = expected.finish().expect("one record");
+        assert_eq!(
+            (got.items, got.strings),
+            (want.items, want.strings),
+            "{text:?}"
+        );
+    }
+}
+
+/// Records as the engine writes them (no whitespace between top-level tokens: the ones shaped),
+/// mutated or not.
+#[test]
+fn fuzz_record_shaping() {
+    let compact = || {
+        prop::collection::vec((object_key(), json_text()), 1..6)
+            .prop_map(|members| render_object(members, ""))
+    };
+    let input = prop_oneof![
+        1 => compact().prop_map(String::into_bytes),
+        4 => (compact(), mutations()).prop_map(|(a, m)| mutate(a.into_bytes(), &m)),
+        // A raw control character is the one flaw a string without escapes can have.
+        2 => (compact(), any::<Index>(), 0u8..0x20).prop_map(|(a, i, c)| {
+            let mut bytes = a.into_bytes();
+            bytes.insert(at(&i, bytes.len()), c);
+            bytes
+        }),
+    ];
+    fuzz("json/record-shaping", input, |input: Vec<u8>| {
+        let text = lossy(&input);
+        check_push_checked(&text, json::validate(&text).is_ok());
+        Ok(())
+    });
 }
 
 #[test]

@@ -92,7 +92,7 @@ fn read_current_manifest(backend: &dyn Backend) -> Result<Manifest> {
 }
 
 fn present(manifest: Option<Manifest>) -> Result<Manifest> {
-    manifest.ok_or_else(|| Error::manifest_gone_on_refresh())
+    manifest.ok_or_else(Error::manifest_gone_on_refresh)
 }
 
 impl Store {
