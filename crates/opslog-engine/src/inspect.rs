@@ -4,13 +4,14 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, ErrorKind};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::archive;
 use super::error::{Error, Result};
 use super::fs_backend::{COMPACT_LOCK_FILE, MANIFEST_FILE};
+use super::lines::{self, Lines};
 use super::lock::{self, LOCK_FILE};
 use super::manifest::Manifest;
 use super::op::Op;
@@ -73,27 +74,22 @@ pub(crate) fn scan_ops(
     progress: &Progress,
     mut each: impl FnMut(OpLine),
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 16, File::open(path)?);
-    let mut buf = Vec::with_capacity(256);
+    let mut lines = Lines::with_capacity(1 << 16, File::open(path)?);
     let mut line = 0u64;
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        progress.add(n as u64);
+    while let Some(bytes) = lines.next_line()? {
+        progress.add(bytes.len() as u64);
         line += 1;
-        let text = String::from_utf8_lossy(&buf);
+        let text = lines::text(bytes);
         let trimmed = text.trim();
         if !trimmed.is_empty() {
             each(OpLine {
                 line,
                 op: Op::parse(trimmed),
-                unterminated: !buf.ends_with(b"\n"),
+                unterminated: !bytes.ends_with(b"\n"),
             });
         }
     }
+    Ok(())
 }
 
 /// One file of the store, as `inspect` reports it.

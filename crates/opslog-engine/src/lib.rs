@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod handover;
 pub mod inspect;
 pub mod json;
+mod lines;
 pub mod lock;
 pub mod manifest;
 pub mod merge;

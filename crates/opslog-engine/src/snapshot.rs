@@ -11,6 +11,7 @@ use super::batch::{Batch, PairsBuilder};
 use super::error::{display_join, Error, Result};
 use super::fsutil;
 use super::json::{self, Kind};
+use super::lines::{self, Lines};
 use super::record_line;
 use super::records::{hash_id, Place, Records, Source};
 use super::time;
@@ -307,24 +308,22 @@ struct Scanned {
 /// what the load needs of them, in order, without touching the records. Reads at offsets, so
 /// that two threads can read the same file.
 fn scan(source: &Source, start: u64, end: u64) -> Result<Scanned> {
-    let mut reader = BufReader::with_capacity(1 << 20, source.reader(start, end));
+    let mut lines = Lines::with_capacity(1 << 20, source.reader(start, end));
     let mut out = Scanned {
         items: Vec::new(),
         lines: 0,
         not_utf8: 0,
         error: None,
     };
-    let mut line = Vec::with_capacity(256);
-    let mut at = start;
     loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Error::io("read", source.shown(), e))?;
-        if read == 0 {
+        let at = start + lines.offset();
+        let Some(line) = lines
+            .next_line()
+            .map_err(|e| Error::io("read", source.shown(), e))?
+        else {
             break;
-        }
-        let raw = line.strip_suffix(b"\n").unwrap_or(&line);
+        };
+        let raw = line.strip_suffix(b"\n").unwrap_or(line);
         let parsed = match std::str::from_utf8(raw) {
             Ok(text) => match usual_line(text).zip(Place::new(at, raw.len())) {
                 Some((id, place)) => {
@@ -351,7 +350,6 @@ fn scan(source: &Source, start: u64, end: u64) -> Result<Scanned> {
             }
         }
         out.lines += 1;
-        at += read as u64;
     }
     Ok(out)
 }
@@ -370,7 +368,7 @@ fn usual_line(line: &str) -> Option<&str> {
 /// `{"id":<string>,"data":<value>}` are taken; anything else ends the stream with an error, and
 /// the caller builds its view from the engine's records instead.
 pub struct RecordPairs {
-    reader: BufReader<File>,
+    lines: Lines<File>,
     shown: String,
 }
 
@@ -383,7 +381,10 @@ impl RecordPairs {
             Form::Jsonl {
                 first_is_record: false,
                 ..
-            } => Ok(RecordPairs { reader, shown }),
+            } => Ok(RecordPairs {
+                lines: Lines::new(reader),
+                shown,
+            }),
             _ => Err(Error::Corrupt(format!(
                 "{shown}: not a JSONL snapshot with a header"
             ))),
@@ -394,17 +395,15 @@ impl RecordPairs {
 impl RecordPairs {
     /// Fills `out` with the next lines, until it is full or the file ends.
     fn fill(&mut self, out: &mut PairsBuilder, max: usize) -> Result<()> {
-        let mut buf = Vec::with_capacity(256);
         while !out.is_full(max) {
-            buf.clear();
-            let read = self
-                .reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| Error::io("read", &self.shown, e))?;
-            if read == 0 {
+            let Some(line) = self
+                .lines
+                .next_line()
+                .map_err(|e| Error::io("read", &self.shown, e))?
+            else {
                 break;
-            }
-            let text = utf8_or_lossy(&buf);
+            };
+            let text = lines::text(line);
             let line = text.trim();
             if line.is_empty() {
                 continue;
@@ -425,15 +424,6 @@ impl super::batch::BatchStream for RecordPairs {
     }
 }
 
-/// A line's text: itself when it is UTF-8 (checked faster than `from_utf8_lossy` checks it),
-/// else with U+FFFD for what is not.
-fn utf8_or_lossy(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(bytes),
-    }
-}
-
 fn reopen(path: &Path, shown: &str) -> Result<File> {
     File::open(path).map_err(|e| Error::io("open", shown, e))
 }
@@ -449,7 +439,7 @@ pub struct SnapshotStream {
 }
 
 enum StreamState {
-    Lines(BufReader<File>),
+    Lines(Lines<File>),
     Buffered(std::vec::IntoIter<(String, String)>),
     Done,
 }
@@ -470,7 +460,7 @@ impl SnapshotStream {
                 Ok(SnapshotStream {
                     shown,
                     deferred: None,
-                    state: StreamState::Lines(reader),
+                    state: StreamState::Lines(Lines::new(reader)),
                     line_no: usize::from(!first_is_record),
                     version,
                 })
@@ -507,18 +497,16 @@ impl SnapshotStream {
                     out.push(&id, &data);
                 }
             }
-            StreamState::Lines(reader) => {
-                let mut buf = Vec::new();
+            StreamState::Lines(lines) => {
                 while !out.is_full(max) {
-                    buf.clear();
-                    let read = reader
-                        .read_until(b'\n', &mut buf)
-                        .map_err(|e| Error::io("read", &self.shown, e))?;
-                    if read == 0 {
+                    let Some(line) = lines
+                        .next_line()
+                        .map_err(|e| Error::io("read", &self.shown, e))?
+                    else {
                         break;
-                    }
+                    };
                     self.line_no += 1;
-                    let line = utf8_or_lossy(&buf);
+                    let line = lines::text(line);
                     let line = line.trim();
                     if line.is_empty() {
                         continue;
@@ -588,9 +576,9 @@ impl RecordLines {
             } => {
                 if first_is_record {
                     reader = BufReader::with_capacity(1 << 16, reopen(path, shown)?);
-                    lines(version, false, StreamState::Lines(reader), 0, 0)
+                    lines(version, false, StreamState::Lines(Lines::new(reader)), 0, 0)
                 } else {
-                    let state = StreamState::Lines(reader);
+                    let state = StreamState::Lines(Lines::new(reader));
                     lines(version, false, state, 1, first_len as u64)
                 }
             }
@@ -611,26 +599,22 @@ impl RecordLines {
         match &mut self.state {
             StreamState::Done => Ok(None),
             StreamState::Buffered(it) => Ok(it.next().map(|pair| (0, Ok(pair)))),
-            StreamState::Lines(reader) => {
-                let mut buf = Vec::with_capacity(256);
-                loop {
-                    buf.clear();
-                    let read = reader
-                        .read_until(b'\n', &mut buf)
-                        .map_err(|e| Error::io("read", &self.shown, e))?;
-                    if read == 0 {
-                        self.state = StreamState::Done;
-                        return Ok(None);
-                    }
-                    self.bytes_read += read as u64;
-                    self.line_no += 1;
-                    let text = String::from_utf8_lossy(&buf);
-                    let line = text.trim();
-                    if !line.is_empty() {
-                        return Ok(Some((self.line_no, record_line::parse_canonical(line))));
-                    }
+            StreamState::Lines(lines) => loop {
+                let Some(line) = lines
+                    .next_line()
+                    .map_err(|e| Error::io("read", &self.shown, e))?
+                else {
+                    self.state = StreamState::Done;
+                    return Ok(None);
+                };
+                self.bytes_read += line.len() as u64;
+                self.line_no += 1;
+                let text = lines::text(line);
+                let line = text.trim();
+                if !line.is_empty() {
+                    return Ok(Some((self.line_no, record_line::parse_canonical(line))));
                 }
-            }
+            },
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Op files (`ops/*.jsonl`): one operation per line, appended; undo truncates.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::batch::{Batch, OpsBuilder};
 use super::error::{Error, Result};
+use super::lines::{self, Lines};
 use super::op::Op;
 
 /// A valid op read from a file, with where its line starts.
@@ -58,7 +59,7 @@ pub fn parse_lines(bytes: &[u8], base: u64) -> ReadResult {
             Some(i) => (start + i, true),
             None => (bytes.len(), false),
         };
-        let text = String::from_utf8_lossy(&bytes[start..end]);
+        let text = lines::text(&bytes[start..end]);
         result.not_utf8 += usize::from(matches!(text, std::borrow::Cow::Owned(_)));
         let line = text.trim();
         if !line.is_empty() {
@@ -282,24 +283,19 @@ fn read_exact_at(mut file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<(
 
 /// The valid ops of a file, read one line at a time (bounded memory); a missing file is empty.
 pub struct OpReader {
-    reader: Option<BufReader<File>>,
+    lines: Option<Lines<File>>,
     shown: String,
-    pos: u64,
 }
 
 impl OpReader {
     pub fn open(path: &Path) -> Result<Self> {
         let shown = path.display().to_string();
-        let reader = match File::open(path) {
-            Ok(f) => Some(BufReader::with_capacity(1 << 16, f)),
+        let lines = match File::open(path) {
+            Ok(f) => Some(Lines::with_capacity(1 << 16, f)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("open", shown, e)),
         };
-        Ok(OpReader {
-            reader,
-            shown,
-            pos: 0,
-        })
+        Ok(OpReader { lines, shown })
     }
 }
 
@@ -307,21 +303,18 @@ impl Iterator for OpReader {
     type Item = Result<LoggedOp>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let reader = self.reader.as_mut()?;
-        let mut buf = Vec::new();
+        let lines = self.lines.as_mut()?;
         loop {
-            buf.clear();
-            let n = match reader.read_until(b'\n', &mut buf) {
-                Ok(n) => n,
+            let pos = lines.offset();
+            let bytes = match lines.next_line() {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => {
+                    self.lines = None;
+                    return None;
+                }
                 Err(e) => return Some(Err(Error::io("read", &self.shown, e))),
             };
-            if n == 0 {
-                self.reader = None;
-                return None;
-            }
-            let pos = self.pos;
-            self.pos += n as u64;
-            let text = String::from_utf8_lossy(&buf);
+            let text = lines::text(bytes);
             let line = text.trim();
             if let Ok(op) = Op::parse(line) {
                 return Some(Ok(LoggedOp {
