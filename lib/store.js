@@ -161,7 +161,7 @@ class Store {
 
   all() {
     this.#ensureOpen();
-    return Array.from(this.#view.decoded().values());
+    return this.#view.values();
   }
 
   entries() {

@@ -2,8 +2,8 @@
 // The record view: the JavaScript Map of decoded records the facade reads synchronously. The
 // engine owns the records (as JSON text); the view mirrors them in the engine's order. After a
 // lazy open (a large snapshot) the view holds only the records read or written since: any other
-// is the engine's, decoded on its first read, and the first visit of them all (`decoded()`)
-// builds the whole Map from the engine's records, in the engine's order.
+// is the engine's, decoded on its first read, and the first visit of them all decodes every
+// record from the engine's, in the engine's order; their Map is then built in the background.
 const path = require("node:path");
 const fsp = require("node:fs/promises");
 const { recordPairsCursor } = require("./native");
@@ -12,6 +12,9 @@ const { ReadAhead, parsePairs, eachPair } = require("./stream");
 
 /** Records per chunk when the engine hands its state to the view (keeps event-loop turns short). */
 const EXPORT_CHUNK = 16384;
+
+/** Records a turn of the event loop adds to the Map while it is built in the background. */
+const INDEX_CHUNK = 16384;
 
 /** Records per worker round trip when the view is read from the snapshot file at open. */
 const VIEW_CHUNK = 8192;
@@ -78,11 +81,20 @@ function applyOps(map, ops) {
 class RecordView {
   /**
    * id -> record, in the engine's order. While `#lazy`, only the records read or written since
-   * the lazy open, in no particular order: the engine has the others.
+   * the lazy open, in no particular order: the engine has the others. While `#pending`, the
+   * first `#indexed` of its records.
    */
   #map = new Map();
   /** The view is partial (a lazy open): records not in the Map are the engine's. */
   #lazy = false;
+  /**
+   * After the first full read of a lazy view: every record, decoded, in the engine's order, as
+   * `{ids, values}`, whose Map is built in the background, a chunk a turn of the event loop;
+   * any other use of the view finishes it first (a Map of a million records costs ~0.6 s to
+   * build, which the full read that decoded them need not wait for). Null when there is none.
+   */
+  #pending = null;
+  #indexed = 0;
   /** `engine()`: the engine, once the writes collected in JavaScript have reached it. */
   #engine;
 
@@ -91,31 +103,38 @@ class RecordView {
   }
 
   get size() {
-    return this.#lazy ? this.#call((engine) => engine.recordCount()) : this.#map.size;
+    if (this.#lazy) return this.#call((engine) => engine.recordCount());
+    return this.#pending === null ? this.#map.size : this.#pending.ids.length;
   }
 
   get(id) {
-    const value = this.#map.get(id);
+    const value = this.#whole().get(id);
     return value === undefined && this.#lazy ? this.#decode(id) : value;
   }
 
   has(id) {
-    if (this.#map.has(id)) return true;
+    if (this.#whole().has(id)) return true;
     return this.#lazy && this.#call((engine) => engine.hasRecord(JSON.stringify(id)));
   }
 
   set(id, value) {
-    this.#map.set(id, value);
+    this.#whole().set(id, value);
   }
 
   delete(id) {
-    this.#map.delete(id);
+    this.#whole().delete(id);
   }
 
   /** The Map with every record decoded (before anything visits them all). Not to be changed. */
   decoded() {
     if (this.#lazy) this.#decodeAll();
-    return this.#map;
+    return this.#whole();
+  }
+
+  /** Every record, in order, as a new array (a first full read does not wait for the Map). */
+  values() {
+    if (this.#lazy) this.#decodeAll();
+    return this.#pending === null ? Array.from(this.#map.values()) : this.#pending.values.slice();
   }
 
   /**
@@ -125,6 +144,7 @@ class RecordView {
    */
   adopt(early, currentSnapshot) {
     if (!early || early.snapshot !== currentSnapshot) return false;
+    this.#pending = null;
     if (early.lazy) {
       this.#map = new Map();
       this.#lazy = true;
@@ -144,6 +164,7 @@ class RecordView {
     const map = this.#map;
     map.clear();
     this.#lazy = false;
+    this.#pending = null;
     for (const items of exportedChunks(this.#engine())) {
       for (let i = 0; i < items.length; i += 2) map.set(items[i], items[i + 1]);
       await new Promise(setImmediate);
@@ -151,28 +172,30 @@ class RecordView {
   }
 
   applyOps(ops) {
-    applyOps(this.#map, ops);
+    applyOps(this.#whole(), ops);
   }
 
   /** Applies `[[id, record|null], ...]` (null: the record is gone). */
   applyEffects(effects) {
+    const map = this.#whole();
     for (const [id, record] of effects) {
-      if (record === null) this.#map.delete(id);
-      else this.#map.set(id, record);
+      if (record === null) map.delete(id);
+      else map.set(id, record);
     }
   }
 
   /** Takes the engine's word for one record (`idText` its id as JSON text). */
   reread(idText) {
+    const map = this.#whole();
     const text = this.#engine().recordText(idText);
-    if (text === null) this.#map.delete(JSON.parse(idText));
-    else this.#map.set(JSON.parse(idText), JSON.parse(text));
+    if (text === null) map.delete(JSON.parse(idText));
+    else map.set(JSON.parse(idText), JSON.parse(text));
   }
 
   /** Puts the records in the order of `ids` (all of the view's). A partial view has no order. */
   reorder(ids) {
     if (this.#lazy) return;
-    const map = this.#map;
+    const map = this.#whole();
     const entries = ids.map((id) => [id, map.get(id)]);
     map.clear();
     for (const [id, record] of entries) map.set(id, record);
@@ -197,21 +220,51 @@ class RecordView {
   }
 
   /**
-   * The whole view, built once from the engine's records in its order: a new Map, each record
-   * as decoded from the engine's text unless the view has it already (read or written since the
-   * open: the same object stays). Inserting into a new Map costs what a look-up in the full one
-   * would, so no Map of placeholders is built first.
+   * The whole view, decoded once from the engine's records in its order, each record as decoded
+   * from the engine's text unless the view has it already (read or written since the open: the
+   * same object stays). The Map is then built in the background (see `#pending`).
    */
   #decodeAll() {
     const known = this.#map;
-    const map = new Map();
-    const fresh = (id, record) => map.set(id, record);
-    // A record read or written since the open stays the same object.
-    const keepKnown = (id, record) => map.set(id, known.get(id) ?? record);
-    const take = (batch) => eachPair(batch, known.size === 0 ? fresh : keepKnown);
-    this.#call((engine) => engine.exportAllRecords(EXPORT_CHUNK, take));
-    this.#map = map;
+    const ids = [];
+    const values = [];
+    const fresh = (id, record) => {
+      ids.push(id);
+      values.push(record);
+    };
+    const keepKnown = (id, record) => {
+      ids.push(id);
+      values.push(known.get(id) ?? record);
+    };
+    this.#call((engine) => engine.exportAllRecords(EXPORT_CHUNK, (batch) => eachPair(batch, known.size === 0 ? fresh : keepKnown)));
+    this.#map = new Map();
     this.#lazy = false;
+    this.#pending = { ids, values };
+    this.#indexed = 0;
+    const pending = this.#pending;
+    const step = () => {
+      if (this.#pending !== pending) return; // finished meanwhile
+      this.#index(INDEX_CHUNK);
+      // (Unreferenced: the Map is only ever needed by this process's own later calls.)
+      if (this.#pending === pending) setImmediate(step).unref();
+    };
+    setImmediate(step).unref();
+  }
+
+  /** Adds up to `n` more of the pending records to the Map; all of them: the view is whole. */
+  #index(n) {
+    const { ids, values } = this.#pending;
+    const map = this.#map;
+    const end = Math.min(ids.length, this.#indexed + n);
+    for (let i = this.#indexed; i < end; i++) map.set(ids[i], values[i]);
+    this.#indexed = end;
+    if (end === ids.length) this.#pending = null;
+  }
+
+  /** The Map, with the records decoded and not indexed yet put in now. */
+  #whole() {
+    if (this.#pending !== null) this.#index(Infinity);
+    return this.#map;
   }
 }
 

@@ -50,6 +50,43 @@ test("lazy open: a record is decoded once; every read hands out the same object"
   assert.equal(s.get("r30"), r30);
 });
 
+test("lazy open: the first all() hands out the records before their Map is built; any other use finishes it", async (t) => {
+  for (const next of ["get", "has", "set", "delete", "entries", "background"]) {
+    const c = await setup(t);
+    const expected = await seeded(c);
+    const ids = expected.map(([id]) => id);
+    const s = await c.open();
+    const all = s.all();
+    assert.deepEqual(all, expected.map(([, r]) => r), next);
+    assert.equal(s.count(), expected.length, `${next}: the count while the Map is built`);
+    if (next === "get") assert.equal(s.get(ids[40]), all[40], "the same object as all()'s");
+    if (next === "has") assert.equal(s.has(ids[41]) && !s.has("r7"), true);
+    if (next === "set") {
+      await s.set(ids[3], { changed: true });
+      await s.set("later", { added: true });
+      const order = [...ids, "later"];
+      assert.deepEqual(s.entries().map(([id]) => id), order, "an update keeps its place, a new id goes last");
+      assert.deepEqual(s.get(ids[3]), { changed: true });
+      assert.equal(s.get(ids[4]), all[4]);
+    }
+    if (next === "delete") {
+      await s.delete(ids[0]);
+      assert.deepEqual(s.entries().map(([id]) => id), ids.slice(1));
+    }
+    if (next === "entries") assert.deepEqual(s.entries(), expected);
+    if (next === "background") {
+      // Enough turns of the event loop for the Map to be built without being asked for.
+      for (let i = 0; i < 20; i++) await new Promise(setImmediate);
+      assert.deepEqual(s.entries(), expected);
+      assert.equal(s.get(ids[10]), all[10]);
+    }
+    const changed = { set: [ids[3]], delete: [ids[0]] }[next] ?? [];
+    const kept = ids.filter((id) => !changed.includes(id));
+    assert.equal(kept.filter((id) => s.get(id) !== all[ids.indexOf(id)]).length, 0, `${next}: the objects all() handed out stay the view's`);
+    await s.close();
+  }
+});
+
 test("lazy open: writes, undo and a batch rollback over records never read", async (t) => {
   const c = await setup(t);
   await seeded(c);
