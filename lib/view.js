@@ -107,22 +107,28 @@ class RecordView {
     return this.#pending === null ? this.#map.size : this.#pending.ids.length;
   }
 
+  // The hot paths check for a pending Map themselves (no call in the common case).
+
   get(id) {
-    const value = this.#whole().get(id);
+    if (this.#pending !== null) this.#index(Infinity);
+    const value = this.#map.get(id);
     return value === undefined && this.#lazy ? this.#decode(id) : value;
   }
 
   has(id) {
-    if (this.#whole().has(id)) return true;
+    if (this.#pending !== null) this.#index(Infinity);
+    if (this.#map.has(id)) return true;
     return this.#lazy && this.#call((engine) => engine.hasRecord(JSON.stringify(id)));
   }
 
   set(id, value) {
-    this.#whole().set(id, value);
+    if (this.#pending !== null) this.#index(Infinity);
+    this.#map.set(id, value);
   }
 
   delete(id) {
-    this.#whole().delete(id);
+    if (this.#pending !== null) this.#index(Infinity);
+    this.#map.delete(id);
   }
 
   /** The Map with every record decoded (before anything visits them all). Not to be changed. */
