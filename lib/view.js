@@ -82,19 +82,19 @@ class RecordView {
   /**
    * id -> record, in the engine's order. While `#lazy`, only the records read or written since
    * the lazy open, in no particular order: the engine has the others. While `#pending`, the
-   * first `#indexed` of its records.
+   * first `indexed` of its records.
    */
   #map = new Map();
   /** The view is partial (a lazy open): records not in the Map are the engine's. */
   #lazy = false;
   /**
    * After the first full read of a lazy view: every record, decoded, in the engine's order, as
-   * `{ids, values}`, whose Map is built in the background, a chunk a turn of the event loop;
-   * any other use of the view finishes it first (a Map of a million records costs ~0.6 s to
-   * build, which the full read that decoded them need not wait for). Null when there is none.
+   * `{ids, values, indexed}` (`indexed`: how many are in the Map so far), whose Map is built in
+   * the background, a chunk a turn of the event loop; any other use of the view finishes it
+   * first (a Map of a million records costs ~0.6 s to build, which the full read that decoded
+   * them need not wait for). Null when there is none.
    */
   #pending = null;
-  #indexed = 0;
   /** `engine()`: the engine, once the writes collected in JavaScript have reached it. */
   #engine;
 
@@ -107,28 +107,22 @@ class RecordView {
     return this.#pending === null ? this.#map.size : this.#pending.ids.length;
   }
 
-  // The hot paths check for a pending Map themselves (no call in the common case).
-
   get(id) {
-    if (this.#pending !== null) this.#index(Infinity);
-    const value = this.#map.get(id);
+    const value = this.#whole().get(id);
     return value === undefined && this.#lazy ? this.#decode(id) : value;
   }
 
   has(id) {
-    if (this.#pending !== null) this.#index(Infinity);
-    if (this.#map.has(id)) return true;
+    if (this.#whole().has(id)) return true;
     return this.#lazy && this.#call((engine) => engine.hasRecord(JSON.stringify(id)));
   }
 
   set(id, value) {
-    if (this.#pending !== null) this.#index(Infinity);
-    this.#map.set(id, value);
+    this.#whole().set(id, value);
   }
 
   delete(id) {
-    if (this.#pending !== null) this.#index(Infinity);
-    this.#map.delete(id);
+    this.#whole().delete(id);
   }
 
   /** The Map with every record decoded (before anything visits them all). Not to be changed. */
@@ -245,9 +239,8 @@ class RecordView {
     this.#call((engine) => engine.exportAllRecords(EXPORT_CHUNK, (batch) => eachPair(batch, known.size === 0 ? fresh : keepKnown)));
     this.#map = new Map();
     this.#lazy = false;
-    this.#pending = { ids, values };
-    this.#indexed = 0;
-    const pending = this.#pending;
+    const pending = { ids, values, indexed: 0 };
+    this.#pending = pending;
     const step = () => {
       if (this.#pending !== pending) return; // finished meanwhile
       this.#index(INDEX_CHUNK);
@@ -259,11 +252,12 @@ class RecordView {
 
   /** Adds up to `n` more of the pending records to the Map; all of them: the view is whole. */
   #index(n) {
-    const { ids, values } = this.#pending;
+    const pending = this.#pending;
+    const { ids, values } = pending;
     const map = this.#map;
-    const end = Math.min(ids.length, this.#indexed + n);
-    for (let i = this.#indexed; i < end; i++) map.set(ids[i], values[i]);
-    this.#indexed = end;
+    const end = Math.min(ids.length, pending.indexed + n);
+    for (let i = pending.indexed; i < end; i++) map.set(ids[i], values[i]);
+    pending.indexed = end;
     if (end === ids.length) this.#pending = null;
   }
 
